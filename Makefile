@@ -1,0 +1,37 @@
+# mailroom — every target sets up what it needs (virtual environment, Pulumi engine) by itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup venv engine test lint demo bench clean
+
+setup: venv engine ## virtual environment + Pulumi engine (idempotent; seconds when done before)
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "mailroom: installing Python dependencies into $(VENV) ..." >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+engine: venv ## the pinned Pulumi CLI + Python language host (built from Go modules if not on PATH)
+	@bash ci/build-pulumi.sh >/dev/null
+
+test: setup ## the whole test suite (what .ci/run runs)
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check infra tests bench
+	$(BIN)/mypy
+
+demo: setup ## the main job on the embedded local tenant
+	$(BIN)/mailroom demo
+
+bench: setup
+	$(BIN)/python bench/validate.py
+
+clean:
+	rm -rf .mailroom

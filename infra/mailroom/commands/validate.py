@@ -1,0 +1,64 @@
+"""`mailroom validate`: every mistake in the file at once, with file, line and field."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mailroom.findings import Finding, Severity
+from mailroom.load import load_desired
+
+EPILOG = """exit codes:
+  0  valid (warnings allowed unless --strict)
+  1  invalid: at least one error (or a warning with --strict)
+  2  usage error
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate", help="check mailboxes.yaml and its includes without touching the tenant",
+        description="Check the mailboxes file (schema, semantics, policy) and report every finding "
+                    "with path:line:column and the field's JSON pointer. Makes no tenant request.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", nargs="?", default="mailboxes.yaml", help="the main file (default: mailboxes.yaml)")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text",
+                   help="text (default), json (a list of findings), github (workflow annotations)")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+    p.set_defaults(func=run)
+
+
+def render_text(findings: list[Finding]) -> str:
+    return "".join(f"{f.file}:{f.line}:{f.column}: {f.severity.value}: {f.message} "
+                   f"[{f.code} at {f.pointer or '/'}]\n" for f in findings)
+
+
+def render_github(findings: list[Finding]) -> str:
+    def esc(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return esc(text).replace(":", "%3A").replace(",", "%2C")
+
+    return "".join(f"::{f.severity.value} file={prop(f.file)},line={f.line},col={f.column},"
+                   f"title={prop(f.code)}::{esc(f.message)} ({f.pointer or '/'})\n" for f in findings)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = load_desired(args.file)
+    findings = result.findings
+    if args.format == "json":
+        sys.stdout.write(json.dumps([f.to_dict() for f in findings], indent=2) + "\n")
+    elif args.format == "github":
+        sys.stdout.write(render_github(findings))
+    else:
+        sys.stdout.write(render_text(findings))
+        errors = sum(f.severity is Severity.ERROR for f in findings)
+        warnings = len(findings) - errors
+        if result.desired is not None and not errors:
+            print(f"{args.file}: valid, {len(result.desired.mailboxes)} mailboxes in "
+                  f"{len(result.desired.files)} file(s), {warnings} warning(s)", file=sys.stderr)
+        else:
+            print(f"{args.file}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 0 if result.ok(strict=args.strict) else 1

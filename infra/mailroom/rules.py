@@ -1,0 +1,157 @@
+"""Semantic rules over the desired model: what the schema cannot say.
+
+Every rule reports through the document that holds the offending value, so
+each finding carries the right file, line and JSON pointer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from mailroom.findings import Finding, Severity
+from mailroom.identity import domain_of, in_domains, is_valid_smtp, local_part, smtp_key
+from mailroom.model import Desired, Mailbox, State
+from mailroom.source import Document
+
+Path = tuple[str | int, ...]
+GRANT_LISTS = ("send_as", "send_on_behalf")
+
+
+class _Ctx:
+    def __init__(self, desired: Desired, docs: Mapping[str, Document]) -> None:
+        self.desired = desired
+        self.docs = docs
+        self.findings: list[Finding] = []
+
+    def report(self, mb: Mailbox, parts: Path, code: str, message: str,
+               severity: Severity = Severity.ERROR) -> None:
+        assert mb.origin is not None
+        doc = self.docs[mb.origin.file]
+        self.findings.append(doc.finding(("mailboxes", mb.origin.index) + parts, code, message, severity))
+
+    def where(self, mb: Mailbox, parts: Path) -> str:
+        assert mb.origin is not None
+        line, _ = self.docs[mb.origin.file].locate(("mailboxes", mb.origin.index) + parts)
+        return f"{mb.origin.file}:{line}"
+
+
+def _people(mb: Mailbox) -> Iterator[tuple[Path, str]]:
+    for j, m in enumerate(mb.members):
+        yield ("members", j) + (("group" if m.is_group else "user",) if _is_object(mb, j) else ()), m.address
+    for name in GRANT_LISTS:
+        for j, addr in enumerate(getattr(mb, name)):
+            yield (name, j), addr
+
+
+def _is_object(mb: Mailbox, j: int) -> bool:
+    m = mb.members[j]
+    return m.is_group or m.automap_explicit
+
+
+def _addresses(mb: Mailbox) -> Iterator[tuple[Path, str]]:
+    yield ("address",), mb.address
+    for j, alias in enumerate(mb.aliases):
+        yield ("aliases", j), alias
+
+
+def check(desired: Desired, docs: Mapping[str, Document]) -> list[Finding]:
+    ctx = _Ctx(desired, docs)
+    seen_address: dict[str, tuple[Mailbox, Path]] = {}
+    seen_alias: dict[str, tuple[Mailbox, Path]] = {}
+    domains = desired.domains
+    for mb in desired.mailboxes:
+        _check_addresses(ctx, mb, domains, seen_address)
+        _check_exchange_alias(ctx, mb, seen_alias)
+        _check_people(ctx, mb)
+        if mb.state is State.PRESENT:
+            _check_policy(ctx, mb)
+            _check_warnings(ctx, mb)
+    return ctx.findings
+
+
+def _check_addresses(ctx: _Ctx, mb: Mailbox, domains: tuple[str, ...],
+                     seen: dict[str, tuple[Mailbox, Path]]) -> None:
+    for parts, addr in _addresses(mb):
+        if not is_valid_smtp(addr):
+            ctx.report(mb, parts, "address-syntax", f"{addr!r} is not a valid SMTP address")
+            continue
+        if domains and not in_domains(addr, domains):
+            ctx.report(mb, parts, "domain-not-accepted",
+                       f"{addr} uses domain {domain_of(addr)!r}, which is not in tenant.domains "
+                       f"({', '.join(domains)})")
+        key = smtp_key(addr)
+        if key in seen:
+            other, other_parts = seen[key]
+            ctx.report(mb, parts, "duplicate-address",
+                       f"{addr} is already used at {ctx.where(other, other_parts)} "
+                       f"(as {'the address' if other_parts == ('address',) else 'an alias'} of "
+                       f"{other.address}); addresses are compared without regard to case")
+        else:
+            seen[key] = (mb, parts)
+
+
+def _check_exchange_alias(ctx: _Ctx, mb: Mailbox, seen: dict[str, tuple[Mailbox, Path]]) -> None:
+    if not is_valid_smtp(mb.address):
+        return
+    alias = local_part(mb.address)
+    if alias in seen:
+        other, _ = seen[alias]
+        if smtp_key(other.address) != mb.key:  # same address is duplicate-address's to report
+            ctx.report(mb, ("address",), "alias-collision",
+                       f"{mb.address} and {other.address} ({ctx.where(other, ('address',))}) would both get "
+                       f"the Exchange alias {alias!r}; Exchange aliases must be unique in the tenant")
+    else:
+        seen[alias] = (mb, ("address",))
+
+
+def _check_people(ctx: _Ctx, mb: Mailbox) -> None:
+    lists: dict[str, dict[str, int]] = {}
+    for parts, addr in _people(mb):
+        if not is_valid_smtp(addr):
+            ctx.report(mb, parts, "address-syntax", f"{addr!r} is not a valid SMTP address")
+            continue
+        seen = lists.setdefault(str(parts[0]), {})
+        key = smtp_key(addr)
+        if key in seen:
+            ctx.report(mb, parts, "duplicate-entry",
+                       f"{addr} is listed twice in {parts[0]} (first as entry {seen[key] + 1})")
+        else:
+            seen[key] = int(parts[1])
+    if mb.owner is not None and not is_valid_smtp(mb.owner):
+        ctx.report(mb, ("owner",), "address-syntax", f"{mb.owner!r} is not a valid SMTP address")
+
+
+def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
+    policy = ctx.desired.policy
+    if policy.require_owner and not mb.owner:
+        ctx.report(mb, (), "owner-required", f"{mb.address} has no `owner`; policy.require_owner is on")
+    if policy.max_members is not None and len(mb.members) > policy.max_members:
+        ctx.report(mb, ("members",), "too-many-members",
+                   f"{mb.address} has {len(mb.members)} members; policy.max_members is {policy.max_members}")
+    if policy.send_as_requires_member:
+        member_keys = {m.key for m in mb.members}
+        for name in GRANT_LISTS:
+            for j, addr in enumerate(getattr(mb, name)):
+                if smtp_key(addr) not in member_keys:
+                    right = "Send As" if name == "send_as" else "Send on Behalf"
+                    ctx.report(mb, (name, j), "send-requires-member",
+                               f"{addr} has {right} on {mb.address} but is not a member; "
+                               "policy.send_as_requires_member is on")
+    if not policy.allow_external_members and ctx.desired.domains:
+        for parts, addr in _people(mb):
+            if is_valid_smtp(addr) and not in_domains(addr, ctx.desired.domains):
+                ctx.report(mb, parts, "external-member",
+                           f"{addr} is outside the tenant's domains; policy.allow_external_members is off")
+
+
+def _check_warnings(ctx: _Ctx, mb: Mailbox) -> None:
+    for j, m in enumerate(mb.members):
+        if m.is_group and m.automap_explicit:
+            ctx.report(mb, ("members", j, "automap"), "automap-on-group",
+                       f"automap on group {m.address} has no effect: Exchange ignores AutoMapping for groups",
+                       Severity.WARNING)
+    if mb.hidden_from_gal and (mb.send_as or mb.send_on_behalf):
+        field = "send_as" if mb.send_as else "send_on_behalf"
+        ctx.report(mb, (field,), "send-rights-hidden",
+                   f"{mb.address} is hidden from the address list, so Outlook desktop users cannot pick it "
+                   "in the From field to use Send As / Send on Behalf", Severity.WARNING)

@@ -1,0 +1,114 @@
+"""JSON Schema checks of a loaded document, with errors turned into located findings."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from mailroom.findings import Finding
+from mailroom.schema_fast import Check, compile_schema
+from mailroom.source import Document
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "mailboxes.schema.json"
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        schema = json.load(fh)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+@cache
+def _fast() -> tuple[Check, Check]:
+    root = _validator().schema
+    return compile_schema(root), compile_schema(root, root["$defs"]["mailbox"])
+
+
+def schema() -> dict[str, Any]:
+    return dict(_validator().schema)
+
+
+def check(doc: Document) -> list[Finding]:
+    """All schema errors of ``doc``; one finding per offending field."""
+    findings: list[Finding] = []
+    validator = _validator()
+    data = doc.data
+    if not isinstance(data, dict):
+        return [doc.finding((), "wrong-type", "expected a mapping with `version` and `mailboxes` at the top")]
+    # Validate mailbox by mailbox: errors stay local and big files stay fast.
+    top = {k: v for k, v in data.items() if k != "mailboxes"}
+    mailboxes = data.get("mailboxes")
+    if mailboxes is not None:
+        top["mailboxes"] = [] if isinstance(mailboxes, list) else mailboxes
+    fast_top, fast_mailbox = _fast()
+    if not fast_top(top):
+        for error in validator.iter_errors(top):
+            findings.extend(_convert(doc, error, ()))
+    if isinstance(mailboxes, list):
+        sub = validator.evolve(schema=validator.schema["$defs"]["mailbox"])
+        for i, mailbox in enumerate(mailboxes):
+            if fast_mailbox(mailbox):
+                continue  # jsonschema only for the rare invalid mailbox, to explain it
+            for error in sub.iter_errors(mailbox):
+                findings.extend(_convert(doc, error, ("mailboxes", i)))
+    return findings
+
+
+def _path(prefix: tuple[str | int, ...], error: ValidationError) -> tuple[str | int, ...]:
+    return prefix + tuple(error.absolute_path)
+
+
+def _convert(doc: Document, error: ValidationError, prefix: tuple[str | int, ...]) -> list[Finding]:
+    path = _path(prefix, error)
+    where = "/".join(str(p) for p in path) or "top level"
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        out = []
+        for extra in extras:
+            hint = difflib.get_close_matches(str(extra), allowed, n=1)
+            suggestion = f"; did you mean `{hint[0]}`?" if hint else f"; allowed: {', '.join(allowed)}"
+            out.append(doc.finding(path + (extra,), "unknown-field", f"unknown field `{extra}`{suggestion}",
+                                   key=True))
+        return out
+    if kind == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
+        return [doc.finding(path, "missing-field", f"`{missing}` is required in {where}")]
+    if kind == "oneOf":  # members: say what shapes are allowed rather than jsonschema's dump
+        return [doc.finding(path, "wrong-type",
+                            f"{where}: expected an address, {{user: ADDRESS, automap: BOOL}} or "
+                            f"{{group: ADDRESS}}; got {_show(error.instance)}")]
+    if kind == "type":
+        return [doc.finding(path, "wrong-type", f"{where}: expected {_types(error.validator_value)}, "
+                                                 f"got {_show(error.instance)}")]
+    if kind in ("enum", "const"):
+        allowed_values = error.validator_value if kind == "enum" else [error.validator_value]
+        return [doc.finding(path, "invalid-value", f"{where}: {_show(error.instance)} is not allowed; "
+                                                    f"use {' or '.join(json.dumps(v) for v in allowed_values)}")]
+    if kind == "if":  # the then-branch of if/then already reported its own error
+        return []
+    return [doc.finding(path, "invalid-value", f"{where}: {error.message}")]
+
+
+def _types(value: Any) -> str:
+    names = {"string": "text", "boolean": "true or false", "integer": "a whole number", "array": "a list",
+             "object": "a mapping"}
+    vals = value if isinstance(value, list) else [value]
+    return " or ".join(names.get(str(v), str(v)) for v in vals)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    if value is None:
+        return "nothing (null)"
+    return json.dumps(value)
