@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from mailroom import __version__
 
 # Order is the order `mailroom --help` lists them in.
-COMMANDS = ("validate", "plan", "apply", "drift", "audit", "tenant", "engine")
+COMMANDS = ("validate", "plan", "apply", "demo", "drift", "audit", "tenant", "engine")
 
 EXIT_CODES = """exit codes:
   0  success / valid / no changes / no drift

@@ -1,0 +1,5 @@
+"""mailroom's Pulumi program (Pulumi.yaml `main: infra/`): one resource per shared mailbox."""
+
+from mailroom.program import declare
+
+declare()

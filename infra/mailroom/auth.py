@@ -1,0 +1,143 @@
+"""Access tokens for Exchange admin REST and Graph.
+
+A real tenant is reached through azure-identity (client secret, certificate, or
+workload identity federation such as GitHub Actions OIDC); the local tenant
+issues its own tokens from its token endpoint. Tokens are cached per scope in
+memory only: they never reach state, logs or the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from mailroom.errors import AuthError, ConfigError
+
+EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+_EARLY_REFRESH = 120  # seconds before expiry a cached token is renewed
+
+
+class TokenSource(Protocol):
+    async def token(self, scope: str) -> str: ...
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scope: str) -> str | None:
+        with self._lock:
+            hit = self._tokens.get(scope)
+        return hit[0] if hit and hit[1] - _EARLY_REFRESH > time.time() else None
+
+    def put(self, scope: str, token: str, expires_at: float) -> None:
+        with self._lock:
+            self._tokens[scope] = (token, expires_at)
+
+
+@dataclass
+class LocalTokenSource:
+    """Client credentials against the local tenant's token endpoint (plain HTTP on loopback)."""
+
+    authority: str  # e.g. http://127.0.0.1:8765
+    tenant: str
+    client_id: str
+    client_secret: str
+
+    def __post_init__(self) -> None:
+        self._cache = _Cache()
+
+    async def token(self, scope: str) -> str:
+        cached = self._cache.get(scope)
+        if cached:
+            return cached
+        url = f"{self.authority.rstrip('/')}/{self.tenant}/oauth2/v2.0/token"
+        form = {"grant_type": "client_credentials", "client_id": self.client_id,
+                "client_secret": self.client_secret, "scope": scope}
+        last: Exception | None = None
+        for attempt in range(5):  # the token endpoint is throttled and faulted like the rest
+            try:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    resp = await client.post(url, data=form)
+            except httpx.TransportError as exc:
+                last = exc
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                last = AuthError(f"token endpoint answered {resp.status_code}")
+                await asyncio.sleep(float(resp.headers.get("Retry-After", 0.2 * 2**attempt)))
+                continue
+            if resp.status_code != 200:
+                raise AuthError(f"token request for {scope} refused: HTTP {resp.status_code} "
+                                f"{resp.json().get('error_description', '') if resp.content else ''}".strip())
+            body = resp.json()
+            self._cache.put(scope, body["access_token"], time.time() + float(body.get("expires_in", 3599)))
+            return str(body["access_token"])
+        raise AuthError(f"token endpoint {url} unavailable: {last}")
+
+
+class AzureTokenSource:
+    """azure-identity credential for a real tenant; its sync API runs in a worker thread."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+        self._cache = _Cache()
+
+    async def token(self, scope: str) -> str:
+        cached = self._cache.get(scope)
+        if cached:
+            return cached
+        try:
+            access = await asyncio.to_thread(self._credential.get_token, scope)
+        except Exception as exc:  # azure-identity raises its own ClientAuthenticationError family
+            raise AuthError(f"could not get a token for {scope}: {type(exc).__name__}: {exc}") from None
+        self._cache.put(scope, access.token, float(access.expires_on))
+        return str(access.token)
+
+
+def azure_credential(mode: str, tenant_id: str, client_id: str, env: Any = os.environ) -> Any:
+    """The azure-identity credential for ``mode``; secrets come from the environment only.
+
+    - ``secret``: AZURE_CLIENT_SECRET
+    - ``certificate``: AZURE_CLIENT_CERTIFICATE_PATH (+ optional AZURE_CLIENT_CERTIFICATE_PASSWORD)
+    - ``workload-identity``: AZURE_FEDERATED_TOKEN_FILE, or GitHub Actions OIDC
+      (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN) exchanged as a client assertion
+    """
+    import azure.identity as identity  # imported here: only real tenants need it
+
+    if mode == "secret":
+        secret = env.get("AZURE_CLIENT_SECRET")
+        if not secret:
+            raise ConfigError("auth mode 'secret' needs AZURE_CLIENT_SECRET in the environment")
+        return identity.ClientSecretCredential(tenant_id, client_id, secret)
+    if mode == "certificate":
+        path = env.get("AZURE_CLIENT_CERTIFICATE_PATH")
+        if not path:
+            raise ConfigError("auth mode 'certificate' needs AZURE_CLIENT_CERTIFICATE_PATH in the environment")
+        return identity.CertificateCredential(tenant_id, client_id, certificate_path=path,
+                                              password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
+    if mode == "workload-identity":
+        if env.get("AZURE_FEDERATED_TOKEN_FILE"):
+            return identity.WorkloadIdentityCredential(tenant_id=tenant_id, client_id=client_id,
+                                                       token_file_path=env["AZURE_FEDERATED_TOKEN_FILE"])
+        if env.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+            return identity.ClientAssertionCredential(tenant_id, client_id, func=lambda: github_oidc_token(env))
+        raise ConfigError("auth mode 'workload-identity' needs AZURE_FEDERATED_TOKEN_FILE or a GitHub Actions "
+                          "job with `permissions: id-token: write`")
+    raise ConfigError(f"unknown auth mode {mode!r}; use secret, certificate or workload-identity")
+
+
+def github_oidc_token(env: Any = os.environ) -> str:
+    """The GitHub Actions OIDC token for Entra's federated credential audience."""
+    url = env["ACTIONS_ID_TOKEN_REQUEST_URL"] + "&audience=api://AzureADTokenExchange"
+    resp = httpx.get(url, headers={"Authorization": f"Bearer {env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"}, timeout=30)
+    resp.raise_for_status()
+    return str(resp.json()["value"])

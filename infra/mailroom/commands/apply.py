@@ -1,0 +1,116 @@
+"""`mailroom apply`: the engine update, behind the mass-removal guard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mailroom.commands.plan import add_common, make_plan
+from mailroom.runner import Invalid, prepare, progress
+
+EPILOG = """exit codes:
+  0  applied (or nothing to do)
+  1  failed: the output says what was and was not applied
+  3  refused: the plan removes more grants or mailboxes than policy.max_removals_per_apply
+     (default 10) and --allow-mass-removal was not given; nothing was changed
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("apply", help="make the tenant match the file",
+                       description="Refresh live state, plan, check the mass-removal guard, then run the Pulumi "
+                                   "engine's update. Every change is recorded in the audit log.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(p)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (CI)")
+    p.add_argument("--allow-mass-removal", action="store_true",
+                   help="apply even when more than policy.max_removals_per_apply grants or mailboxes go")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+class _Progress:
+    """Engine events → one line per mailbox as it finishes; failures kept for the summary."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.failed: dict[str, str] = {}
+        self.ok: list[str] = []
+        self.messages: list[str] = []
+
+    def __call__(self, event: Any) -> None:
+        out = getattr(event, "res_outputs_event", None)
+        if out is not None and out.metadata.type.endswith("mailroom:SharedMailbox"):
+            op = getattr(out.metadata.op, "value", str(out.metadata.op))
+            name = out.metadata.urn.rsplit("::", 1)[-1]
+            if op != "same":
+                self.done += 1
+                self.ok.append(name)
+                progress(f"  [{self.done}] {name}: {op} done")
+        failed = getattr(event, "res_op_failed_event", None)
+        if failed is not None:
+            name = failed.metadata.urn.rsplit("::", 1)[-1]
+            self.failed[name] = "failed"
+        diag = getattr(event, "diagnostic_event", None)
+        if diag is not None and diag.severity == "error" and diag.urn:
+            name = diag.urn.rsplit("::", 1)[-1]
+            self.failed[name] = diag.message.strip().splitlines()[-1] if diag.message.strip() else "failed"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        prepared = prepare(args.file, args.stack)
+    except Invalid as exc:
+        sys.stdout.write(str(exc))
+        print(f"{args.file}: invalid; nothing was applied", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"mailroom apply: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    log = prepared.audit_log()
+    try:
+        plan = make_plan(prepared, refresh=True)
+    except Exception as exc:
+        print(f"mailroom apply: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(plan.render_text())
+    limit = prepared.desired.policy.max_removals_per_apply
+    if len(plan.removals) > limit and not args.allow_mass_removal:
+        print(f"mailroom apply: refused: the plan removes {len(plan.removals)} grants or mailboxes, more than "
+              f"policy.max_removals_per_apply ({limit}). If that is intended, run again with "
+              "--allow-mass-removal. Nothing was changed.", file=sys.stderr)
+        log.start_run(detail="apply", context={"file": str(prepared.file)})
+        log.end_run("refused", {"removals": len(plan.removals), "limit": limit})
+        return 3
+    if not plan.has_changes:
+        print("mailroom apply: nothing to do", file=sys.stderr)
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("mailroom apply: not a terminal; pass --yes to apply without confirmation", file=sys.stderr)
+            return 1
+        if input("Apply these changes? [y/N] ").strip().casefold() not in ("y", "yes"):
+            print("mailroom apply: cancelled; nothing was changed", file=sys.stderr)
+            return 1
+    log.start_run(detail="apply", context={"file": str(prepared.file), "changes": len(plan.changes)})
+    tracker = _Progress(len(plan.mailboxes))
+    progress(f"mailroom: applying {len(plan.changes)} change(s) to stack {prepared.stack}")
+    try:
+        prepared.engine().up(tracker, refresh=True)
+        result = "ok"
+    except Exception as exc:
+        result = "failed"
+        print(f"mailroom apply: {type(exc).__name__}: the engine reported a failure", file=sys.stderr)
+    summary = {"applied": tracker.ok, "failed": tracker.failed}
+    log.end_run(result, summary)
+    if args.json:
+        import json
+
+        print(json.dumps({"result": result, **summary}, indent=2))
+    else:
+        for name in tracker.ok:
+            print(f"{name}: applied")
+        for name, why in tracker.failed.items():
+            print(f"{name}: FAILED: {why}")
+    return 0 if result == "ok" and not tracker.failed else 1

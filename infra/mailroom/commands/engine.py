@@ -1,0 +1,27 @@
+"""`mailroom engine`: set up and show the Pulumi engine mailroom runs."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+
+from mailroom.engine import pulumi_bin_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("engine", help="make sure the Pulumi engine is installed and show its version",
+                       description="Find the pinned Pulumi CLI on PATH, or build it from Go modules into the "
+                                   "cache (minutes, once), and print where it is and its version.",
+                       epilog="exit codes: 0 available, 1 not available")
+    p.set_defaults(func=run)
+
+
+def run(_args: argparse.Namespace) -> int:
+    try:
+        bin_dir = pulumi_bin_dir()
+    except Exception as exc:
+        print(f"mailroom engine: {exc}")
+        return 1
+    version = subprocess.run([str(bin_dir / "pulumi"), "version"], capture_output=True, text=True, check=False)
+    print(f"{bin_dir}\npulumi {version.stdout.strip()}")
+    return 0 if version.returncode == 0 else 1

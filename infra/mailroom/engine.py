@@ -1,0 +1,122 @@
+"""The one place that decides how mailroom runs the Pulumi engine.
+
+Stack, backend, secrets provider, PULUMI_HOME and the environment of the
+engine (and so of the dynamic provider process) are decided here; every
+command runs the real engine through the Automation API with these settings:
+
+- the engine binary comes from ``ci/build-pulumi.sh`` (a pinned official
+  install on PATH, or the build from Go modules cached outside the clone);
+- no update check, ``PULUMI_HOME`` in the cache, and no plugin downloads;
+- the file backend under ``.mailroom/state/`` unless ``PULUMI_BACKEND_URL``
+  names another backend;
+- the passphrase secrets provider; its passphrase comes from
+  ``PULUMI_CONFIG_PASSPHRASE``; only the embedded ``local`` stack falls back to
+  the documented fixed value ``LOCAL_PASSPHRASE``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mailroom.errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+LOCAL_STACK = "local"
+LOCAL_PASSPHRASE = "mailroom-local-stack"  # only for the embedded local tenant; documented in README
+EventCallback = Callable[[Any], None]
+
+
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    base = env.get("MAILROOM_CACHE") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                                       "mailroom")
+    return Path(base)
+
+
+@cache
+def pulumi_bin_dir() -> Path:
+    """Directory holding ``pulumi`` and its Python language host; builds them on first use."""
+    script = PROJECT_DIR / "ci" / "build-pulumi.sh"
+    proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise ConfigError("no Pulumi engine available (see the messages above); install Pulumi from "
+                          "https://www.pulumi.com/docs/install/ and put it on PATH, or run `make setup`")
+    return Path(lines[-1])
+
+
+@dataclass
+class EngineSettings:
+    stack: str
+    project_dir: Path = PROJECT_DIR
+    env: dict[str, str] = field(default_factory=dict)  # extra variables for the engine and providers
+
+    def backend_url(self) -> str:
+        return os.environ.get("PULUMI_BACKEND_URL") or (self.project_dir / ".mailroom" / "state").as_uri()
+
+    def passphrase(self) -> str:
+        value = os.environ.get("PULUMI_CONFIG_PASSPHRASE")
+        if value is not None:
+            return value
+        if self.stack == LOCAL_STACK:
+            return LOCAL_PASSPHRASE
+        raise ConfigError(f"stack {self.stack!r} needs PULUMI_CONFIG_PASSPHRASE (its secrets provider is passphrase)")
+
+    def environment(self) -> dict[str, str]:
+        bin_dir = pulumi_bin_dir()
+        home = cache_dir() / "pulumi-home"
+        home.mkdir(parents=True, exist_ok=True)
+        if self.backend_url().startswith("file://"):
+            (self.project_dir / ".mailroom" / "state").mkdir(parents=True, exist_ok=True)
+        venv_bin = str(Path(sys.executable).parent)
+        return {
+            "PATH": os.pathsep.join([str(bin_dir), venv_bin, os.environ.get("PATH", "")]),
+            "PULUMI_HOME": str(home),
+            "PULUMI_BACKEND_URL": self.backend_url(),
+            "PULUMI_CONFIG_PASSPHRASE": self.passphrase(),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "PULUMI_RUNTIME_VIRTUALENV": str(Path(sys.executable).parents[1]),
+            **self.env,
+        }
+
+
+class Engine:
+    """preview / up / refresh-preview / destroy of one stack, with engine events passed to a callback."""
+
+    def __init__(self, settings: EngineSettings, work_dir: Path | None = None) -> None:
+        from pulumi import automation as auto
+
+        self.settings = settings
+        env = settings.environment()
+        bin_dir = pulumi_bin_dir()
+        command = auto.PulumiCommand(root=str(bin_dir.parent), skip_version_check=True)
+        opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir or settings.project_dir), env_vars=env,
+                                          pulumi_home=env["PULUMI_HOME"], secrets_provider="passphrase",
+                                          pulumi_command=command)
+        # The Automation API reads some variables from our own process too (backend, passphrase).
+        os.environ.update({k: v for k, v in env.items() if k.startswith("PULUMI_")})
+        self.stack = auto.create_or_select_stack(settings.stack, work_dir=str(work_dir or settings.project_dir),
+                                                 opts=opts)
+
+    def preview(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
+        return self.stack.preview(on_event=on_event, refresh=refresh, diff=False, color="never")
+
+    def up(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
+        return self.stack.up(on_event=on_event, refresh=refresh, color="never")
+
+    def refresh_preview(self, on_event: EventCallback | None = None) -> Any:
+        return self.stack.preview_refresh(on_event=on_event, color="never")
+
+    def destroy(self, on_event: EventCallback | None = None) -> Any:
+        return self.stack.destroy(on_event=on_event, color="never")
+
+    def export(self) -> dict[str, Any]:
+        return dict(self.stack.export_stack().deployment or {})

@@ -1,0 +1,130 @@
+"""Microsoft Graph through msgraph-sdk: users, accountEnabled, mailboxSettings, directory audits.
+
+The SDK keeps its own middleware (retry on 429/503/504 honouring Retry-After);
+mailroom adds a token provider that serves tokens from its TokenSource and
+points the adapter at the configured base URL (the real Graph or the local
+tenant). msgraph-sdk is imported lazily: it takes a second to import and
+validate never needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from mailroom.auth import GRAPH_SCOPE, TokenSource
+from mailroom.errors import GraphError
+
+USER_FIELDS = ["id", "userPrincipalName", "displayName", "mail", "accountEnabled", "proxyAddresses", "userType"]
+
+
+def _token_provider(tokens: TokenSource, host: str) -> Any:
+    from kiota_abstractions.authentication import AccessTokenProvider, AllowedHostsValidator
+
+    class _Provider(AccessTokenProvider):
+        def __init__(self) -> None:
+            self._hosts = AllowedHostsValidator([host])
+
+        async def get_authorization_token(self, uri: str, additional_authentication_context: Any = None) -> str:
+            return await tokens.token(GRAPH_SCOPE) if self._hosts.is_url_host_valid(uri) else ""
+
+        def get_allowed_hosts_validator(self) -> Any:
+            return self._hosts
+
+    return _Provider()
+
+
+class GraphClient:
+    def __init__(self, base_url: str, tokens: TokenSource) -> None:
+        from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
+        from msgraph import GraphRequestAdapter, GraphServiceClient
+
+        self.base_url = base_url.rstrip("/")
+        host = urlsplit(self.base_url).hostname or ""
+        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(_token_provider(tokens, host)))
+        adapter.base_url = self.base_url  # before the client is built: .batch reads it once
+        self.client = GraphServiceClient(request_adapter=adapter)
+        self.requests = 0
+
+    async def _call(self, operation: str, coro: Any) -> Any:
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        self.requests += 1
+        try:
+            return await coro
+        except ODataError as exc:
+            err = exc.error
+            raise GraphError(operation, int(exc.response_status_code or 0), str(getattr(err, "code", "") or ""),
+                             str(getattr(err, "message", "") or "")) from None
+
+    async def get_user(self, user_id: str) -> dict[str, Any] | None:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+        qp = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_FIELDS)
+        try:
+            user = await self._call(f"GET /users/{user_id}", self.client.users.by_user_id(user_id).get(
+                request_configuration=RequestConfiguration(query_parameters=qp)))
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _user(user)
+
+    async def set_account_enabled(self, user_id: str, enabled: bool) -> None:
+        from msgraph.generated.models.user import User
+
+        await self._call(f"PATCH /users/{user_id}", self.client.users.by_user_id(user_id).patch(
+            User(account_enabled=enabled)))
+
+    async def list_users(self, filter_: str | None = None) -> list[dict[str, Any]]:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+        qp = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=USER_FIELDS, top=999, filter=filter_,
+                                                                       count=True if filter_ else None)
+        cfg = RequestConfiguration(query_parameters=qp)
+        if filter_:
+            cfg.headers.add("ConsistencyLevel", "eventual")
+        page = await self._call("GET /users", self.client.users.get(request_configuration=cfg))
+        users: list[dict[str, Any]] = []
+        while page is not None:
+            users.extend(_user(u) for u in page.value or [])
+            if not page.odata_next_link:
+                break
+            page = await self._call("GET /users (next page)",
+                                    self.client.users.with_url(page.odata_next_link).get())
+        return users
+
+    async def user_purpose(self, user_id: str) -> str | None:
+        settings = await self._call(f"GET /users/{user_id}/mailboxSettings",
+                                    self.client.users.by_user_id(user_id).mailbox_settings.get())
+        purpose = getattr(settings, "user_purpose", None)
+        return str(getattr(purpose, "value", purpose)) if purpose is not None else None
+
+    async def directory_audits(self, filter_: str | None = None) -> list[dict[str, Any]]:
+        """Raw JSON of ``/auditLogs/directoryAudits`` (who changed accountEnabled, and when)."""
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        url = "{+baseurl}/auditLogs/directoryAudits"
+        if filter_:
+            from urllib.parse import quote
+            url += "?$filter=" + quote(filter_, safe="")
+        out: list[dict[str, Any]] = []
+        while url:
+            ri = RequestInformation(Method.GET, url)
+            ri.headers.add("Accept", "application/json")
+            raw = await self._call("GET /auditLogs/directoryAudits",
+                                   self.client.request_adapter.send_primitive_async(ri, "bytes", {}))
+            data = json.loads(raw or b"{}")
+            out.extend(data.get("value") or [])
+            url = data.get("@odata.nextLink") or ""
+        return out
+
+
+def _user(user: Any) -> dict[str, Any]:
+    return {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
+            "mail": user.mail, "accountEnabled": user.account_enabled,
+            "proxyAddresses": list(user.proxy_addresses or []), "userType": user.user_type}

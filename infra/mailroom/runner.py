@@ -1,0 +1,81 @@
+"""What plan, apply and drift share: validate first, then the tenant, then the engine.
+
+The order matters: an invalid file stops the run before the local tenant is
+started or any tenant request is made.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mailroom.commands.validate import render_text
+from mailroom.engine import Engine, EngineSettings
+from mailroom.load import LoadResult, load_desired
+from mailroom.model import Desired
+from mailroom.stacks import tenant_config
+from mailroom.tenant import ENV_VAR, TenantConfig
+
+
+class Invalid(Exception):
+    def __init__(self, result: LoadResult) -> None:
+        super().__init__(render_text(result.findings))
+        self.result = result
+
+
+@dataclass
+class Run:
+    file: Path
+    stack: str
+    desired: Desired
+    tenant: TenantConfig
+    run_id: str
+    audit_path: str | None
+    project_dir: Path
+
+    def engine(self) -> Engine:
+        env = {
+            ENV_VAR: self.tenant.to_json(),
+            "MAILROOM_FILE": str(self.file),
+            "MAILROOM_STACK": self.stack,
+            "MAILROOM_RUN_ID": self.run_id,
+        }
+        if self.audit_path:
+            env["MAILROOM_AUDIT_LOG"] = self.audit_path
+        return Engine(EngineSettings(self.stack, self.project_dir, env))
+
+    def audit_log(self) -> Any:
+        from mailroom.audit import AuditLog
+
+        return AuditLog(self.audit_path, stack=self.stack, run_id=self.run_id)
+
+
+def prepare(file: str, stack: str, *, audit_path: str | None = None) -> Run:
+    """Validate ``file`` (raises Invalid, having touched nothing), then resolve the stack's tenant."""
+    result = load_desired(file)
+    if result.desired is None or result.errors:
+        raise Invalid(result)
+    path = Path(file).resolve()
+    project_dir = _project_dir(path)
+    audit = audit_path or os.environ.get("MAILROOM_AUDIT_LOG") or str(project_dir / ".mailroom" / "audit.jsonl")
+    return Run(path, stack, result.desired, tenant_config(project_dir, stack), uuid.uuid4().hex[:12], audit,
+               project_dir)
+
+
+def _project_dir(file: Path) -> Path:
+    """The directory holding Pulumi.yaml: the file's own, or mailroom's project."""
+    for parent in [file.parent, *file.parents]:
+        if (parent / "Pulumi.yaml").exists():
+            return parent
+    from mailroom.engine import PROJECT_DIR
+
+    return PROJECT_DIR
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr (a terminal sees it as it happens)."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,74 @@
+"""MailboxSpec: the one comparable shape of a shared mailbox.
+
+Desired (from the file) and live (read from the tenant, people already mapped
+to the addresses the file uses for them) are both MailboxSpecs; they are also
+the Pulumi resource's inputs and outputs, so the engine's state, the plan,
+drift and import speak the same language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mailroom.model import Mailbox
+
+
+@dataclass(frozen=True)
+class Grant:
+    address: str
+    automap: bool = True
+
+
+@dataclass(frozen=True)
+class MailboxSpec:
+    address: str
+    display_name: str = ""
+    aliases: tuple[str, ...] = ()
+    members: tuple[Grant, ...] = ()
+    send_as: tuple[str, ...] = ()
+    send_on_behalf: tuple[str, ...] = ()
+    hidden_from_gal: bool = False
+    copy_send_as: bool = True
+    copy_send_on_behalf: bool = True
+    audit_enabled: bool = True
+    sign_in_blocked: bool = True
+    state: str = "present"
+    # Accepted domains: which addresses of the mailbox are the file's to manage.
+    domains: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_props(self) -> dict[str, Any]:
+        props = asdict(self)
+        props["members"] = [{"address": g.address, "automap": g.automap} for g in self.members]
+        for key in ("aliases", "send_as", "send_on_behalf", "domains"):
+            props[key] = list(props[key])
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, Any]) -> MailboxSpec:
+        return cls(
+            address=str(props["address"]),
+            display_name=str(props.get("display_name") or ""),
+            aliases=tuple(props.get("aliases") or ()),
+            members=tuple(Grant(str(m["address"]), bool(m.get("automap", True))) for m in props.get("members") or ()),
+            send_as=tuple(props.get("send_as") or ()),
+            send_on_behalf=tuple(props.get("send_on_behalf") or ()),
+            hidden_from_gal=bool(props.get("hidden_from_gal", False)),
+            copy_send_as=bool(props.get("copy_send_as", True)),
+            copy_send_on_behalf=bool(props.get("copy_send_on_behalf", True)),
+            audit_enabled=bool(props.get("audit_enabled", True)),
+            sign_in_blocked=bool(props.get("sign_in_blocked", True)),
+            state=str(props.get("state") or "present"),
+            domains=tuple(props.get("domains") or ()),
+        )
+
+    @classmethod
+    def from_model(cls, mb: Mailbox, domains: tuple[str, ...]) -> MailboxSpec:
+        return cls(
+            address=mb.address, display_name=mb.display_name, aliases=mb.aliases,
+            members=tuple(Grant(m.address, m.automap) for m in mb.members),
+            send_as=mb.send_as, send_on_behalf=mb.send_on_behalf, hidden_from_gal=mb.hidden_from_gal,
+            copy_send_as=mb.sent_items.copy_send_as, copy_send_on_behalf=mb.sent_items.copy_send_on_behalf,
+            audit_enabled=mb.audit_enabled, sign_in_blocked=mb.sign_in_blocked, state=mb.state.value,
+            domains=domains,
+        )
