@@ -68,7 +68,20 @@ class EngineSettings:
             return LOCAL_PASSPHRASE
         raise ConfigError(f"stack {self.stack!r} needs PULUMI_CONFIG_PASSPHRASE (its secrets provider is passphrase)")
 
+    def link_program_venv(self) -> None:
+        """Give the program directory (``main: infra/``) the project's virtualenv.
+
+        The language host resolves Pulumi.yaml's ``virtualenv: .venv`` against the
+        project root, but the engine starts the dynamic-provider plugin script in
+        the program directory, and that script resolves the same relative path
+        against its own working directory. A link makes both find one venv.
+        """
+        link = self.project_dir / "infra" / ".venv"
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(Path("..") / ".venv")
+
     def environment(self) -> dict[str, str]:
+        self.link_program_venv()
         bin_dir = pulumi_bin_dir()
         home = cache_dir() / "pulumi-home"
         home.mkdir(parents=True, exist_ok=True)
@@ -83,7 +96,6 @@ class EngineSettings:
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-            "PULUMI_RUNTIME_VIRTUALENV": str(Path(sys.executable).parents[1]),
             **self.env,
         }
 

@@ -1,0 +1,217 @@
+"""Drift: the live tenant against the file, for every managed mailbox, in one bulk scan.
+
+The scan reads every shared mailbox in pages, every Send As grant tenant-wide
+in one paged call, Full Access per mailbox through ``$batch`` (10 a request)
+under adaptive concurrency, all recipients and all users' sign-in state in
+pages. A mailbox that could not be read is an error finding, never "clean".
+Findings come from ``mailroom.compare`` (the same comparison apply uses) plus
+what only a scan sees: unmanaged shared mailboxes and stale access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mailroom.compare import Change, changes
+from mailroom.exchange import CmdletResult
+from mailroom.identity import smtp_key
+from mailroom.live import LiveMailbox, live_spec
+from mailroom.model import Desired, State
+from mailroom.spec import MailboxSpec
+from mailroom.tenant import Tenant
+
+# kind → what it means to a reader
+KINDS = {
+    "missing_grant": "in the file, not in the tenant",
+    "extra_grant": "in the tenant, not in the file (unmanaged access)",
+    "changed_setting": "setting differs from the file",
+    "mailbox_missing": "managed mailbox no longer exists",
+    "mailbox_not_deleted": "file says absent, mailbox still exists",
+    "unmanaged_mailbox": "shared mailbox the file does not manage",
+    "stale_access": "access held by a disabled or deleted account",
+    "scan_error": "could not be read: not checked",
+}
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class DriftFinding:
+    kind: str
+    mailbox: str
+    right: str | None = None
+    subject: str | None = None
+    expected: Any = None
+    actual: Any = None
+    detail: str = ""
+    first_seen: str = ""
+    last_seen: str = ""
+    changed_by: str | None = None
+    changed_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "|".join([self.kind, smtp_key(self.mailbox), self.right or "", smtp_key(self.subject or "")])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        what = {"missing_grant": "missing", "extra_grant": "extra", "changed_setting": "changed"}.get(self.kind,
+                                                                                                       self.kind)
+        parts = [f"{self.mailbox}  {what}"]
+        if self.right:
+            parts.append(self.right)
+        if self.subject:
+            parts.append(self.subject)
+        if self.kind == "changed_setting" and self.subject is None:
+            parts.append(f"{self.expected!r} in file, {self.actual!r} in tenant")
+        if self.detail:
+            parts.append(f"({self.detail})")
+        if self.changed_by:
+            parts.append(f"— by {self.changed_by} at {self.changed_at}")
+        return "  ".join(parts)
+
+
+@dataclass
+class ScanResult:
+    live: dict[str, LiveMailbox] = field(default_factory=dict)  # managed mailbox key → live
+    unmanaged: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    disabled: set[str] = field(default_factory=set)  # object ids of accounts with sign-in disabled
+    exchange_requests: int = 0
+    graph_requests: int = 0
+
+
+async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None) -> ScanResult:
+    result = ScanResult()
+    managed = {mb.key: mb for mb in desired.mailboxes}
+    ex = tenant.exchange
+    mailboxes, send_as, _ = await asyncio.gather(ex.list_shared_mailboxes(), ex.recipient_permissions(),
+                                                 tenant.directory.preload())
+    users = await tenant.graph.list_users()
+    result.disabled = {str(u["id"]) for u in users if u.get("accountEnabled") is False}
+    enabled = {str(u["id"]): bool(u.get("accountEnabled")) for u in users}
+    rows_by_key: dict[str, dict[str, Any]] = {}
+    for row in mailboxes:
+        key = smtp_key(str(row.get("PrimarySmtpAddress") or ""))
+        if key in managed:
+            rows_by_key[key] = row
+        else:
+            result.unmanaged.append(row)
+    send_as_by_mailbox: dict[str, list[dict[str, Any]]] = {}
+    for row in send_as:
+        recipient = tenant.directory.lookup(str(row.get("Identity") or ""))
+        owner = smtp_key(recipient.primary_smtp) if recipient else smtp_key(str(row.get("Identity") or ""))
+        send_as_by_mailbox.setdefault(owner, []).append(row)
+    keys = sorted(rows_by_key)
+    done = 0
+    for start in range(0, len(keys), 500):  # progress ticks per 500 mailboxes; batches run concurrently
+        chunk = keys[start:start + 500]
+        answers = await ex.batch([("Get-MailboxPermission", {"Identity": str(rows_by_key[k].get("Guid") or k)})
+                                  for k in chunk])
+        for key, answer in zip(chunk, answers, strict=True):
+            mb = managed[key]
+            if not isinstance(answer, CmdletResult):
+                result.errors[mb.address] = str(answer)
+                continue
+            spec = MailboxSpec.from_model(mb, desired.domains)
+            people = [g.address for g in spec.members] + list(spec.send_as) + list(spec.send_on_behalf)
+            row = rows_by_key[key]
+            result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
+                                         enabled.get(str(row.get("ExternalDirectoryObjectId"))),
+                                         tenant.directory, tenant.directory.written_by_id(people), desired.domains)
+        done += len(chunk)
+        if progress:
+            progress(done, len(keys))
+    result.exchange_requests = tenant.transport.stats.requests
+    result.graph_requests = tenant.graph.requests
+    return result
+
+
+def findings(desired: Desired, result: ScanResult, directory: Any) -> list[DriftFinding]:
+    out: list[DriftFinding] = []
+    for mb in desired.mailboxes:
+        spec = MailboxSpec.from_model(mb, desired.domains)
+        if mb.address in result.errors:
+            out.append(DriftFinding("scan_error", mb.address, detail=result.errors[mb.address]))
+            continue
+        live = result.live.get(mb.key)
+        if mb.state is State.ABSENT:
+            if live is not None:
+                out.append(DriftFinding("mailbox_not_deleted", mb.address, "mailbox"))
+            continue
+        if live is None:
+            out.append(DriftFinding("mailbox_missing", mb.address, "mailbox"))
+            continue
+        out += [_from_change(c) for c in changes(spec, live.spec)]
+        out += _stale(mb.address, live, result.disabled, directory)
+    for row in result.unmanaged:
+        out.append(DriftFinding("unmanaged_mailbox", str(row.get("PrimarySmtpAddress")), "mailbox",
+                                detail=str(row.get("DisplayName") or "")))
+    return out
+
+
+def _from_change(c: Change) -> DriftFinding:
+    if c.op == "add":
+        return DriftFinding("missing_grant" if c.right != "alias" else "changed_setting", c.mailbox, c.right,
+                            c.subject, expected=True if c.after is None else c.after, actual=None)
+    if c.op == "remove":
+        return DriftFinding("extra_grant" if c.right != "alias" else "changed_setting", c.mailbox, c.right,
+                            c.subject, expected=None, actual=True if c.before is None else c.before)
+    return DriftFinding("changed_setting", c.mailbox, c.right, c.subject, expected=c.after, actual=c.before)
+
+
+def _stale(mailbox: str, live: LiveMailbox, disabled: set[str], directory: Any) -> list[DriftFinding]:
+    out = []
+    grants = [("member", g.address) for g in live.spec.members] + [("send_as", a) for a in live.spec.send_as] + [
+        ("send_on_behalf", a) for a in live.spec.send_on_behalf]
+    unresolved = {smtp_key(u) for u in live.unresolved}
+    for right, address in grants:
+        recipient = directory.lookup(address)
+        if recipient is None or smtp_key(address) in unresolved:
+            out.append(DriftFinding("stale_access", mailbox, right, address, detail="account deleted"))
+        elif recipient.id in disabled:
+            out.append(DriftFinding("stale_access", mailbox, right, address, detail="account disabled"))
+    return out
+
+
+# -- first seen / last seen, kept between runs ------------------------------------------------------
+
+def state_path(project_dir: Path, stack: str) -> Path:
+    return project_dir / ".mailroom" / f"drift-{stack}.json"
+
+
+def track(found: Sequence[DriftFinding], path: Path, now: str | None = None) -> tuple[list[DriftFinding],
+                                                                                      list[dict[str, Any]]]:
+    """Stamp first/last seen from the previous run; returns (findings, resolved since last run)."""
+    now = now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        previous: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        previous = {}
+    current: dict[str, dict[str, Any]] = {}
+    for f in found:
+        f.first_seen = str(previous.get(f.key, {}).get("first_seen") or now)
+        f.last_seen = now
+        current[f.key] = f.to_dict()
+    unread = {smtp_key(f.mailbox) for f in found if f.kind == "scan_error"}
+    resolved = []
+    for key, value in previous.items():
+        if key in current:
+            continue
+        if key.split("|")[1] in unread:
+            current[key] = value  # a mailbox that could not be read: what was known about it stands
+        elif value.get("kind") != "scan_error":
+            resolved.append(value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return list(found), resolved
