@@ -1,0 +1,377 @@
+"""The cmdlets the emulator implements: parameter binding -> model call -> rendered rows.
+
+Each handler gets a :class:`Ctx` (open transaction, tenant, caller, page budget and the
+continuation cursor) and returns a :class:`Result`. Listing cmdlets fetch one row more
+than the page budget to learn whether the result is truncated.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from localtenant.common import Caller, parse_stamp, stamp, utcnow
+from localtenant.directory import (
+    MAILBOX_TYPES,
+    DirectoryError,
+    DirObject,
+    Tenant,
+    addresses_of,
+    find_recipients,
+    resolve,
+)
+from localtenant.exchange import models, render
+from localtenant.exchange.models import CmdletError
+from localtenant.exchange.params import Params, binding_error
+
+RECIPIENT_TYPES = ("UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox", "LinkedMailbox",
+                   "SchedulingMailbox", "TeamMailbox", "GroupMailbox", "MailUser", "GuestMailUser",
+                   "MailContact", "MailUniversalDistributionGroup", "MailUniversalSecurityGroup",
+                   "DynamicDistributionGroup", "RoomList", "DiscoveryMailbox", "User", "DisabledUser")
+NO_CHANGE = "The command completed successfully but no settings of '{0}' have been modified."
+ACE_PRESENT = 'The appropriate access control entry is already present on the object "{0}" for account "{1}".'
+ACE_MISSING = ("Can't remove the access control entry on the object \"{0}\" for the user account because the "
+               "ACE doesn't exist on the object.")
+
+
+@dataclass
+class Ctx:
+    conn: sqlite3.Connection
+    tenant: Tenant
+    caller: Caller
+    limit: int
+    cursor: Any = None
+
+
+@dataclass
+class Result:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    more: bool = False
+    cursor: Any = None
+    target: DirObject | None = None
+
+
+Handler = Callable[[Ctx, Params], Result]
+
+
+@dataclass(frozen=True)
+class Cmdlet:
+    name: str
+    run: Handler
+    params: frozenset[str]
+    mandatory: tuple[str, ...] = ()
+    write: bool = False
+    result_size_max: int | None = None
+
+
+def enum_values(name: str, values: list[str], valid: tuple[str, ...]) -> list[str]:
+    """Bind enum values case-insensitively; the error lists the valid values, as Exchange does."""
+    canon = {v.lower(): v for v in valid}
+    out = []
+    for value in values:
+        if value.lower() not in canon:
+            raise binding_error(
+                f"Cannot process argument transformation on parameter '{name}'. Cannot convert value "
+                f'"{value}" to type "{name}". Error: "Unable to match the identifier name {value} to a valid '
+                f'enumerator name. Specify one of the following enumerator names and try again: {", ".join(valid)}"'
+            )
+        out.append(canon[value.lower()])
+    return out
+
+
+def mailbox_arg(ctx: Ctx, identity: str, *, soft: bool = False) -> DirObject:
+    obj = resolve(ctx.conn, identity, scope="soft" if soft else "live")
+    if not obj.is_mailbox:
+        raise DirectoryError(DirectoryError.NOT_FOUND, identity)
+    return obj
+
+
+def trustee_arg(ctx: Ctx, identity: str) -> DirObject:
+    obj = resolve(ctx.conn, identity)
+    if not models.group_or_mailbox(obj):
+        raise DirectoryError(DirectoryError.NOT_FOUND, identity)
+    return obj
+
+
+def _page(ctx: Ctx, items: list[Any], key: Callable[[Any], Any]) -> tuple[list[Any], bool, Any]:
+    more = len(items) > ctx.limit
+    items = items[: ctx.limit]
+    return items, more, (key(items[-1]) if items else ctx.cursor)
+
+
+def _mailbox_rows(ctx: Ctx, objs: list[DirObject], with_display_names: bool) -> list[dict[str, Any]]:
+    seqs = [o.seq for o in objs]
+    addrs = addresses_of(ctx.conn, seqs)
+    sob = models.send_on_behalf_of(ctx.conn, seqs)
+    return [render.mailbox(o, addrs[o.seq], sob[o.seq], ctx.tenant, with_display_names) for o in objs]
+
+
+# ---------------------------------------------------------------- mailboxes & recipients
+
+
+def get_mailbox(ctx: Ctx, p: Params) -> Result:
+    soft = p.switch("SoftDeletedMailbox")
+    wanted = p.strings("RecipientTypeDetails")
+    types = enum_values("RecipientTypeDetails", wanted, RECIPIENT_TYPES) if wanted else list(MAILBOX_TYPES)
+    with_names = p.switch("IncludeGrantSendOnBehalfToWithDisplayNames")
+    identity = p.string("Identity")
+    if identity is not None:
+        obj = mailbox_arg(ctx, identity, soft=soft)
+        if obj.rtd not in types:
+            raise DirectoryError(DirectoryError.NOT_FOUND, identity)
+        return Result(rows=_mailbox_rows(ctx, [obj], with_names))
+    types = [t for t in types if t in MAILBOX_TYPES]
+    objs = models.list_recipients(ctx.conn, types=types, soft=soft, after=ctx.cursor or 0, limit=ctx.limit + 1)
+    objs, more, cursor = _page(ctx, objs, lambda o: o.seq)
+    return Result(rows=_mailbox_rows(ctx, objs, with_names), more=more, cursor=cursor)
+
+
+def get_recipient(ctx: Ctx, p: Params) -> Result:
+    wanted = p.strings("RecipientTypeDetails")
+    types = enum_values("RecipientTypeDetails", wanted, RECIPIENT_TYPES) if wanted else None
+    identity = p.string("Identity")
+    if identity is not None:
+        objs = [resolve(ctx.conn, identity)]
+        if types is not None and objs[0].rtd not in types:
+            raise DirectoryError(DirectoryError.NOT_FOUND, identity)
+        more, cursor = False, None
+    else:
+        objs = models.list_recipients(ctx.conn, types=types, soft=False, after=ctx.cursor or 0, limit=ctx.limit + 1)
+        objs, more, cursor = _page(ctx, objs, lambda o: o.seq)
+    addrs = addresses_of(ctx.conn, [o.seq for o in objs])
+    return Result(rows=[render.recipient(o, addrs[o.seq], ctx.tenant) for o in objs], more=more, cursor=cursor)
+
+
+def new_mailbox(ctx: Ctx, p: Params) -> Result:
+    if not p.switch("Shared"):
+        # The emulator models shared mailboxes only; user mailboxes come from the seed file.
+        raise binding_error("The emulator supports New-Mailbox only with -Shared.")
+    obj = models.new_shared_mailbox(
+        ctx.conn, ctx.tenant, name=p.require("Name"), display_name=p.string("DisplayName"),
+        primary=p.string("PrimarySmtpAddress"), alias=p.string("Alias"),
+    )
+    return Result(rows=_mailbox_rows(ctx, [obj], False), target=obj)
+
+
+def set_mailbox(ctx: Ctx, p: Params) -> Result:
+    identity = p.require("Identity")
+    mbx = mailbox_arg(ctx, identity)
+    changed = False
+    display = p.string("DisplayName")
+    if display is not None:
+        changed |= models.set_display_name(ctx.conn, mbx, display)
+    addresses = p.multivalue("EmailAddresses")
+    if addresses is not None:
+        current = addresses_of(ctx.conn, [mbx.seq])[mbx.seq]
+        changed |= models.set_addresses(ctx.conn, mbx, models.new_address_list(current, addresses, ctx.tenant))
+    delegates = p.multivalue("GrantSendOnBehalfTo")
+    if delegates is not None:
+        current_sob = models.send_on_behalf_of(ctx.conn, [mbx.seq])[mbx.seq]
+        if delegates.replace is not None:
+            new = [resolve(ctx.conn, x) for x in delegates.replace]
+        else:
+            gone = {resolve(ctx.conn, x).seq for x in delegates.remove}
+            new = [t for t in current_sob if t.seq not in gone] + [resolve(ctx.conn, x) for x in delegates.add]
+        changed |= models.set_send_on_behalf(ctx.conn, mbx, new)
+    props = dict(mbx.props)
+    for flag in models.MAILBOX_FLAGS:
+        value = p.boolean(flag)
+        if value is not None:
+            props[flag] = value
+    for audit_set, valid in models.AUDIT_VALID.items():
+        change = p.multivalue(audit_set)
+        if change is not None:
+            change.add = enum_values(audit_set, change.add, valid)
+            change.remove = enum_values(audit_set, change.remove, valid)
+            if change.replace is not None:
+                change.replace = enum_values(audit_set, change.replace, valid)
+            props[audit_set] = change.apply(list(props.get(audit_set, models.AUDIT_DEFAULTS[audit_set])))
+    changed |= props != mbx.props
+    if changed:
+        models.update_object(ctx.conn, mbx, props=props)
+    return Result(warnings=[] if changed else [NO_CHANGE.format(identity)], target=mbx)
+
+
+def remove_mailbox(ctx: Ctx, p: Params) -> Result:
+    identity = p.require("Identity")
+    permanently = p.switch("PermanentlyDelete")
+    try:
+        mbx = mailbox_arg(ctx, identity)
+    except DirectoryError:
+        if not permanently:
+            raise
+        mbx = mailbox_arg(ctx, identity, soft=True)
+    models.remove_mailbox(ctx.conn, mbx, permanently=permanently)
+    return Result(target=mbx)
+
+
+# ---------------------------------------------------------------- FullAccess
+
+
+def get_mailbox_permission(ctx: Ctx, p: Params) -> Result:
+    mbx = mailbox_arg(ctx, p.require("Identity"))
+    user = p.string("User")
+    trustee = resolve(ctx.conn, user) if user else None
+    rows = [] if trustee else [render.mailbox_permission_self(mbx)]
+    rows += [render.mailbox_permission(mbx, g, ctx.tenant) for g in models.mailbox_grants(ctx.conn, mbx, trustee)]
+    start = int(ctx.cursor or 0)
+    page = rows[start: start + ctx.limit]
+    return Result(rows=page, more=start + ctx.limit < len(rows), cursor=start + len(page))
+
+
+def _mailbox_permission_args(ctx: Ctx, p: Params) -> tuple[DirObject, DirObject, list[str]]:
+    mbx = mailbox_arg(ctx, p.require("Identity"))
+    trustee = trustee_arg(ctx, p.require("User"))
+    rights = enum_values("AccessRights", p.strings("AccessRights") or [], models.MAILBOX_RIGHTS)
+    if not rights:
+        raise binding_error("Cannot validate argument on parameter 'AccessRights'. The argument is null or empty.")
+    return mbx, trustee, rights
+
+
+def _inheritance(p: Params, default: str | None) -> str | None:
+    value = p.string("InheritanceType")
+    return default if value is None else enum_values("InheritanceType", [value], models.INHERITANCE_TYPES)[0]
+
+
+def add_mailbox_permission(ctx: Ctx, p: Params) -> Result:
+    mbx, trustee, rights = _mailbox_permission_args(ctx, p)
+    inheritance = _inheritance(p, "All") or "All"
+    automapping = p.boolean("AutoMapping")
+    added = models.add_mailbox_grant(ctx.conn, mbx, trustee, rights, inheritance,
+                                     True if automapping is None else automapping)
+    if not added:
+        return Result(warnings=[ACE_PRESENT.format(mbx.name, trustee.principal_name)], target=mbx)
+    grant = models.MailboxGrant(trustee, tuple(added), inheritance)
+    return Result(rows=[render.mailbox_permission(mbx, grant, ctx.tenant)], target=mbx)
+
+
+def remove_mailbox_permission(ctx: Ctx, p: Params) -> Result:
+    mbx, trustee, rights = _mailbox_permission_args(ctx, p)
+    removed = models.remove_mailbox_grant(ctx.conn, mbx, trustee, rights, _inheritance(p, None))
+    return Result(warnings=[] if removed else [ACE_MISSING.format(mbx.name)], target=mbx)
+
+
+# ---------------------------------------------------------------- SendAs
+
+
+def get_recipient_permission(ctx: Ctx, p: Params) -> Result:
+    identity = p.string("Identity")
+    mbx = mailbox_arg(ctx, identity) if identity else None
+    trustee_id = p.string("Trustee")
+    trustee = resolve(ctx.conn, trustee_id) if trustee_id else None
+    enum_values("AccessRights", p.strings("AccessRights") or [], models.RECIPIENT_RIGHTS)
+    after = tuple(ctx.cursor) if ctx.cursor else (-1, -1)
+    pairs = models.recipient_grants(ctx.conn, mailbox=mbx, trustee=trustee, after=(after[0], after[1]),
+                                    limit=ctx.limit + 1)
+    pairs, more, cursor = _page(ctx, pairs, lambda mt: [mt[0].seq, mt[1].seq if mt[1] else models.SELF_SEQ])
+    return Result(rows=[render.recipient_permission(m, t, ctx.tenant) for m, t in pairs], more=more, cursor=cursor)
+
+
+def _recipient_permission_args(ctx: Ctx, p: Params) -> tuple[DirObject, DirObject, list[str]]:
+    mbx = mailbox_arg(ctx, p.require("Identity"))
+    trustee = trustee_arg(ctx, p.require("Trustee"))
+    rights = enum_values("AccessRights", p.strings("AccessRights") or [], models.RECIPIENT_RIGHTS)
+    if not rights:
+        raise binding_error("Cannot validate argument on parameter 'AccessRights'. The argument is null or empty.")
+    return mbx, trustee, rights
+
+
+def add_recipient_permission(ctx: Ctx, p: Params) -> Result:
+    mbx, trustee, rights = _recipient_permission_args(ctx, p)
+    if not models.add_recipient_grant(ctx.conn, mbx, trustee, rights):
+        return Result(warnings=[ACE_PRESENT.format(mbx.name, trustee.principal_name)], target=mbx)
+    return Result(rows=[render.recipient_permission(mbx, trustee, ctx.tenant)], target=mbx)
+
+
+def remove_recipient_permission(ctx: Ctx, p: Params) -> Result:
+    mbx, trustee, rights = _recipient_permission_args(ctx, p)
+    removed = models.remove_recipient_grant(ctx.conn, mbx, trustee, rights)
+    return Result(warnings=[] if removed else [ACE_MISSING.format(mbx.name)], target=mbx)
+
+
+# ---------------------------------------------------------------- audit log
+
+
+def _date_param(p: Params, name: str) -> str | None:
+    value = p.string(name)
+    if value is None:
+        return None
+    try:
+        return stamp(parse_stamp(value))
+    except ValueError as exc:
+        raise binding_error(
+            f"Cannot process argument transformation on parameter '{name}'. Cannot convert value "
+            f'"{value}" to type "Microsoft.Exchange.ExchangeSystem.ExDateTime".'
+        ) from exc
+
+
+def search_admin_audit_log(ctx: Ctx, p: Params) -> Result:
+    # Defaults as documented: the last 15 days up to now.
+    end = _date_param(p, "EndDate") or stamp(utcnow() + timedelta(seconds=1))
+    start = _date_param(p, "StartDate") or stamp(utcnow() - timedelta(days=15))
+    ids = p.strings("ObjectIds")
+    seqs: list[int] | None = None
+    if ids is not None:
+        seqs = [o.seq for i in ids for o in find_recipients(ctx.conn, i, "any")]
+    rows = models.search_admin_audit(
+        ctx.conn, start=start, end=end, object_seqs=seqs, object_names=ids or [], cmdlets=p.strings("Cmdlets"),
+        callers=p.strings("UserIds"), before=ctx.cursor, limit=ctx.limit + 1,
+    )
+    rows, more, cursor = _page(ctx, rows, lambda r: r.seq)
+    return Result(rows=[render.audit_entry(r, ctx.tenant) for r in rows], more=more, cursor=cursor)
+
+
+def _cmdlet(name: str, run: Handler, params: str, mandatory: tuple[str, ...] = (), write: bool = False,
+            result_size_max: int | None = None) -> Cmdlet:
+    return Cmdlet(name, run, frozenset(params.lower().split()), mandatory, write, result_size_max)
+
+
+_PERM = "Identity User AccessRights InheritanceType Deny"
+CMDLETS: dict[str, Cmdlet] = {c.name.lower(): c for c in (
+    _cmdlet("Get-Mailbox", get_mailbox, "Identity RecipientTypeDetails ResultSize SoftDeletedMailbox "
+            "IncludeGrantSendOnBehalfToWithDisplayNames"),
+    _cmdlet("New-Mailbox", new_mailbox, "Shared Name DisplayName PrimarySmtpAddress Alias", ("Name",), True),
+    _cmdlet("Set-Mailbox", set_mailbox, "Identity DisplayName EmailAddresses GrantSendOnBehalfTo "
+            + " ".join(models.MAILBOX_FLAGS) + " " + " ".join(models.AUDIT_VALID), ("Identity",), True),
+    _cmdlet("Remove-Mailbox", remove_mailbox, "Identity PermanentlyDelete", ("Identity",), True),
+    _cmdlet("Get-Recipient", get_recipient, "Identity RecipientTypeDetails ResultSize"),
+    _cmdlet("Get-MailboxPermission", get_mailbox_permission, "Identity User ResultSize", ("Identity",)),
+    _cmdlet("Add-MailboxPermission", add_mailbox_permission, _PERM + " AutoMapping",
+            ("Identity", "User", "AccessRights"), True),
+    _cmdlet("Remove-MailboxPermission", remove_mailbox_permission, _PERM + " BypassMasterAccountSid",
+            ("Identity", "User", "AccessRights"), True),
+    _cmdlet("Get-RecipientPermission", get_recipient_permission, "Identity Trustee AccessRights ResultSize"),
+    _cmdlet("Add-RecipientPermission", add_recipient_permission, "Identity Trustee AccessRights",
+            ("Identity", "Trustee", "AccessRights"), True),
+    _cmdlet("Remove-RecipientPermission", remove_recipient_permission, "Identity Trustee AccessRights",
+            ("Identity", "Trustee", "AccessRights"), True),
+    _cmdlet("Search-AdminAuditLog", search_admin_audit_log,
+            "StartDate EndDate ObjectIds Cmdlets UserIds ResultSize IsSuccess", result_size_max=250000),
+)}
+
+
+def not_found_error(identity: str) -> CmdletError:
+    return CmdletError(
+        404, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+        f"The operation couldn't be performed because object '{identity}' couldn't be found on "
+        "'EMUPR01A001DC001.EMUPR01A001.PROD.OUTLOOK.COM'.", "Ex6F9304",
+    )
+
+
+def as_cmdlet_error(err: DirectoryError) -> CmdletError:
+    """Map a directory failure to the Exchange exception a real tenant reports (A.6)."""
+    if err.reason == DirectoryError.NOT_FOUND:
+        return not_found_error(err.text)
+    if err.reason == DirectoryError.AMBIGUOUS:
+        return CmdletError(500, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException",
+                           f"The operation couldn't be performed because '{err.text}' matches multiple entries.")
+    if err.reason == DirectoryError.PROXY_EXISTS:
+        # [uncertain] error-id prefix and namespace; clients match on the type name.
+        return CmdletError(400, "Microsoft.Exchange.Configuration.ObjectModel.ProxyAddressExistsException", err.text)
+    if err.reason in (DirectoryError.NAME_EXISTS, DirectoryError.UPN_EXISTS):
+        return CmdletError(400, "Microsoft.Exchange.Data.Directory.ADObjectAlreadyExistsException", err.text)
+    return CmdletError(400, "Microsoft.Exchange.Data.DataValidationException", err.text)

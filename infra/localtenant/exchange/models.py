@@ -1,0 +1,431 @@
+"""Exchange Online semantics over the shared directory: mailboxes, recipients,
+FullAccess / SendAs / SendOnBehalf grants and the admin audit log.
+
+Functions take an open transaction (``conn``) and raise :class:`DirectoryError` or
+:class:`CmdletError`; the wire layer (``responses.py``) turns those into envelopes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from localtenant.common import Caller, stamp
+from localtenant.directory import (
+    GROUP_TYPE,
+    MAILBOX_TYPES,
+    O_COLUMNS,
+    DirectoryError,
+    DirObject,
+    Tenant,
+    addresses_of,
+    check_address,
+    free_system_address,
+    get_many,
+    insert_object,
+    parse_proxy,
+    record_directory_audit,
+    replace_addresses,
+    update_object,
+)
+
+# Exchange Online's default audit sets for a new mailbox (the "DefaultAuditSet").
+AUDIT_DEFAULTS: dict[str, list[str]] = {
+    "AuditAdmin": ["Update", "MoveToDeletedItems", "SoftDelete", "HardDelete", "SendAs", "SendOnBehalf",
+                   "Create", "UpdateFolderPermissions", "UpdateInboxRules", "UpdateCalendarDelegation",
+                   "ApplyRecord", "MailItemsAccessed", "Send"],
+    "AuditDelegate": ["Update", "MoveToDeletedItems", "SoftDelete", "HardDelete", "SendAs", "SendOnBehalf",
+                      "Create", "UpdateFolderPermissions", "UpdateInboxRules", "ApplyRecord",
+                      "MailItemsAccessed"],
+    "AuditOwner": ["Update", "MoveToDeletedItems", "SoftDelete", "HardDelete", "UpdateFolderPermissions",
+                   "UpdateInboxRules", "UpdateCalendarDelegation", "ApplyRecord", "MailItemsAccessed", "Send"],
+}
+AUDIT_VALID: dict[str, tuple[str, ...]] = {
+    "AuditAdmin": ("ApplyRecord", "AttachmentAccess", "Copy", "Create", "FolderBind", "HardDelete",
+                   "MailItemsAccessed", "MessageBind", "Move", "MoveToDeletedItems", "RecordDelete", "Send",
+                   "SendAs", "SendOnBehalf", "SoftDelete", "Update", "UpdateCalendarDelegation",
+                   "UpdateComplianceTag", "UpdateFolderPermissions", "UpdateInboxRules"),
+    "AuditDelegate": ("ApplyRecord", "AttachmentAccess", "Create", "FolderBind", "HardDelete",
+                      "MailItemsAccessed", "Move", "MoveToDeletedItems", "RecordDelete", "SendAs",
+                      "SendOnBehalf", "SoftDelete", "Update", "UpdateComplianceTag", "UpdateFolderPermissions",
+                      "UpdateInboxRules"),
+    "AuditOwner": ("ApplyRecord", "AttachmentAccess", "Create", "HardDelete", "MailboxLogin",
+                   "MailItemsAccessed", "Move", "MoveToDeletedItems", "RecordDelete", "SearchQueryInitiated",
+                   "Send", "SoftDelete", "Update", "UpdateCalendarDelegation", "UpdateComplianceTag",
+                   "UpdateFolderPermissions", "UpdateInboxRules"),
+}
+MAILBOX_FLAGS = ("MessageCopyForSentAsEnabled", "MessageCopyForSendOnBehalfEnabled",
+                 "HiddenFromAddressListsEnabled", "AuditEnabled")
+FLAG_DEFAULTS = {"MessageCopyForSentAsEnabled": False, "MessageCopyForSendOnBehalfEnabled": False,
+                 "HiddenFromAddressListsEnabled": False, "AuditEnabled": True}
+
+MAILBOX_RIGHTS = ("ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "FullAccess",
+                  "ReadPermission")
+INHERITANCE_TYPES = ("None", "All", "Descendents", "SelfAndChildren", "Children")
+RECIPIENT_RIGHTS = ("SendAs",)
+
+_ALIAS_BAD = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]")
+
+
+class CmdletError(Exception):
+    """A cmdlet failure with Exchange's exception type; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, exc_type: str, text: str, error_id: str = "") -> None:
+        super().__init__(text)
+        self.status = status
+        self.exc_type = exc_type
+        self.text = text
+        self.error_id = error_id
+
+
+def mailbox_defaults() -> dict[str, Any]:
+    props: dict[str, Any] = dict(FLAG_DEFAULTS)
+    props.update({key: list(values) for key, values in AUDIT_DEFAULTS.items()})
+    return props
+
+
+def derive_alias(name: str, primary: str | None) -> str:
+    """[doc: New-Mailbox] with no Alias, Exchange derives one; the emulator takes the
+    local part of PrimarySmtpAddress when given, else Name without invalid characters."""
+    source = primary.partition("@")[0] if primary else name
+    alias = _ALIAS_BAD.sub("", source).strip(".")
+    return alias or "mailbox"
+
+
+# ---------------------------------------------------------------- listing
+
+
+def list_recipients(
+    conn: sqlite3.Connection, *, types: Sequence[str] | None, soft: bool, after: int, limit: int
+) -> list[DirObject]:
+    """Keyset page of recipients ordered by creation (seq): O(page) with objects_rtd."""
+    sql = f"SELECT {O_COLUMNS} FROM objects o WHERE o.rtd IS NOT NULL AND o.soft_deleted = ? AND o.seq > ?"
+    args: list[Any] = [int(soft), after]
+    if types is not None:
+        sql += f" AND o.rtd IN ({','.join('?' * len(types))})"
+        args.extend(types)
+    sql += " ORDER BY o.seq LIMIT ?"
+    args.append(limit)
+    return [DirObject.from_row(row) for row in conn.execute(sql, args)]
+
+
+def send_on_behalf_of(conn: sqlite3.Connection, seqs: Iterable[int]) -> dict[int, list[DirObject]]:
+    wanted = sorted(set(seqs))
+    out: dict[int, list[DirObject]] = {seq: [] for seq in wanted}
+    if not wanted:
+        return out
+    marks = ",".join("?" * len(wanted))
+    rows = conn.execute(
+        f"SELECT mailbox_seq, trustee_seq FROM send_on_behalf WHERE mailbox_seq IN ({marks}) "
+        "ORDER BY mailbox_seq, pos",
+        wanted,
+    ).fetchall()
+    trustees = get_many(conn, (t for _, t in rows))
+    for mailbox_seq, trustee_seq in rows:
+        out[mailbox_seq].append(trustees[trustee_seq])
+    return out
+
+
+# ---------------------------------------------------------------- writes
+
+
+def new_shared_mailbox(
+    conn: sqlite3.Connection,
+    tenant: Tenant,
+    *,
+    name: str,
+    display_name: str | None,
+    primary: str | None,
+    alias: str | None,
+    audit: bool = True,
+) -> DirObject:
+    """New-Mailbox -Shared. Like the real service it also creates the Entra user, with
+    accountEnabled TRUE (blocking sign-in is the admin's job) and UPN alias@initial domain
+    ([infer]: the wire reference's Graph example shows a shared mailbox UPN on
+    .onmicrosoft.com while mail is the custom-domain address)."""
+    alias = alias or derive_alias(name, primary)
+    if _ALIAS_BAD.search(alias):
+        raise DirectoryError(DirectoryError.INVALID, f'The alias "{alias}" contains characters that aren\'t valid.')
+    system = free_system_address(conn, alias, tenant)
+    if primary:
+        check_address(primary, tenant)
+        addresses = [(primary, True)] + ([(system, False)] if system.lower() != primary.lower() else [])
+    else:
+        addresses = [(system, True)]
+    upn = system
+    obj = insert_object(
+        conn, kind="user", display_name=display_name or name, upn=upn, account_enabled=True,
+        rtd="SharedMailbox", name=name, alias=alias, addresses=addresses, props=mailbox_defaults(),
+    )
+    if audit:
+        record_directory_audit(conn, activity="Add user", operation="Add", target=obj, caller=None)
+    return obj
+
+
+@dataclass
+class MultiValue:
+    """A multi-valued parameter: a plain array replaces, a GenericHashTable adds/removes."""
+
+    replace: list[str] | None = None
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+    def apply(self, current: list[str], key: Callable[[str], str] = str.lower) -> list[str]:
+        if self.replace is not None:
+            merged = list(self.replace)
+        else:
+            gone = {key(v) for v in self.remove}
+            merged = [v for v in current if key(v) not in gone] + self.add
+        return list({key(v): v for v in reversed(merged)}.values())[::-1]
+
+
+def new_address_list(current: list[str], change: MultiValue, tenant: Tenant) -> list[tuple[str, bool]]:
+    """Apply an EmailAddresses change. Adding ``SMTP:x`` makes x primary and demotes the old
+    primary to a secondary, as Exchange does; removing the primary is refused."""
+    parsed_current = [parse_proxy(v, tenant) for v in current]
+    if change.replace is not None:
+        return [parse_proxy(v, tenant) for v in change.replace]
+    removing = {parse_proxy(v, tenant)[0].lower() for v in change.remove}
+    primary = next(a for a, p in parsed_current if p)
+    if primary.lower() in removing:
+        raise DirectoryError(
+            DirectoryError.INVALID,
+            f'The primary SMTP address "{primary}" can\'t be removed. Set another primary address first.',
+        )
+    out = [(a, p) for a, p in parsed_current if a.lower() not in removing]
+    for value in change.add:
+        address, is_primary = parse_proxy(value, tenant)
+        if is_primary:
+            out = [(a, False) for a, _ in out]
+        out = [(a, p) for a, p in out if a.lower() != address.lower()]
+        out.append((address, is_primary))
+    return out
+
+
+def set_display_name(conn: sqlite3.Connection, obj: DirObject, value: str) -> bool:
+    if value == obj.display_name:
+        return False
+    update_object(conn, obj, display_name=value)
+    record_directory_audit(conn, activity="Update user", operation="Update", target=obj, caller=None,
+                           modified=[("DisplayName", obj.display_name, value)])
+    return True
+
+
+def set_send_on_behalf(conn: sqlite3.Connection, mailbox: DirObject, trustees: Sequence[DirObject]) -> bool:
+    current = [t.seq for t in send_on_behalf_of(conn, [mailbox.seq])[mailbox.seq]]
+    wanted = list(dict.fromkeys(t.seq for t in trustees))
+    if wanted == current:
+        return False
+    conn.execute("DELETE FROM send_on_behalf WHERE mailbox_seq = ?", (mailbox.seq,))
+    conn.executemany(
+        "INSERT INTO send_on_behalf(mailbox_seq, trustee_seq, pos) VALUES (?, ?, ?)",
+        [(mailbox.seq, seq, pos) for pos, seq in enumerate(wanted)],
+    )
+    return True
+
+
+def set_addresses(conn: sqlite3.Connection, mailbox: DirObject, wanted: list[tuple[str, bool]]) -> bool:
+    current = addresses_of(conn, [mailbox.seq])[mailbox.seq]
+    rendered = [("SMTP:" if p else "smtp:") + a for a, p in wanted]
+    if rendered == current:
+        return False
+    replace_addresses(conn, mailbox.seq, wanted)
+    return True
+
+
+def remove_mailbox(conn: sqlite3.Connection, mailbox: DirObject, *, permanently: bool) -> None:
+    """Soft delete (the default) keeps the object, its grants and its addresses: the
+    addresses stay reserved, as with the real service's soft-deleted mailboxes, until
+    ``-PermanentlyDelete`` purges it. The Entra user is deleted with the mailbox."""
+    if permanently:
+        conn.execute("DELETE FROM objects WHERE seq = ?", (mailbox.seq,))
+        return
+    update_object(conn, mailbox, soft_deleted=1, when_soft_deleted=stamp(), user_deleted=1)
+    if mailbox.kind == "user" and not mailbox.user_deleted:
+        record_directory_audit(conn, activity="Delete user", operation="Delete", target=mailbox, caller=None)
+
+
+# ---------------------------------------------------------------- FullAccess
+
+
+@dataclass(frozen=True)
+class MailboxGrant:
+    trustee: DirObject
+    rights: tuple[str, ...]
+    inheritance: str
+
+
+def mailbox_grants(conn: sqlite3.Connection, mailbox: DirObject, trustee: DirObject | None) -> list[MailboxGrant]:
+    sql = "SELECT trustee_seq, access_right, inheritance FROM mailbox_perms WHERE mailbox_seq = ?"
+    args: list[Any] = [mailbox.seq]
+    if trustee is not None:
+        sql += " AND trustee_seq = ?"
+        args.append(trustee.seq)
+    rows = conn.execute(sql + " ORDER BY trustee_seq", args).fetchall()
+    trustees = get_many(conn, (r[0] for r in rows))
+    grouped: dict[tuple[int, str], list[str]] = {}
+    for seq, right, inheritance in rows:
+        grouped.setdefault((seq, inheritance), []).append(right)
+    return [
+        MailboxGrant(trustees[seq], tuple(sorted(rights, key=MAILBOX_RIGHTS.index)), inheritance)
+        for (seq, inheritance), rights in grouped.items()
+    ]
+
+
+def add_mailbox_grant(
+    conn: sqlite3.Connection, mailbox: DirObject, trustee: DirObject, rights: Sequence[str],
+    inheritance: str, automapping: bool,
+) -> list[str]:
+    """Returns the rights actually added; an empty list means the ACE was already there."""
+    added = []
+    for right in rights:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO mailbox_perms(mailbox_seq, trustee_seq, access_right, inheritance, automapping) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (mailbox.seq, trustee.seq, right, inheritance, int(automapping)),
+        )
+        if cur.rowcount:
+            added.append(right)
+    return added
+
+
+def remove_mailbox_grant(
+    conn: sqlite3.Connection, mailbox: DirObject, trustee: DirObject, rights: Sequence[str], inheritance: str | None,
+) -> list[str]:
+    removed = []
+    for right in rights:
+        sql = "DELETE FROM mailbox_perms WHERE mailbox_seq = ? AND trustee_seq = ? AND access_right = ?"
+        args: list[Any] = [mailbox.seq, trustee.seq, right]
+        if inheritance is not None:
+            sql += " AND inheritance = ?"
+            args.append(inheritance)
+        if conn.execute(sql, args).rowcount:
+            removed.append(right)
+    return removed
+
+
+# ---------------------------------------------------------------- SendAs
+
+
+SELF_SEQ = 0  # the implicit NT AUTHORITY\SELF row sorts before every real trustee
+
+
+def recipient_grants(
+    conn: sqlite3.Connection, *, mailbox: DirObject | None, trustee: DirObject | None,
+    after: tuple[int, int], limit: int,
+) -> list[tuple[DirObject, DirObject | None]]:
+    """SendAs rows as (mailbox, trustee); trustee None is the implicit SELF row every
+    mailbox has. Without ``mailbox`` this walks the whole tenant in (mailbox, trustee)
+    keyset order, so each page costs O(page)."""
+    mailbox_filter = "o.seq = ?" if mailbox else f"o.rtd IN ({','.join('?' * len(MAILBOX_TYPES))})"
+    mailbox_args: list[Any] = [mailbox.seq] if mailbox else list(MAILBOX_TYPES)
+    parts: list[str] = []
+    args: list[Any] = []
+    if trustee is None:
+        parts.append(f"SELECT o.seq AS m, {SELF_SEQ} AS t FROM objects o WHERE {mailbox_filter} AND o.soft_deleted = 0")
+        args += mailbox_args
+    trustee_filter = " AND p.trustee_seq = ?" if trustee else ""
+    parts.append(
+        f"SELECT p.mailbox_seq AS m, p.trustee_seq AS t FROM recipient_perms p JOIN objects o ON o.seq = p.mailbox_seq "
+        f"WHERE {mailbox_filter} AND o.soft_deleted = 0{trustee_filter}"
+    )
+    args += mailbox_args + ([trustee.seq] if trustee else [])
+    sql = f"SELECT m, t FROM ({' UNION ALL '.join(parts)}) WHERE (m, t) > (?, ?) ORDER BY m, t LIMIT ?"
+    rows = conn.execute(sql, [*args, after[0], after[1], limit]).fetchall()
+    objs = get_many(conn, [m for m, _ in rows] + [t for _, t in rows if t != SELF_SEQ])
+    return [(objs[m], None if t == SELF_SEQ else objs[t]) for m, t in rows]
+
+
+def add_recipient_grant(
+    conn: sqlite3.Connection, mailbox: DirObject, trustee: DirObject, rights: Sequence[str]
+) -> list[str]:
+    added = []
+    for right in rights:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO recipient_perms(mailbox_seq, trustee_seq, access_right) VALUES (?, ?, ?)",
+            (mailbox.seq, trustee.seq, right),
+        )
+        if cur.rowcount:
+            added.append(right)
+    return added
+
+
+def remove_recipient_grant(
+    conn: sqlite3.Connection, mailbox: DirObject, trustee: DirObject, rights: Sequence[str]
+) -> list[str]:
+    removed = []
+    for right in rights:
+        cur = conn.execute(
+            "DELETE FROM recipient_perms WHERE mailbox_seq = ? AND trustee_seq = ? AND access_right = ?",
+            (mailbox.seq, trustee.seq, right),
+        )
+        if cur.rowcount:
+            removed.append(right)
+    return removed
+
+
+# ---------------------------------------------------------------- admin audit log
+
+
+def record_admin_audit(
+    conn: sqlite3.Connection, *, caller: Caller, cmdlet: str, params: Sequence[dict[str, str]],
+    target: DirObject | None, object_name: str, succeeded: bool, error: str = "",
+) -> None:
+    conn.execute(
+        "INSERT INTO admin_audit(run_date, caller, cmdlet, params, object_seq, object_name, succeeded, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (stamp(), caller.label, cmdlet, json.dumps(list(params)), target.seq if target else None,
+         object_name, int(succeeded), error),
+    )
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    seq: int
+    run_date: str
+    caller: str
+    cmdlet: str
+    params: list[dict[str, str]]
+    object_name: str
+    succeeded: bool
+    error: str
+
+
+def search_admin_audit(
+    conn: sqlite3.Connection, *, start: str, end: str, object_seqs: Sequence[int] | None,
+    object_names: Sequence[str], cmdlets: Sequence[str] | None, callers: Sequence[str] | None,
+    before: int | None, limit: int,
+) -> list[AuditRow]:
+    """Newest first, as Search-AdminAuditLog returns them; keyset on seq."""
+    sql = "SELECT seq, run_date, caller, cmdlet, params, object_name, succeeded, error FROM admin_audit " \
+          "WHERE run_date >= ? AND run_date <= ?"
+    args: list[Any] = [start, end]
+    if before is not None:
+        sql += " AND seq < ?"
+        args.append(before)
+    if object_seqs is not None:
+        marks_s = ",".join("?" * len(object_seqs)) or "NULL"
+        marks_n = ",".join("?" * len(object_names)) or "NULL"
+        sql += f" AND (object_seq IN ({marks_s}) OR lower(object_name) IN ({marks_n}))"
+        args += list(object_seqs) + [n.lower() for n in object_names]
+    if cmdlets is not None:
+        sql += f" AND lower(cmdlet) IN ({','.join('?' * len(cmdlets)) or 'NULL'})"
+        args += [c.lower() for c in cmdlets]
+    if callers is not None:
+        sql += f" AND lower(caller) IN ({','.join('?' * len(callers)) or 'NULL'})"
+        args += [c.lower() for c in callers]
+    sql += " ORDER BY seq DESC LIMIT ?"
+    args.append(limit)
+    return [
+        AuditRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], bool(r[6]), r[7])
+        for r in conn.execute(sql, args)
+    ]
+
+
+def group_or_mailbox(obj: DirObject) -> bool:
+    """Trustees must be security principals: users (any mailbox type) or security groups."""
+    return obj.kind == "user" or obj.rtd == GROUP_TYPE

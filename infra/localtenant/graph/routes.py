@@ -1,0 +1,360 @@
+"""Graph v1.0 routes. One small router serves both real HTTP requests and ``$batch`` items,
+so a batched call behaves exactly like the same call made directly."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from localtenant import paging
+from localtenant.common import Caller
+from localtenant.context import Emulator
+from localtenant.directory import DirectoryError, addresses_of, get_user
+from localtenant.graph import models
+from localtenant.graph import responses as wire
+from localtenant.graph.models import GraphError
+from localtenant.http import base_url, json_response, read_json, with_query
+from localtenant.identity.models import GRAPH_AUD, AuthError, verify
+
+MAX_BATCH = 20
+KNOWN_OPTIONS = {"$filter", "$select", "$top", "$count", "$skiptoken"}
+
+
+@dataclass
+class GraphRequest:
+    emu: Emulator
+    caller: Caller
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: Any
+    base: str
+    args: dict[str, str]
+
+    def option(self, name: str) -> str | None:
+        return next((v for k, v in self.query if k.lower() == name), None)
+
+
+Handler = Callable[[GraphRequest], wire.GraphResponse]
+
+
+def _options(req: GraphRequest, allowed: set[str]) -> None:
+    for key, _ in req.query:
+        low = key.lower()
+        if low.startswith("$") and low not in allowed:
+            raise GraphError(400, "Request_UnsupportedQuery",
+                             f"The query option '{key}' is not supported by the emulator for this resource.")
+
+
+def _top(req: GraphRequest, default: int, maximum: int) -> int:
+    raw = req.option("$top")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise models.bad_request(f"Invalid page size specified: '{raw}'. Must be between 1 and {maximum} inclusive.")
+    return int(raw)
+
+
+def _select(req: GraphRequest) -> list[str] | None:
+    try:
+        return wire.parse_select(req.option("$select"))
+    except ValueError as err:
+        raise models.bad_request(str(err)) from err
+
+
+def _next_link(req: GraphRequest, token: str) -> str:
+    kept = [(k, v) for k, v in req.query if k.lower() != "$skiptoken"]
+    return with_query(f"{req.base}/v1.0{req.path}", [*kept, ("$skiptoken", token)])
+
+
+def list_users(req: GraphRequest) -> wire.GraphResponse:
+    _options(req, KNOWN_OPTIONS)
+    select, top = _select(req), _top(req, 100, 999)
+    filter_text = req.option("$filter")
+    count = (req.option("$count") or "").lower() == "true"
+    eventual = req.headers.get("consistencylevel", "").lower() == "eventual"
+    fp = paging.fingerprint([filter_text, select, top, count])
+    after, advanced, first = 0, eventual and count, True
+    token = req.option("$skiptoken")
+    if token is not None:
+        # The SDK does not re-send ConsistencyLevel on next pages; the token remembers it.
+        try:
+            state = paging.decode(req.emu.secret, token, None)
+        except paging.SkipTokenError as err:
+            raise models.bad_request("Invalid $skiptoken.") from err
+        if state.get("f") != fp:
+            raise models.bad_request("The $skiptoken does not belong to this query.")
+        after, advanced, first = int(state["a"]), bool(state["adv"]), False
+    elif count and not eventual:
+        raise models.bad_request("$count is not currently supported.")
+    where, args = models.compile_user_filter(filter_text, advanced)
+    with req.emu.store.read() as conn:
+        objs = models.list_users(conn, where, args, after, top + 1)
+        more = len(objs) > top
+        objs = objs[:top]
+        total = models.count_users(conn, where, args) if count and first else None
+        addrs = addresses_of(conn, [o.seq for o in objs]) if select and "proxyAddresses" in select else {}
+    body: dict[str, Any] = {"@odata.context": wire.users_context(req.base, select)}
+    if total is not None:
+        body["@odata.count"] = total
+    body["value"] = [wire.user(o, addrs.get(o.seq), select) for o in objs]
+    if more:
+        state = {"a": objs[-1].seq, "adv": advanced, "f": fp}
+        body["@odata.nextLink"] = _next_link(req, paging.encode(req.emu.secret, state))
+    return wire.GraphResponse(200, body)
+
+
+def _user(conn: Any, key: str) -> Any:
+    try:
+        return get_user(conn, key)
+    except DirectoryError as err:
+        raise GraphError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist or one of its queried "
+                         "reference-property objects are not present.") from err
+
+
+def get_one_user(req: GraphRequest) -> wire.GraphResponse:
+    _options(req, {"$select"})
+    select = _select(req)
+    with req.emu.store.read() as conn:
+        obj = _user(conn, req.args["user"])
+        addrs = addresses_of(conn, [obj.seq]) if select and "proxyAddresses" in select else {}
+    body = {"@odata.context": wire.users_context(req.base, select, entity=True),
+            **wire.user(obj, addrs.get(obj.seq), select)}
+    return wire.GraphResponse(200, body)
+
+
+def create_user(req: GraphRequest) -> wire.GraphResponse:
+    with req.emu.store.tx() as conn:
+        obj = models.create_user(conn, req.emu.tenant, req.caller, req.body)
+    body = {"@odata.context": wire.users_context(req.base, None, entity=True), **wire.user(obj, [], None)}
+    return wire.GraphResponse(201, body, {"Location": f"{req.base}/v1.0/users/{obj.id}"})
+
+
+def patch_user(req: GraphRequest) -> wire.GraphResponse:
+    with req.emu.store.tx() as conn:
+        models.update_user(conn, req.emu.tenant, req.caller, _user(conn, req.args["user"]), req.body)
+    return wire.GraphResponse(204)
+
+
+def delete_user(req: GraphRequest) -> wire.GraphResponse:
+    with req.emu.store.tx() as conn:
+        models.delete_user(conn, req.caller, _user(conn, req.args["user"]))
+    return wire.GraphResponse(204)
+
+
+def _settings_context(req: GraphRequest, user_id: str, select: list[str] | None) -> str:
+    shape = f"({','.join(select)})" if select else ""
+    return f"{req.base}/v1.0/$metadata#users('{user_id}')/mailboxSettings{shape}"
+
+
+def get_mailbox_settings(req: GraphRequest) -> wire.GraphResponse:
+    _options(req, {"$select"})
+    with req.emu.store.read() as conn:
+        obj = _user(conn, req.args["user"])
+        doc = models.mailbox_settings(obj)
+    try:
+        select = wire.parse_select(req.option("$select"), {k.lower(): k for k in doc}, "mailboxSettings")
+    except ValueError as err:
+        raise models.bad_request(str(err)) from err
+    shown = {k: doc[k] for k in select} if select else doc
+    return wire.GraphResponse(200, {"@odata.context": _settings_context(req, obj.id, select), **shown})
+
+
+def patch_mailbox_settings(req: GraphRequest) -> wire.GraphResponse:
+    with req.emu.store.tx() as conn:
+        obj = _user(conn, req.args["user"])
+        updated = models.update_mailbox_settings(conn, obj, req.body)
+    return wire.GraphResponse(200, {"@odata.context": _settings_context(req, obj.id, None), **updated})
+
+
+def list_directory_audits(req: GraphRequest) -> wire.GraphResponse:
+    _options(req, {"$filter", "$top", "$skiptoken"})
+    top = _top(req, 1000, 1000)
+    filter_text = req.option("$filter")
+    fp = paging.fingerprint([filter_text, top])
+    before = None
+    token = req.option("$skiptoken")
+    if token is not None:
+        try:
+            state = paging.decode(req.emu.secret, token, None)
+        except paging.SkipTokenError as err:
+            raise models.bad_request("Invalid $skiptoken.") from err
+        if state.get("f") != fp:
+            raise models.bad_request("The $skiptoken does not belong to this query.")
+        before = int(state["b"])
+    with req.emu.store.read() as conn:
+        rows = models.list_directory_audits(conn, filter_text, before, top + 1)
+    body: dict[str, Any] = {"@odata.context": f"{req.base}/v1.0/$metadata#auditLogs/directoryAudits",
+                            "value": [wire.audit(doc) for _, doc in rows[:top]]}
+    if len(rows) > top:
+        body["@odata.nextLink"] = _next_link(req, paging.encode(req.emu.secret, {"b": rows[top - 1][0], "f": fp}))
+    return wire.GraphResponse(200, body)
+
+
+_SEG = r"(?P<user>[^/]+)"
+ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
+    ("GET", re.compile(r"^/users/?$"), "GET /v1.0/users", list_users),
+    ("POST", re.compile(r"^/users/?$"), "POST /v1.0/users", create_user),
+    ("GET", re.compile(rf"^/users/{_SEG}/mailboxSettings/?$", re.I), "GET /v1.0/users/{id}/mailboxSettings",
+     get_mailbox_settings),
+    ("PATCH", re.compile(rf"^/users/{_SEG}/mailboxSettings/?$", re.I), "PATCH /v1.0/users/{id}/mailboxSettings",
+     patch_mailbox_settings),
+    ("GET", re.compile(rf"^/users/{_SEG}/?$"), "GET /v1.0/users/{id}", get_one_user),
+    ("PATCH", re.compile(rf"^/users/{_SEG}/?$"), "PATCH /v1.0/users/{id}", patch_user),
+    ("DELETE", re.compile(rf"^/users/{_SEG}/?$"), "DELETE /v1.0/users/{id}", delete_user),
+    ("GET", re.compile(r"^/auditLogs/directoryAudits/?$", re.I), "GET /v1.0/auditLogs/directoryAudits",
+     list_directory_audits),
+]
+
+
+def match(method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
+    """(metrics template, handler, path args) for a path relative to ``/v1.0``."""
+    seen_path = False
+    for verb, pattern, template, handler in ROUTES:
+        m = pattern.match(path)
+        if m:
+            seen_path = True
+            if verb == method:
+                return template, handler, {k: unquote(v) for k, v in m.groupdict().items()}
+    if path.rstrip("/") == "/$batch":
+        return "POST /v1.0/$batch", None, {}
+    return (f"{method} /v1.0 (method not allowed)" if seen_path else f"{method} /v1.0 (unknown)"), None, {}
+
+
+def template_for(method: str, full_path: str) -> str:
+    return match(method, full_path[len("/v1.0"):])[0]
+
+
+def dispatch(emu: Emulator, caller: Caller, method: str, path: str, query: list[tuple[str, str]],
+             headers: dict[str, str], body: Any, base: str) -> wire.GraphResponse:
+    template, handler, args = match(method, path)
+    if handler is None:
+        if "method not allowed" in template:
+            return wire.error(405, "Request_BadRequest", f"The HTTP method '{method}' is not allowed.")
+        return wire.error(400, "BadRequest", f"Resource not found for the segment '{path.strip('/')}'.")
+    req = GraphRequest(emu, caller, method, path, query, headers, body, base, args)
+    try:
+        return handler(req)
+    except GraphError as err:
+        return wire.error(err.status, err.code, err.message, headers.get("client-request-id"))
+
+
+def unauthorized(reason: str) -> Response:
+    resp = wire.error(401, "InvalidAuthenticationToken", reason)
+    return _send(wire.GraphResponse(401, resp.body, {**resp.headers, "WWW-Authenticate": 'Bearer realm=""'}))
+
+
+def _send(resp: wire.GraphResponse) -> Response:
+    return json_response(resp.body, resp.status, resp.headers or None, wire.CONTENT_TYPE)
+
+
+def authorize(request: Request, emu: Emulator) -> Caller | Response:
+    try:
+        return verify(emu.secret, request.headers.get("authorization"), audience=GRAPH_AUD, tenant_id=emu.tenant.id)
+    except AuthError as err:
+        return unauthorized(str(err))
+
+
+async def graph_endpoint(request: Request) -> Response:
+    emu: Emulator = request.app.state.emu
+    caller = authorize(request, emu)
+    if isinstance(caller, Response):
+        return caller
+    body, ok = await read_json(request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if not ok:
+        return _send(wire.error(400, "BadRequest", "Unable to read JSON request payload."))
+    # raw_path keeps %40 etc. encoded, so direct requests and batch item URLs decode alike.
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0][len("/v1.0"):]
+    query = parse_qsl(request.url.query, keep_blank_values=True)
+    resp = dispatch(emu, caller, request.method, path, query, headers, body, base_url(request))
+    return _send(resp)
+
+
+async def batch_endpoint(request: Request) -> Response:
+    """JSON batching (B.4): up to 20 items run in order; ``dependsOn`` (or msgraph-core's
+    ``depends_on``) must name earlier items; an item whose dependency failed gets 424."""
+    emu: Emulator = request.app.state.emu
+    caller = authorize(request, emu)
+    if isinstance(caller, Response):
+        return caller
+    doc, ok = await read_json(request)
+    items = doc.get("requests") if ok and isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        return _send(wire.error(400, "BadRequest", "Invalid batch payload format."))
+    if len(items) > MAX_BATCH:
+        return _send(wire.error(400, "BadRequest", f"Number of requests in batch exceeds maximum of {MAX_BATCH}."))
+    seen: dict[str, int] = {}
+    for item in items:
+        item_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+        deps = (item.get("dependsOn") or item.get("depends_on") or []) if isinstance(item, dict) else []
+        if not item_id or item_id.lower() in seen:
+            return _send(wire.error(400, "BadRequest", "Batch request ids must be present and unique."))
+        if not isinstance(deps, list) or any(str(d).lower() not in seen for d in deps):
+            return _send(wire.error(400, "BadRequest", "dependsOn must reference earlier requests in the batch."))
+        seen[item_id.lower()] = 0
+    out = []
+    status_by_id: dict[str, int] = {}
+    for item in items:
+        entry = _batch_item(request, emu, caller, item, status_by_id)
+        status_by_id[entry["id"].lower()] = entry["status"]
+        emu.metrics.status(entry["status"])
+        out.append(entry)
+    return json_response({"responses": out}, 200, None, wire.CONTENT_TYPE)
+
+
+def _relative(url: str) -> tuple[str, list[tuple[str, str]]]:
+    parts = urlsplit(url)
+    path = parts.path if parts.path.startswith("/") else "/" + parts.path
+    if path.lower().startswith("/v1.0/"):
+        path = path[len("/v1.0"):]
+    return path, parse_qsl(parts.query, keep_blank_values=True)
+
+
+def _batch_item(request: Request, emu: Emulator, caller: Caller, item: dict[str, Any],
+                status_by_id: dict[str, int]) -> dict[str, Any]:
+    item_id = str(item["id"])
+    method = str(item.get("method") or "GET").upper()
+    path, query = _relative(str(item.get("url") or ""))
+    template, _, _ = match(method, path)
+    emu.metrics.batch_item(template)
+    deps = item.get("dependsOn") or item.get("depends_on") or []
+    if any(status_by_id.get(str(d).lower(), 200) >= 400 for d in deps):
+        resp = wire.error(424, "FailedDependency", "The request could not be executed because a dependency failed.")
+    elif path.rstrip("/") == "/$batch":
+        resp = wire.error(400, "BadRequest", "Nested batch requests are not supported.")
+    else:
+        decision = emu.faults.decide(caller.app_id, item=True)
+        if decision.action == "throttle":
+            emu.metrics.inject(decision.reason)
+            code = "ApplicationThrottled" if "mailboxSettings" in template else "TooManyRequests"
+            resp = wire.throttled(decision.retry_after, code)
+        elif decision.action == "error":
+            emu.metrics.inject(decision.reason)
+            resp = wire.server_error(decision.status)
+        else:
+            headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+            resp = dispatch(emu, caller, method, path, query, headers, item.get("body"), base_url(request))
+    entry: dict[str, Any] = {"id": item_id, "status": resp.status}
+    headers = dict(resp.headers)
+    if resp.body is not None:
+        headers.setdefault("Content-Type", wire.CONTENT_TYPE)
+        entry["body"] = resp.body
+    headers.setdefault("Cache-Control", "no-cache")
+    entry["headers"] = headers
+    return entry
+
+
+routes = [
+    Route("/v1.0/$batch", batch_endpoint, methods=["POST"]),
+    Route("/v1.0/{rest:path}", graph_endpoint, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
+]

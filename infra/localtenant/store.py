@@ -1,0 +1,171 @@
+"""SQLite state for the emulator: one file, WAL, one connection behind a lock.
+
+Why one connection: handlers run on the event loop and each model call is a short
+synchronous transaction, so a single connection is the fastest option and gives
+serialisable writes for free. The lock only matters when a second thread (the
+seed command, a test helper) shares the store. WAL lets a separate process (for
+example ``python -m localtenant seed`` against a live server's file) read and
+write without blocking readers; ``synchronous=NORMAL`` survives a process crash,
+which is the durability the emulator needs ("state survives a restart").
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- One row per directory object. Entra side (kind, upn, account_enabled, user_deleted)
+-- and Exchange recipient side (rtd, name, alias, guid, soft_deleted) share the row,
+-- as they share one identity in a real tenant (ExternalDirectoryObjectId == Graph id).
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,                      -- 'user' | 'group'
+    upn TEXT, upn_l TEXT UNIQUE,
+    display_name TEXT NOT NULL,
+    mail TEXT,
+    account_enabled INTEGER NOT NULL DEFAULT 1,
+    user_deleted INTEGER NOT NULL DEFAULT 0,
+    rtd TEXT,                                -- RecipientTypeDetails; NULL = not a recipient
+    name TEXT, name_l TEXT,
+    alias TEXT, alias_l TEXT,
+    guid TEXT UNIQUE,
+    exchange_guid TEXT,
+    soft_deleted INTEGER NOT NULL DEFAULT 0,
+    when_soft_deleted TEXT,
+    created TEXT NOT NULL,
+    changed TEXT NOT NULL,
+    props TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS objects_name ON objects(name_l);
+CREATE INDEX IF NOT EXISTS objects_alias ON objects(alias_l);
+CREATE INDEX IF NOT EXISTS objects_rtd ON objects(rtd, soft_deleted, seq);
+
+-- SMTP proxy addresses, unique across ALL recipients (soft-deleted ones included).
+CREATE TABLE IF NOT EXISTS addresses (
+    address_l TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    object_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    is_primary INTEGER NOT NULL,
+    pos INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS addresses_object ON addresses(object_seq, pos);
+
+CREATE TABLE IF NOT EXISTS mailbox_perms (
+    mailbox_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    trustee_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    access_right TEXT NOT NULL,
+    inheritance TEXT NOT NULL,
+    automapping INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_seq, trustee_seq, access_right)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mailbox_perms_trustee ON mailbox_perms(trustee_seq);
+
+CREATE TABLE IF NOT EXISTS recipient_perms (
+    mailbox_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    trustee_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    access_right TEXT NOT NULL,
+    PRIMARY KEY (mailbox_seq, trustee_seq, access_right)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS recipient_perms_trustee ON recipient_perms(trustee_seq);
+
+CREATE TABLE IF NOT EXISTS send_on_behalf (
+    mailbox_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    trustee_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    pos INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_seq, trustee_seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS admin_audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_date TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    cmdlet TEXT NOT NULL,
+    params TEXT NOT NULL,
+    object_seq INTEGER,
+    object_name TEXT NOT NULL,
+    succeeded INTEGER NOT NULL,
+    error TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS admin_audit_date ON admin_audit(run_date);
+CREATE INDEX IF NOT EXISTS admin_audit_object ON admin_audit(object_seq);
+
+CREATE TABLE IF NOT EXISTS directory_audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    activity_dt TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS directory_audit_date ON directory_audit(activity_dt);
+CREATE INDEX IF NOT EXISTS directory_audit_target ON directory_audit(target_id);
+"""
+
+
+class Store:
+    """The emulator's SQLite database. Use :meth:`tx` for writes, :meth:`read` for reads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so a transaction is exactly
+        # one model call, never an implicit transaction left open across requests.
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            self._conn.executescript(SCHEMA)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+            )
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
+        processes sharing the file cannot deadlock on a read-then-write upgrade."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read (a deferred transaction sees one snapshot across its queries)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
