@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mailroom.errors import NotFound
 from mailroom.exchange import CmdletResult, ExchangeClient
 from mailroom.identity import is_system_principal, parse_proxy, smtp_key
 
@@ -70,9 +71,11 @@ class Directory:
             return
         results = await self.exchange.batch([("Get-Recipient", {"Identity": i}) for i in unknown])
         for key, result in zip(unknown, results, strict=True):
-            rows = result.value if isinstance(result, CmdletResult) else []
-            if rows:
-                self.add(Recipient.from_row(rows[0]))
+            if isinstance(result, CmdletResult):
+                if result.value:
+                    self.add(Recipient.from_row(result.value[0]))
+            elif not isinstance(result, NotFound):
+                raise result  # anything but "not found" says nothing about the person
             self._by_key.setdefault(key, None)  # not found (deleted account): remembered as such
 
     def canonical(self, identity: str, written: dict[str, str]) -> str:

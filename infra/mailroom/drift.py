@@ -124,9 +124,11 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
             spec = MailboxSpec.from_model(mb, desired.domains)
             people = [g.address for g in spec.members] + list(spec.send_as) + list(spec.send_on_behalf)
             row = rows_by_key[key]
+            # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
             result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
                                          enabled.get(str(row.get("ExternalDirectoryObjectId"))),
-                                         tenant.directory, tenant.directory.written_by_id(people), desired.domains)
+                                         tenant.directory, tenant.directory.written_by_id(people), desired.domains,
+                                         {smtp_key(g.address): g.automap for g in spec.members})
         done += len(chunk)
         if progress:
             progress(done, len(keys))
@@ -184,8 +186,8 @@ def _stale(mailbox: str, live: LiveMailbox, disabled: set[str], directory: Any) 
 
 # -- first seen / last seen, kept between runs ------------------------------------------------------
 
-def state_path(project_dir: Path, stack: str) -> Path:
-    return project_dir / ".mailroom" / f"drift-{stack}.json"
+def state_path(state_dir: Path, stack: str) -> Path:
+    return state_dir / f"drift-{stack}.json"
 
 
 def track(found: Sequence[DriftFinding], path: Path, now: str | None = None) -> tuple[list[DriftFinding],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from mailroom.engine import state_dir as mailroom_state_dir
 from mailroom.errors import ConfigError
 
 URL_ENV = "MAILROOM_LOCAL_TENANT_URL"
@@ -66,7 +67,7 @@ def ensure_running(project_dir: Path) -> LocalTenantInfo:
         if health is None:
             raise ConfigError(f"{URL_ENV}={external} does not answer")
         return _info(external, health)
-    state_dir = project_dir / ".mailroom"
+    state_dir = mailroom_state_dir(project_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     with open(state_dir / "tenant.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once must not start two servers
@@ -107,7 +108,7 @@ def _start(state_dir: Path) -> LocalTenantInfo:
 
 
 def stop(project_dir: Path) -> bool:
-    info_file = project_dir / ".mailroom" / "tenant.json"
+    info_file = mailroom_state_dir(project_dir) / "tenant.json"
     if not info_file.exists():
         return False
     pid = json.loads(info_file.read_text()).get("pid")

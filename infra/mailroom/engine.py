@@ -39,6 +39,14 @@ def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(base)
 
 
+def state_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    """Where mailroom keeps local state (engine backend, local tenant, drift history, audit log).
+
+    ``MAILROOM_STATE_DIR`` moves it (tests give each run its own); default ``.mailroom/``.
+    """
+    return Path(os.environ.get("MAILROOM_STATE_DIR") or project_dir / ".mailroom")
+
+
 @cache
 def pulumi_bin_dir() -> Path:
     """Directory holding ``pulumi`` and its Python language host; builds them on first use."""
@@ -58,7 +66,7 @@ class EngineSettings:
     env: dict[str, str] = field(default_factory=dict)  # extra variables for the engine and providers
 
     def backend_url(self) -> str:
-        return os.environ.get("PULUMI_BACKEND_URL") or (self.project_dir / ".mailroom" / "state").as_uri()
+        return os.environ.get("PULUMI_BACKEND_URL") or (state_dir(self.project_dir) / "state").as_uri()
 
     def passphrase(self) -> str:
         value = os.environ.get("PULUMI_CONFIG_PASSPHRASE")
@@ -77,7 +85,7 @@ class EngineSettings:
         against its own working directory. A link makes both find one venv.
         """
         link = self.project_dir / "infra" / ".venv"
-        if not link.exists() and not link.is_symlink():
+        if link.parent.is_dir() and not link.exists() and not link.is_symlink():
             link.symlink_to(Path("..") / ".venv")
 
     def environment(self) -> dict[str, str]:
@@ -86,7 +94,7 @@ class EngineSettings:
         home = cache_dir() / "pulumi-home"
         home.mkdir(parents=True, exist_ok=True)
         if self.backend_url().startswith("file://"):
-            (self.project_dir / ".mailroom" / "state").mkdir(parents=True, exist_ok=True)
+            (state_dir(self.project_dir) / "state").mkdir(parents=True, exist_ok=True)
         venv_bin = str(Path(sys.executable).parent)
         return {
             "PATH": os.pathsep.join([str(bin_dir), venv_bin, os.environ.get("PATH", "")]),
@@ -113,8 +121,6 @@ class Engine:
         opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir or settings.project_dir), env_vars=env,
                                           pulumi_home=env["PULUMI_HOME"], secrets_provider="passphrase",
                                           pulumi_command=command)
-        # The Automation API reads some variables from our own process too (backend, passphrase).
-        os.environ.update({k: v for k, v in env.items() if k.startswith("PULUMI_")})
         self.stack = auto.create_or_select_stack(settings.stack, work_dir=str(work_dir or settings.project_dir),
                                                  opts=opts)
 

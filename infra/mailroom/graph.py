@@ -9,12 +9,19 @@ validate never needs it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from mailroom.auth import GRAPH_SCOPE, TokenSource
 from mailroom.errors import GraphError
+from mailroom.transport import RETRY_STATUSES
 
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "mail", "accountEnabled", "proxyAddresses", "userType"]
 
@@ -46,17 +53,29 @@ class GraphClient:
         adapter.base_url = self.base_url  # before the client is built: .batch reads it once
         self.client = GraphServiceClient(request_adapter=adapter)
         self.requests = 0
+        self.max_attempts = 8
 
-    async def _call(self, operation: str, coro: Any) -> Any:
+    async def _call(self, operation: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one SDK call. The SDK's RetryHandler retries 429/503/504 itself; 500/502 and
+        dropped connections it does not, so those are retried here with jittered backoff."""
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-        self.requests += 1
-        try:
-            return await coro
-        except ODataError as exc:
-            err = exc.error
-            raise GraphError(operation, int(exc.response_status_code or 0), str(getattr(err, "code", "") or ""),
-                             str(getattr(err, "message", "") or "")) from None
+        for attempt in range(1, self.max_attempts + 1):
+            self.requests += 1
+            try:
+                return await make()
+            except ODataError as exc:
+                status = int(exc.response_status_code or 0)
+                err = exc.error
+                error = GraphError(operation, status, str(getattr(err, "code", "") or ""),
+                                   str(getattr(err, "message", "") or ""))
+                if status not in RETRY_STATUSES or attempt == self.max_attempts:
+                    raise error from None
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                if attempt == self.max_attempts:
+                    raise GraphError(operation, 0, type(exc).__name__, str(exc)) from None
+            await asyncio.sleep(random.uniform(0, min(10.0, 0.25 * 2**attempt)))
+        raise AssertionError("unreachable")
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -64,7 +83,7 @@ class GraphClient:
 
         qp = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_FIELDS)
         try:
-            user = await self._call(f"GET /users/{user_id}", self.client.users.by_user_id(user_id).get(
+            user = await self._call(f"GET /users/{user_id}", lambda: self.client.users.by_user_id(user_id).get(
                 request_configuration=RequestConfiguration(query_parameters=qp)))
         except GraphError as exc:
             if exc.status == 404:
@@ -75,7 +94,7 @@ class GraphClient:
     async def set_account_enabled(self, user_id: str, enabled: bool) -> None:
         from msgraph.generated.models.user import User
 
-        await self._call(f"PATCH /users/{user_id}", self.client.users.by_user_id(user_id).patch(
+        await self._call(f"PATCH /users/{user_id}", lambda: self.client.users.by_user_id(user_id).patch(
             User(account_enabled=enabled)))
 
     async def list_users(self, filter_: str | None = None) -> list[dict[str, Any]]:
@@ -87,19 +106,19 @@ class GraphClient:
         cfg = RequestConfiguration(query_parameters=qp)
         if filter_:
             cfg.headers.add("ConsistencyLevel", "eventual")
-        page = await self._call("GET /users", self.client.users.get(request_configuration=cfg))
+        page = await self._call("GET /users", lambda: self.client.users.get(request_configuration=cfg))
         users: list[dict[str, Any]] = []
         while page is not None:
             users.extend(_user(u) for u in page.value or [])
             if not page.odata_next_link:
                 break
-            page = await self._call("GET /users (next page)",
-                                    self.client.users.with_url(page.odata_next_link).get())
+            link = page.odata_next_link
+            page = await self._call("GET /users (next page)", self.client.users.with_url(link).get)
         return users
 
     async def user_purpose(self, user_id: str) -> str | None:
         settings = await self._call(f"GET /users/{user_id}/mailboxSettings",
-                                    self.client.users.by_user_id(user_id).mailbox_settings.get())
+                                    lambda: self.client.users.by_user_id(user_id).mailbox_settings.get())
         purpose = getattr(settings, "user_purpose", None)
         return str(getattr(purpose, "value", purpose)) if purpose is not None else None
 
@@ -117,7 +136,7 @@ class GraphClient:
             ri = RequestInformation(Method.GET, url)
             ri.headers.add("Accept", "application/json")
             raw = await self._call("GET /auditLogs/directoryAudits",
-                                   self.client.request_adapter.send_primitive_async(ri, "bytes", {}))
+                                   partial(self.client.request_adapter.send_primitive_async, ri, "bytes", {}))
             data = json.loads(raw or b"{}")
             out.extend(data.get("value") or [])
             url = data.get("@odata.nextLink") or ""

@@ -6,7 +6,7 @@ update) and the bulk scan (drift), so both see a mailbox the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,8 @@ class LiveMailbox:
 
 def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], send_as: Sequence[dict[str, Any]],
               account_enabled: bool | None, directory: Directory, written: dict[str, str],
-              domains: Sequence[str]) -> LiveMailbox:
+              domains: Sequence[str], automap: Mapping[str, bool] | None = None) -> LiveMailbox:
+    """``automap``: the last known AutoMapping per member (address key), used when the row has none."""
     primary = str(mailbox.get("PrimarySmtpAddress") or "")
     trustees: dict[str, str] = {}
     unresolved: list[str] = []
@@ -42,11 +43,15 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
         return address
 
     members = []
+    known = automap or {}
     for row in full_access:
         if is_managed_permission(row) and "fullaccess" in access_rights(row):
-            # Real Exchange Online does not report AutoMapping here (it lives in the user's
-            # msExchDelegateListLink); when a row carries it we compare it, else assume on.
-            members.append(Grant(canon(str(row["User"])), bool(row.get("AutoMapping", True))))
+            # Exchange Online does not report AutoMapping in Get-MailboxPermission (it is the
+            # msExchDelegateListLink attribute, which the admin API does not expose), so a grant's
+            # AutoMapping is the one last set through mailroom; a row that does carry it wins.
+            address = canon(str(row["User"]))
+            value = row.get("AutoMapping", known.get(smtp_key(address), True))
+            members.append(Grant(address, bool(value)))
     senders = [canon(str(row["Trustee"])) for row in send_as
                if is_managed_permission(row) and "sendas" in access_rights(row)]
     on_behalf = [canon(str(name)) for name in mailbox.get("GrantSendOnBehalfTo") or ()]
@@ -71,7 +76,8 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
 
 
 async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Directory, address: str,
-                       people: Sequence[str], domains: Sequence[str]) -> LiveMailbox | None:
+                       people: Sequence[str], domains: Sequence[str],
+                       automap: Mapping[str, bool] | None = None) -> LiveMailbox | None:
     """Read one mailbox (one $batch for mailbox + both permission lists, one Graph GET)."""
     mbx, fa, sa = await exchange.batch([
         ("Get-Mailbox", {"Identity": address}),
@@ -91,4 +97,4 @@ async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Director
     user = await graph.get_user(str(row.get("ExternalDirectoryObjectId"))) if row.get("ExternalDirectoryObjectId") \
         else None
     enabled = None if user is None else bool(user.get("accountEnabled"))
-    return live_spec(row, fa.value, sa.value, enabled, directory, directory.written_by_id(people), domains)
+    return live_spec(row, fa.value, sa.value, enabled, directory, directory.written_by_id(people), domains, automap)

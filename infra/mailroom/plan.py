@@ -127,7 +127,9 @@ class PlanCollector:
         if pre is not None and getattr(pre.metadata, "type", "") == RESOURCE_TYPE:
             meta = pre.metadata
             op = getattr(meta.op, "value", str(meta.op))
-            if meta.urn in self._seen:
+            # A preview with refresh first emits a `refresh` step per resource (old outputs,
+            # before the read); the step that says what will change comes after it.
+            if op in ("refresh", "read") or meta.urn in self._seen:
                 return
             self._seen.add(meta.urn)
             planned = step_plan(op, meta.old, meta.new)

@@ -46,6 +46,10 @@ def _people(spec: MailboxSpec) -> list[str]:
     return [g.address for g in spec.members] + list(spec.send_as) + list(spec.send_on_behalf)
 
 
+def _automap(spec: MailboxSpec) -> dict[str, bool]:
+    return {smtp_key(g.address): g.automap for g in spec.members}
+
+
 def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
     outs = spec.to_props()
     outs["object_id"] = live.object_id if live else ""
@@ -72,11 +76,16 @@ def _audit(outcome: Outcome) -> None:
         log.append(entries)
 
 
-async def converge(spec: MailboxSpec) -> tuple[LiveMailbox | None, Outcome]:
-    """Make the tenant match ``spec``; returns the mailbox as it now is and what was done."""
+async def converge(spec: MailboxSpec, known: MailboxSpec | None = None) -> tuple[LiveMailbox | None, Outcome]:
+    """Make the tenant match ``spec``; returns the mailbox as it now is and what was done.
+
+    ``known``: the last outputs (what mailroom set), for what Exchange does not report (AutoMapping).
+    """
     cfg = TenantConfig.from_env()
+    automap = _automap(known) if known else {}
     async with Tenant(cfg) as t:
-        live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, _people(spec), spec.domains)
+        live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, _people(spec), spec.domains,
+                                  automap)
         todo = changes(spec, live.spec if live else None)
         outcome = Outcome()
         if spec.state == "absent":
@@ -131,7 +140,7 @@ class MailboxProvider(ResourceProvider):
         async def read() -> LiveMailbox | None:
             async with Tenant(TenantConfig.from_env()) as t:
                 return await read_mailbox(t.exchange, t.graph, t.directory, known.address, _people(known),
-                                          known.domains)
+                                          known.domains, _automap(known))
 
         live = asyncio.run(read())
         if known.state == "absent":
@@ -142,9 +151,10 @@ class MailboxProvider(ResourceProvider):
         spec = MailboxSpec(**{**live.spec.__dict__, "address": known.address, "domains": known.domains})
         return ReadResult(id_, _outputs(spec, live))
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = MailboxSpec.from_props(news)
-        live, outcome = asyncio.run(converge(spec))
+        known = MailboxSpec.from_props(olds) if olds.get("address") else None
+        live, outcome = asyncio.run(converge(spec, known))
         _audit(outcome)
         _raise_if_failed(spec, outcome)
         return UpdateResult(_outputs(spec, live))

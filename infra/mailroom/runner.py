@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.commands.validate import render_text
-from mailroom.engine import Engine, EngineSettings
+from mailroom.engine import Engine, EngineSettings, state_dir
 from mailroom.load import LoadResult, load_desired
 from mailroom.model import Desired
 from mailroom.stacks import tenant_config
@@ -61,7 +61,7 @@ def prepare(file: str, stack: str, *, audit_path: str | None = None) -> Run:
         raise Invalid(result)
     path = Path(file).resolve()
     project_dir = _project_dir(path)
-    audit = audit_path or os.environ.get("MAILROOM_AUDIT_LOG") or str(project_dir / ".mailroom" / "audit.jsonl")
+    audit = audit_path or os.environ.get("MAILROOM_AUDIT_LOG") or str(state_dir(project_dir) / "audit.jsonl")
     return Run(path, stack, result.desired, tenant_config(project_dir, stack), uuid.uuid4().hex[:12], audit,
                project_dir)
 

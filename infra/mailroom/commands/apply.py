@@ -53,9 +53,21 @@ class _Progress:
             name = failed.metadata.urn.rsplit("::", 1)[-1]
             self.failed[name] = "failed"
         diag = getattr(event, "diagnostic_event", None)
-        if diag is not None and diag.severity == "error" and diag.urn:
-            name = diag.urn.rsplit("::", 1)[-1]
-            self.failed[name] = diag.message.strip().splitlines()[-1] if diag.message.strip() else "failed"
+        if diag is not None and diag.severity == "error" and diag.message.strip():
+            text = diag.message.strip()
+            self.messages.append(text)
+            if diag.urn:
+                name = diag.urn.rsplit("::", 1)[-1]
+                self.failed[name] = _last_line(text)
+
+
+def _last_line(text: str) -> str:
+    """The useful line of a provider error: the exception's message, not the traceback."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith(("mailroom.errors.", "TenantError", "RetriesExhausted")) or ": HTTP " in ln:
+            return ln
+    return lines[-1] if lines else "failed"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         result = "ok"
     except Exception as exc:
         result = "failed"
-        print(f"mailroom apply: {type(exc).__name__}: the engine reported a failure", file=sys.stderr)
+        detail = [ln for ln in str(exc).splitlines() if "error" in ln.lower()][-5:]
+        print("mailroom apply: the engine reported a failure:\n  " + "\n  ".join(detail), file=sys.stderr)
     summary = {"applied": tracker.ok, "failed": tracker.failed}
     log.end_run(result, summary)
     if args.json:

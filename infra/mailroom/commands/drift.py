@@ -12,6 +12,7 @@ from mailroom import drift as drift_mod
 from mailroom import history, report
 from mailroom.commands.plan import add_common
 from mailroom.drift import DriftFinding, ScanResult
+from mailroom.engine import state_dir
 from mailroom.identity import smtp_key
 from mailroom.runner import Invalid, Run, prepare, progress
 from mailroom.tenant import Tenant
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         log.end_run("failed", {"error": str(exc)})
         print(f"mailroom drift: scan failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    found, resolved = drift_mod.track(found, drift_mod.state_path(prepared.project_dir, prepared.stack))
+    found, resolved = drift_mod.track(found, drift_mod.state_path(state_dir(prepared.project_dir), prepared.stack))
     entries = []
     for f in found:
         kind = "drift_new" if f.first_seen == f.last_seen else "drift_present"
