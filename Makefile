@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup venv engine test lint demo bench clean
+.PHONY: setup venv engine browser test lint demo bench clean
 
 setup: venv engine ## virtual environment + Pulumi engine (idempotent; seconds when done before)
 
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 engine: venv ## the pinned Pulumi CLI + Python language host (built from Go modules if not on PATH)
 	@bash ci/build-pulumi.sh >/dev/null
 
-test: setup ## the whole test suite (what .ci/run runs)
+browser: ## Debian's chromium, for the HTML report test
+	@bash ci/install-chromium.sh >/dev/null
+
+test: setup browser ## the whole test suite (what .ci/run runs)
 	$(BIN)/python -m pytest -q
 
 lint: venv

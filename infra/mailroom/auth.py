@@ -63,7 +63,7 @@ class LocalTokenSource:
         form = {"grant_type": "client_credentials", "client_id": self.client_id,
                 "client_secret": self.client_secret, "scope": scope}
         last: Exception | None = None
-        for attempt in range(5):  # the token endpoint is throttled and faulted like the rest
+        for attempt in range(8):  # the token endpoint is throttled and faulted like the rest
             try:
                 async with httpx.AsyncClient(timeout=30) as client:
                     resp = await client.post(url, data=form)

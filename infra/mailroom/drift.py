@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mailroom.compare import Change, changes
+from mailroom.compare import RIGHTS, Change, changes
 from mailroom.exchange import CmdletResult
 from mailroom.identity import smtp_key
 from mailroom.live import LiveMailbox, live_spec
@@ -60,7 +60,19 @@ class DriftFinding:
         return "|".join([self.kind, smtp_key(self.mailbox), self.right or "", smtp_key(self.subject or "")])
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "description": self.describe()}
+
+    def describe(self) -> str:
+        """What differs, in words: the one wording text, Markdown and HTML reports share."""
+        if self.kind != "changed_setting":
+            return self.detail
+        if self.subject is not None:  # an alias or an AutoMapping of one person
+            if self.right == "alias":
+                missing = self.expected is True
+                return "in the file, missing in the tenant" if missing else "in the tenant, not in the file"
+            return f"file: {_word(self.expected)}, tenant: {_word(self.actual)}"
+        label = RIGHTS.get(self.right or "", (self.right or "", False))[0]
+        return f"{label}: file {_word(self.expected)}, tenant {_word(self.actual)}"
 
     def line(self) -> str:
         what = {"missing_grant": "missing", "extra_grant": "extra", "changed_setting": "changed"}.get(self.kind,
@@ -70,13 +82,17 @@ class DriftFinding:
             parts.append(self.right)
         if self.subject:
             parts.append(self.subject)
-        if self.kind == "changed_setting" and self.subject is None:
-            parts.append(f"{self.expected!r} in file, {self.actual!r} in tenant")
-        if self.detail:
-            parts.append(f"({self.detail})")
+        if self.describe():
+            parts.append(f"({self.describe()})")
         if self.changed_by:
             parts.append(f"— by {self.changed_by} at {self.changed_at}")
         return "  ".join(parts)
+
+
+def _word(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 @dataclass

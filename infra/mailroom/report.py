@@ -45,7 +45,7 @@ def render_markdown(found: Sequence[DriftFinding], resolved: Sequence[dict[str, 
                 "|---|---|---|---|---|---|---|"]
         for f in found:
             who = f"{f.changed_by} ({f.changed_at})" if f.changed_by else ""
-            detail = f.detail or (f"file: {f.expected}, tenant: {f.actual}" if f.kind == "changed_setting" else "")
+            detail = f.describe()
             out.append(f"| `{f.mailbox}` | {f.kind.replace('_', ' ')} | {f.right or ''} | {f.subject or ''} | "
                        f"{detail} | {f.first_seen} | {who} |")
     if resolved:
@@ -69,7 +69,7 @@ def render_html(found: Sequence[DriftFinding], desired: Desired, result: ScanRes
     rows = []
     for f in found:
         who = f"{e(f.changed_by)} at {e(f.changed_at or '')}" if f.changed_by else ""
-        detail = f.detail or (f"file: {f.expected}, tenant: {f.actual}" if f.kind == "changed_setting" else "")
+        detail = f.describe()
         rows.append(f"<tr class='finding'><td>{e(f.mailbox)}</td><td class='kind'>{e(f.kind.replace('_', ' '))}</td>"
                     f"<td>{e(f.right or '')}</td><td>{e(f.subject or '')}</td><td>{e(str(detail))}</td>"
                     f"<td>{e(f.first_seen)}</td><td>{who}</td></tr>")

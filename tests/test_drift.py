@@ -1,0 +1,114 @@
+"""Drift end to end: out-of-band changes through the emulator's APIs, reported with who did them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailroom.audit import verify
+from reconcile_helpers import Project, view
+
+ADMIN = "trent@contoso.com"  # a human admin acting outside git
+
+
+@pytest.fixture
+def project(tmp_path: Path, local_tenant: Any, monkeypatch: pytest.MonkeyPatch) -> Project:
+    p = Project(tmp_path, local_tenant, monkeypatch)
+    assert p.run("apply", "--yes")[0] == 0
+    return p
+
+
+def out_of_band(t: Any) -> None:
+    def ok(resp: Any) -> None:
+        assert resp.status_code in (200, 204), resp.text
+
+    ok(t.exchange("Add-MailboxPermission", username=ADMIN, Identity="support@contoso.com", User="mallory@contoso.com",
+                  AccessRights=["FullAccess"], AutoMapping=True))
+    ok(t.exchange("Add-RecipientPermission", username=ADMIN, Identity="info@contoso.com", Trustee="mallory@contoso.com",
+                  AccessRights=["SendAs"]))
+    ok(t.exchange("Set-Mailbox", username=ADMIN, Identity="support@contoso.com",
+                  EmailAddresses={"@odata.type": "#Exchange.GenericHashTable", "Remove": ["smtp:help@contoso.com"]}))
+    noreply = t.exchange("Get-Mailbox", Identity="noreply@contoso.com").json()["value"][0]
+    ok(t.graph("PATCH", f"/users/{noreply['ExternalDirectoryObjectId']}", username=ADMIN, json={"accountEnabled": True}))
+    ok(t.graph("PATCH", "/users/bob@contoso.com", username=ADMIN, json={"accountEnabled": False}))
+    ok(t.exchange("New-Mailbox", username=ADMIN, Shared=True, Name="marketing", DisplayName="Marketing",
+                  PrimarySmtpAddress="marketing@contoso.com"))
+
+
+def drift(project: Project, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / "drift.json"
+    code = project.run("drift", "--json", str(out), *extra)[0]
+    return code, json.loads(out.read_text())
+
+
+def keyed(report: dict[str, Any]) -> dict[tuple[str, str, str | None, str | None], dict[str, Any]]:
+    return {(f["kind"], f["mailbox"], f["right"], f["subject"]): f for f in report["findings"]}
+
+
+def test_clean_tenant_has_no_drift(project: Project, tmp_path: Path) -> None:
+    code, report = drift(project, tmp_path)
+    assert code == 0 and report["findings"] == []
+
+
+def test_out_of_band_changes_are_reported_with_who_then_remediated(project: Project, tmp_path: Path) -> None:
+    out_of_band(project.tenant)
+    code, report = drift(project, tmp_path, "--html", str(tmp_path / "report.html"))
+    assert code == 2
+    found = keyed(report)
+    want = {
+        ("extra_grant", "support@contoso.com", "member", "mallory@contoso.com"),
+        ("extra_grant", "info@contoso.com", "send_as", "mallory@contoso.com"),
+        ("changed_setting", "support@contoso.com", "alias", "help@contoso.com"),
+        ("changed_setting", "noreply@contoso.com", "sign_in_blocked", None),
+        ("stale_access", "support@contoso.com", "member", "bob@contoso.com"),
+        ("stale_access", "support@contoso.com", "send_as", "bob@contoso.com"),
+        ("unmanaged_mailbox", "marketing@contoso.com", "mailbox", None),
+    }
+    assert set(found) == want, sorted(set(found) ^ want)
+    for key in want - {("stale_access", "support@contoso.com", "send_as", "bob@contoso.com")}:
+        assert found[key]["changed_by"] == ADMIN, (key, found[key])
+        assert found[key]["changed_at"]
+    assert all(f["first_seen"] for f in report["findings"])
+
+    code, _ = drift(project, tmp_path, "--remediate")
+    assert code == 2  # drift was found (and handed to apply)
+    support = view(project.tenant, "support@contoso.com")
+    assert support is not None and "mallory@contoso.com" not in support["members"]
+    assert "help@contoso.com" in support["aliases"]
+    assert view(project.tenant, "noreply@contoso.com")["sign_in_blocked"] is True  # type: ignore[index]
+    assert view(project.tenant, "marketing@contoso.com") is not None  # unmanaged: reported, never touched
+
+    code, report = drift(project, tmp_path)
+    assert code == 2
+    assert set(keyed(report)) == {
+        ("stale_access", "support@contoso.com", "member", "bob@contoso.com"),
+        ("stale_access", "support@contoso.com", "send_as", "bob@contoso.com"),
+        ("unmanaged_mailbox", "marketing@contoso.com", "mailbox", None),
+    }
+    first = {f["kind"]: f["first_seen"] for f in report["findings"]}
+    assert first["unmanaged_mailbox"] == found[("unmanaged_mailbox", "marketing@contoso.com", "mailbox", None)][
+        "first_seen"]  # kept between runs
+
+    entries = [json.loads(line) for line in project.audit.read_text().splitlines()]
+    kinds = {e["kind"] for e in entries}
+    assert {"drift_new", "drift_present", "drift_resolved", "change", "run_start", "run_end"} <= kinds
+    assert verify(project.audit).ok
+
+
+def test_scan_under_faults_equals_fault_free(project: Project, tmp_path: Path) -> None:
+    out_of_band(project.tenant)
+    code, clean = drift(project, tmp_path)
+    project.tenant.set_profile({"seed": 5, "throttle_rate": 0.2, "error_rate": 0.15, "drop_rate": 0.15})
+    code2, faulty = drift(project, tmp_path)
+    injected = project.tenant.metrics()["injected"]
+    project.tenant.set_profile({})
+    assert injected["throttled"] and injected["errors"] and injected["dropped"]
+    assert code == code2 == 2
+
+    def strip(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted((f["kind"], f["mailbox"], f["right"], f["subject"], f["changed_by"]) for f in report["findings"])
+
+    assert strip(faulty) == strip(clean)
