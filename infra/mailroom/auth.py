@@ -54,11 +54,17 @@ class LocalTokenSource:
 
     def __post_init__(self) -> None:
         self._cache = _Cache()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def token(self, scope: str) -> str:
         cached = self._cache.get(scope)
         if cached:
             return cached
+        # Single flight: a hundred requests starting together ask the token endpoint once.
+        async with self._locks.setdefault(scope, asyncio.Lock()):
+            return self._cache.get(scope) or await self._fetch(scope)
+
+    async def _fetch(self, scope: str) -> str:
         url = f"{self.authority.rstrip('/')}/{self.tenant}/oauth2/v2.0/token"
         form = {"grant_type": "client_credentials", "client_id": self.client_id,
                 "client_secret": self.client_secret, "scope": scope}
@@ -90,11 +96,16 @@ class AzureTokenSource:
     def __init__(self, credential: Any) -> None:
         self._credential = credential
         self._cache = _Cache()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def token(self, scope: str) -> str:
         cached = self._cache.get(scope)
         if cached:
             return cached
+        async with self._locks.setdefault(scope, asyncio.Lock()):
+            return self._cache.get(scope) or await self._fetch(scope)
+
+    async def _fetch(self, scope: str) -> str:
         try:
             access = await asyncio.to_thread(self._credential.get_token, scope)
         except Exception as exc:  # azure-identity raises its own ClientAuthenticationError family

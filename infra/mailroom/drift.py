@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.compare import RIGHTS, Change, changes
+from mailroom.errors import ExchangeError
 from mailroom.exchange import CmdletResult
 from mailroom.identity import smtp_key
 from mailroom.live import LiveMailbox, live_spec
@@ -109,9 +110,33 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     result = ScanResult()
     managed = {mb.key: mb for mb in desired.mailboxes}
     ex = tenant.exchange
-    mailboxes, send_as, _ = await asyncio.gather(ex.list_shared_mailboxes(), ex.recipient_permissions(),
-                                                 tenant.directory.preload())
-    users = await tenant.graph.list_users()
+    keys = sorted(managed)
+    done = 0
+
+    async def full_access(chunk: list[str]) -> list[CmdletResult | ExchangeError]:
+        nonlocal done
+        answers = await ex.batch([("Get-MailboxPermission", {"Identity": managed[k].address}) for k in chunk])
+        done += len(chunk)
+        if progress:
+            progress(done, len(keys))
+        return answers
+
+    # Importing msgraph-sdk takes seconds of CPU; in a thread it does not stall the requests.
+    graph_ready = asyncio.create_task(asyncio.to_thread(lambda: tenant.graph))
+
+    async def all_users() -> list[dict[str, Any]]:
+        graph = await graph_ready
+        return list(await graph.list_users())
+
+    # Everything at once: the pacer keeps the whole scan at the service's rate limit, so the
+    # paged listings cost no extra time next to the Full Access batches.
+    chunks = [keys[i:i + 100] for i in range(0, len(keys), 100)]
+    listed = asyncio.gather(ex.list_shared_mailboxes(), ex.recipient_permissions(), tenant.directory.preload(),
+                            all_users())
+    per_mailbox = asyncio.gather(*(full_access(c) for c in chunks))
+    (mailboxes, send_as, _, users), answered = await asyncio.gather(listed, per_mailbox)
+    answers = [a for chunk in answered for a in chunk]
+
     result.disabled = {str(u["id"]) for u in users if u.get("accountEnabled") is False}
     enabled = {str(u["id"]): bool(u.get("accountEnabled")) for u in users}
     rows_by_key: dict[str, dict[str, Any]] = {}
@@ -126,28 +151,21 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
         recipient = tenant.directory.lookup(str(row.get("Identity") or ""))
         owner = smtp_key(recipient.primary_smtp) if recipient else smtp_key(str(row.get("Identity") or ""))
         send_as_by_mailbox.setdefault(owner, []).append(row)
-    keys = sorted(rows_by_key)
-    done = 0
-    for start in range(0, len(keys), 500):  # progress ticks per 500 mailboxes; batches run concurrently
-        chunk = keys[start:start + 500]
-        answers = await ex.batch([("Get-MailboxPermission", {"Identity": str(rows_by_key[k].get("Guid") or k)})
-                                  for k in chunk])
-        for key, answer in zip(chunk, answers, strict=True):
-            mb = managed[key]
-            if not isinstance(answer, CmdletResult):
-                result.errors[mb.address] = str(answer)
-                continue
-            spec = MailboxSpec.from_model(mb, desired.domains)
-            people = [g.address for g in spec.members] + list(spec.send_as) + list(spec.send_on_behalf)
-            row = rows_by_key[key]
-            # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
-            result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
-                                         enabled.get(str(row.get("ExternalDirectoryObjectId"))),
-                                         tenant.directory, tenant.directory.written_by_id(people), desired.domains,
-                                         {smtp_key(g.address): g.automap for g in spec.members})
-        done += len(chunk)
-        if progress:
-            progress(done, len(keys))
+    for key, answer in zip(keys, answers, strict=True):
+        mb = managed[key]
+        row = rows_by_key.get(key)
+        if row is None:
+            continue  # not a shared mailbox in the tenant: findings() reports it missing
+        if not isinstance(answer, CmdletResult):
+            result.errors[mb.address] = str(answer)
+            continue
+        spec = MailboxSpec.from_model(mb, desired.domains)
+        people = [g.address for g in spec.members] + list(spec.send_as) + list(spec.send_on_behalf)
+        # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
+        result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
+                                     enabled.get(str(row.get("ExternalDirectoryObjectId"))),
+                                     tenant.directory, tenant.directory.written_by_id(people), desired.domains,
+                                     {smtp_key(g.address): g.automap for g in spec.members})
     result.exchange_requests = tenant.transport.stats.requests
     result.graph_requests = tenant.graph.requests
     return result

@@ -150,7 +150,7 @@ class ExchangeClient:
             return self.transport.client.build_request("POST", f"{self.root}/$batch", json={"requests": requests},
                                                        headers=headers)
 
-        resp = await self.transport.send(make, "$batch")
+        resp = await self.transport.send(make, "$batch", cost=len(chunk), settle=False)
         data = _body(resp)
         if resp.status_code != 200:
             raise _error("$batch", None, resp.status_code, data)
@@ -163,12 +163,14 @@ class ExchangeClient:
                 headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
                 self.transport.stats.throttled += status == 429
                 if status == 429:
-                    self.transport.limiter.throttled()
+                    self.transport.pacer.throttled()
                 out[index] = float(headers.get("retry-after", 1))
             elif status != 200:
+                self.transport.pacer.accepted()  # metered and answered, though not a success
                 cmdlet, params = calls[index]
                 out[index] = _error(cmdlet, str(params.get("Identity") or "") or None, status, body)
             else:
+                self.transport.pacer.accepted()
                 value = list(body.get("value") or [])
                 if body.get("@odata.nextLink"):
                     value.append(_MORE)  # finished with a plain paged invoke afterwards

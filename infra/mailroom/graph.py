@@ -15,7 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -98,23 +98,34 @@ class GraphClient:
             User(account_enabled=enabled)))
 
     async def list_users(self, filter_: str | None = None) -> list[dict[str, Any]]:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+        """Every user (or those matching ``filter_``), paged, as plain JSON.
 
-        qp = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=USER_FIELDS, top=999, filter=filter_,
-                                                                       count=True if filter_ else None)
-        cfg = RequestConfiguration(query_parameters=qp)
+        Raw JSON through the SDK's adapter keeps its auth and retry middleware but skips
+        the typed models: kiota's parsing costs ~5 ms a user, 25 s for a 5,000-user tenant."""
+        query = f"$select={','.join(USER_FIELDS)}&$top=999"
         if filter_:
-            cfg.headers.add("ConsistencyLevel", "eventual")
-        page = await self._call("GET /users", lambda: self.client.users.get(request_configuration=cfg))
-        users: list[dict[str, Any]] = []
-        while page is not None:
-            users.extend(_user(u) for u in page.value or [])
-            if not page.odata_next_link:
-                break
-            link = page.odata_next_link
-            page = await self._call("GET /users (next page)", self.client.users.with_url(link).get)
-        return users
+            query += "&$count=true&$filter=" + quote(filter_, safe="")
+        return await self._get_all("GET /users", f"{self.base_url}/users?{query}",
+                                   {"ConsistencyLevel": "eventual"} if filter_ else {})
+
+    async def _get_all(self, operation: str, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        out: list[dict[str, Any]] = []
+        while url:
+            ri = RequestInformation()
+            ri.http_method = Method.GET
+            ri.url = url  # absolute: a URL template would drop the commas of $select
+            ri.headers.add("Accept", "application/json")
+            for name, value in headers.items():
+                ri.headers.add(name, value)
+            raw = await self._call(operation, partial(self.client.request_adapter.send_primitive_async, ri, "bytes",
+                                                      {}))
+            data = json.loads(raw or b"{}")
+            out.extend(data.get("value") or [])
+            url = data.get("@odata.nextLink") or ""
+        return out
 
     async def user_purpose(self, user_id: str) -> str | None:
         settings = await self._call(f"GET /users/{user_id}/mailboxSettings",
@@ -124,23 +135,10 @@ class GraphClient:
 
     async def directory_audits(self, filter_: str | None = None) -> list[dict[str, Any]]:
         """Raw JSON of ``/auditLogs/directoryAudits`` (who changed accountEnabled, and when)."""
-        from kiota_abstractions.method import Method
-        from kiota_abstractions.request_information import RequestInformation
-
-        url = "{+baseurl}/auditLogs/directoryAudits"
+        url = f"{self.base_url}/auditLogs/directoryAudits"
         if filter_:
-            from urllib.parse import quote
             url += "?$filter=" + quote(filter_, safe="")
-        out: list[dict[str, Any]] = []
-        while url:
-            ri = RequestInformation(Method.GET, url)
-            ri.headers.add("Accept", "application/json")
-            raw = await self._call("GET /auditLogs/directoryAudits",
-                                   partial(self.client.request_adapter.send_primitive_async, ri, "bytes", {}))
-            data = json.loads(raw or b"{}")
-            out.extend(data.get("value") or [])
-            url = data.get("@odata.nextLink") or ""
-        return out
+        return await self._get_all("GET /auditLogs/directoryAudits", url, {})
 
 
 def _user(user: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from mailroom.auth import AzureTokenSource, LocalTokenSource, TokenSource, azure
 from mailroom.directory import Directory
 from mailroom.errors import ConfigError
 from mailroom.exchange import ExchangeClient
-from mailroom.transport import AdaptiveLimiter, RetryPolicy, Transport
+from mailroom.transport import Limiter, RetryPolicy, Transport
 
 ENV_VAR = "MAILROOM_TENANT"
 LOCAL_CLIENT_ID = "mailroom-local"
@@ -65,19 +65,17 @@ def token_source(cfg: TenantConfig) -> TokenSource:
 class Tenant:
     """Async context manager: ``async with Tenant(cfg) as t: await t.exchange.get_mailbox(...)``."""
 
-    def __init__(self, cfg: TenantConfig, *, concurrency: int = 8, max_concurrency: int = 64,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(self, cfg: TenantConfig, *, concurrency: int = 32, retry: RetryPolicy | None = None) -> None:
         self.cfg = cfg
-        self._concurrency = (concurrency, max_concurrency)
+        self._concurrency = concurrency
         self._retry = retry
         self._graph: Any = None
 
     async def __aenter__(self) -> Tenant:
-        initial, maximum = self._concurrency
+        maximum = self._concurrency
         limits = httpx.Limits(max_connections=maximum, max_keepalive_connections=maximum)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), limits=limits)
-        self.transport = Transport(self._http, retry=self._retry,
-                                   limiter=AdaptiveLimiter(initial, 1, maximum))
+        self.transport = Transport(self._http, retry=self._retry, limiter=Limiter(maximum))
         self.tokens = token_source(self.cfg)
         self.exchange = ExchangeClient(self.cfg.exchange_url, self.cfg.tenant_id, self.tokens, self.transport)
         self.directory = Directory(self.exchange)

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with the access matrix")
     p.add_argument("--remediate", action="store_true",
                    help="hand over to apply (with its mass-removal guard) to revert managed drift")
-    p.add_argument("--concurrency", type=int, default=8, help="initial concurrent requests (adapts; default 8)")
+    p.add_argument("--concurrency", type=int, default=32,
+                   help="most requests in flight (default 32); the request rate adapts to throttling by itself")
     p.set_defaults(func=run)
 
 
