@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dill
 import pulumi
 import pytest
-
 from mailroom.provider import MailboxProvider
 from mailroom.spec import Grant, MailboxSpec
 
@@ -29,10 +30,15 @@ class Mocks(pulumi.runtime.Mocks):
 
 
 @pytest.fixture
-def mocks() -> Mocks:
+def mocks() -> Iterator[Mocks]:
+    # Pulumi's mock runtime uses the thread's current event loop; an earlier asyncio.run() unsets it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     m = Mocks()
     pulumi.runtime.set_mocks(m, project="mailroom", stack="test", preview=False)
-    return m
+    yield m
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pulumi.runtime.test

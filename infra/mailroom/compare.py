@@ -50,7 +50,7 @@ class Change:
     def line(self) -> str:
         label = RIGHTS[self.right][0]
         if self.op == "create":
-            return "+ create shared mailbox"
+            return f'+ create shared mailbox "{self.after}"' if self.after else "+ create shared mailbox"
         if self.op == "delete":
             return "- delete mailbox (soft-delete, recoverable for 30 days)"
         if self.op in ("add", "remove"):
@@ -86,9 +86,11 @@ def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:
         return [] if live is None or live.state == "absent" else [Change(mb, "delete", "mailbox")]
     out: list[Change] = []
     if live is None or live.state == "absent":
-        out.append(Change(mb, "create", "mailbox"))
-        live = MailboxSpec(address=desired.address, display_name="", hidden_from_gal=False, copy_send_as=False,
-                           copy_send_on_behalf=False, audit_enabled=True, sign_in_blocked=False)
+        out.append(Change(mb, "create", "mailbox", None, None, desired.display_name))
+        # What New-Mailbox -Shared leaves: the display name it was given, no sent-items copies,
+        # visible in the GAL, audited, and an Entra account that can sign in.
+        live = MailboxSpec(address=desired.address, display_name=desired.display_name, hidden_from_gal=False,
+                           copy_send_as=False, copy_send_on_behalf=False, audit_enabled=True, sign_in_blocked=False)
     for name in SETTINGS:
         before, after = getattr(live, name), getattr(desired, name)
         if before != after:
