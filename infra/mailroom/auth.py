@@ -12,7 +12,6 @@ import asyncio
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
@@ -43,16 +42,11 @@ class _Cache:
             self._tokens[scope] = (token, expires_at)
 
 
-@dataclass
-class LocalTokenSource:
-    """Client credentials against the local tenant's token endpoint (plain HTTP on loopback)."""
+class _SingleFlight:
+    """Tokens cached per scope in memory; one fetch at a time per scope (a hundred requests
+    starting together ask the token endpoint once)."""
 
-    authority: str  # e.g. http://127.0.0.1:8765
-    tenant: str
-    client_id: str
-    client_secret: str
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
         self._cache = _Cache()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -60,9 +54,20 @@ class LocalTokenSource:
         cached = self._cache.get(scope)
         if cached:
             return cached
-        # Single flight: a hundred requests starting together ask the token endpoint once.
         async with self._locks.setdefault(scope, asyncio.Lock()):
             return self._cache.get(scope) or await self._fetch(scope)
+
+    async def _fetch(self, scope: str) -> str:
+        raise NotImplementedError
+
+
+class LocalTokenSource(_SingleFlight):
+    """Client credentials against the local tenant's token endpoint (plain HTTP on loopback)."""
+
+    def __init__(self, authority: str, tenant: str, client_id: str, client_secret: str) -> None:
+        super().__init__()
+        self.authority, self.tenant = authority, tenant  # authority e.g. http://127.0.0.1:8765
+        self.client_id, self.client_secret = client_id, client_secret
 
     async def _fetch(self, scope: str) -> str:
         url = f"{self.authority.rstrip('/')}/{self.tenant}/oauth2/v2.0/token"
@@ -90,20 +95,12 @@ class LocalTokenSource:
         raise AuthError(f"token endpoint {url} unavailable: {last}")
 
 
-class AzureTokenSource:
+class AzureTokenSource(_SingleFlight):
     """azure-identity credential for a real tenant; its sync API runs in a worker thread."""
 
     def __init__(self, credential: Any) -> None:
+        super().__init__()
         self._credential = credential
-        self._cache = _Cache()
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def token(self, scope: str) -> str:
-        cached = self._cache.get(scope)
-        if cached:
-            return cached
-        async with self._locks.setdefault(scope, asyncio.Lock()):
-            return self._cache.get(scope) or await self._fetch(scope)
 
     async def _fetch(self, scope: str) -> str:
         try:
