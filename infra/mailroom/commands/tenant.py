@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     seed.add_argument("file", metavar="FILE", help="directory file (YAML or JSON)")
     seed.add_argument("--state", default=DEFAULT_STATE, help=f"SQLite state file (default: {DEFAULT_STATE})")
     seed.set_defaults(func=run_seed)
+    stop = actions.add_parser(
+        "stop", help="stop the embedded local tenant that plan/apply/drift started in the background",
+        description="Stop the local tenant that mailroom started on demand (its state in .mailroom/tenant.db "
+                    "is kept; the next command starts it again).",
+        epilog="exit codes: 0 stopped, 1 none was running")
+    stop.set_defaults(func=run_stop)
 
     def usage(_args: argparse.Namespace) -> int:
         p.print_help(sys.stderr)
@@ -83,3 +89,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_seed(args: argparse.Namespace) -> int:
     return _localtenant(["seed", "--state", args.state, args.file])
+
+
+def run_stop(_args: argparse.Namespace) -> int:
+    from mailroom.embedded import stop
+    from mailroom.engine import PROJECT_DIR
+
+    if stop(PROJECT_DIR):
+        print("mailroom: local tenant stopped")
+        return 0
+    print("mailroom: no local tenant was running")
+    return 1
