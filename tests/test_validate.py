@@ -340,3 +340,16 @@ def test_schema_fast_path_agrees_with_jsonschema() -> None:
     ]
     for sample in samples:
         assert fast(sample) == slow.is_valid(sample), sample
+
+
+def test_duplicate_address_is_reported_even_in_a_mailbox_with_a_schema_error(tmp_path: Path) -> None:
+    body = """\
+  - address: support@contoso.com
+    display_name: Support
+    membrs: [a@contoso.com]
+  - address: info@contoso.com
+    display_name: Info
+    aliases: [SUPPORT@contoso.com]
+"""
+    found = codes(write(tmp_path, body))
+    assert [(c, ln) for c, ln, _ in found] == [("unknown-field", 11), ("duplicate-address", 14)]

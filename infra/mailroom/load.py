@@ -67,8 +67,8 @@ def _load_desired(path: str) -> LoadResult:
     # Parts whose shape is wrong are left out of the model, so that the rules can
     # still report every other mistake in the same run.
     broken = {(f.file, _prefix(f.pointer)) for f in result.errors}
-    desired = _build(docs, broken)
-    result.findings.extend(rules.check(desired, result.documents))
+    desired, partial = _build(docs, broken)
+    result.findings.extend(rules.check(desired, result.documents, partial))
     result.findings.sort(key=Finding.sort_key)
     if not result.errors:
         result.desired = desired
@@ -122,7 +122,9 @@ def _includes(main: Document, path: str, result: LoadResult) -> list[Document]:
     return docs
 
 
-def _build(docs: list[Document], broken: set[tuple[str, str]]) -> Desired:
+def _build(docs: list[Document], broken: set[tuple[str, str]]) -> tuple[Desired, list[Mailbox]]:
+    """The model from the well-formed parts, plus the addresses of broken mailboxes (so that a
+    duplicate address is reported even while the mailbox that holds it has a schema error)."""
     main = docs[0]
     root: dict[str, Any] = {k: v for k, v in main.data.items() if (main.path, f"/{k}") not in broken}
     d = root.get("defaults") or {}
@@ -143,15 +145,20 @@ def _build(docs: list[Document], broken: set[tuple[str, str]]) -> Desired:
         max_removals_per_apply=p.get("max_removals_per_apply", 10),
     )
     mailboxes: list[Mailbox] = []
+    partial: list[Mailbox] = []
     for doc in docs:
         if not isinstance(doc.data, dict) or (doc.path, "/mailboxes") in broken:
             continue
         for i, raw in enumerate(doc.data.get("mailboxes") or []):
-            if (doc.path, f"/mailboxes/{i}") in broken:
-                continue
-            mailboxes.append(_mailbox(raw, defaults, Origin(doc.path, i, doc.locate(("mailboxes", i))[0])))
+            origin = Origin(doc.path, i, doc.locate(("mailboxes", i))[0])
+            if (doc.path, f"/mailboxes/{i}") not in broken:
+                mailboxes.append(_mailbox(raw, defaults, origin))
+            elif isinstance(raw, dict) and isinstance(raw.get("address"), str):
+                aliases: list[Any] = raw["aliases"] if isinstance(raw.get("aliases"), list) else []
+                partial.append(Mailbox(address=raw["address"].strip(), display_name="", origin=origin,
+                                       aliases=tuple(a.strip() for a in aliases if isinstance(a, str))))
     domains = tuple((root.get("tenant") or {}).get("domains") or ())
-    return Desired(domains, defaults, policy, tuple(mailboxes), tuple(doc.path for doc in docs))
+    return Desired(domains, defaults, policy, tuple(mailboxes), tuple(doc.path for doc in docs)), partial
 
 
 def _mailbox(raw: dict[str, Any], defaults: Defaults, origin: Origin) -> Mailbox:

@@ -6,7 +6,7 @@ each finding carries the right file, line and JSON pointer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from mailroom.findings import Finding, Severity
 from mailroom.identity import domain_of, in_domains, is_valid_smtp, local_part, smtp_key
@@ -54,14 +54,22 @@ def _addresses(mb: Mailbox) -> Iterator[tuple[Path, str]]:
         yield ("aliases", j), alias
 
 
-def check(desired: Desired, docs: Mapping[str, Document]) -> list[Finding]:
+def check(desired: Desired, docs: Mapping[str, Document], partial: Sequence[Mailbox] = ()) -> list[Finding]:
+    """All rule findings. ``partial``: mailboxes with schema errors, of which only the addresses
+    are checked (a duplicate address is worth knowing while the shape is being fixed)."""
     ctx = _Ctx(desired, docs)
     seen_address: dict[str, tuple[Mailbox, Path]] = {}
     seen_alias: dict[str, tuple[Mailbox, Path]] = {}
     domains = desired.domains
-    for mb in desired.mailboxes:
+    order = {path: n for n, path in enumerate(docs)}
+    incomplete = set(map(id, partial))
+    everything = sorted([*desired.mailboxes, *partial],
+                        key=lambda m: (order.get(m.origin.file, 0), m.origin.index) if m.origin else (0, 0))
+    for mb in everything:
         _check_addresses(ctx, mb, domains, seen_address)
         _check_exchange_alias(ctx, mb, seen_alias)
+        if id(mb) in incomplete:
+            continue
         _check_people(ctx, mb)
         if mb.state is State.PRESENT:
             _check_policy(ctx, mb)
