@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from mailroom.audit import verify
 from reconcile_helpers import Project, view
 
@@ -32,7 +31,8 @@ def out_of_band(t: Any) -> None:
     ok(t.exchange("Set-Mailbox", username=ADMIN, Identity="support@contoso.com",
                   EmailAddresses={"@odata.type": "#Exchange.GenericHashTable", "Remove": ["smtp:help@contoso.com"]}))
     noreply = t.exchange("Get-Mailbox", Identity="noreply@contoso.com").json()["value"][0]
-    ok(t.graph("PATCH", f"/users/{noreply['ExternalDirectoryObjectId']}", username=ADMIN, json={"accountEnabled": True}))
+    noreply_user = f"/users/{noreply['ExternalDirectoryObjectId']}"
+    ok(t.graph("PATCH", noreply_user, username=ADMIN, json={"accountEnabled": True}))
     ok(t.graph("PATCH", "/users/bob@contoso.com", username=ADMIN, json={"accountEnabled": False}))
     ok(t.exchange("New-Mailbox", username=ADMIN, Shared=True, Name="marketing", DisplayName="Marketing",
                   PrimarySmtpAddress="marketing@contoso.com"))

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from reconcile_helpers import Project
 from test_drift import out_of_band
 
