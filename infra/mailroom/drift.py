@@ -102,8 +102,6 @@ class ScanResult:
     unmanaged: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     disabled: set[str] = field(default_factory=set)  # object ids of accounts with sign-in disabled
-    exchange_requests: int = 0
-    graph_requests: int = 0
 
 
 async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None) -> ScanResult:
@@ -166,8 +164,6 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                                      enabled.get(str(row.get("ExternalDirectoryObjectId"))),
                                      tenant.directory, tenant.directory.written_by_id(people), desired.domains,
                                      {smtp_key(g.address): g.automap for g in spec.members})
-    result.exchange_requests = tenant.transport.stats.requests
-    result.graph_requests = tenant.graph.requests
     return result
 
 

@@ -195,13 +195,6 @@ class ExchangeClient:
     async def list_recipients(self) -> list[dict[str, Any]]:
         return (await self.invoke("Get-Recipient", {"ResultSize": "Unlimited"})).value
 
-    async def get_recipient(self, identity: str) -> dict[str, Any] | None:
-        try:
-            rows = (await self.invoke("Get-Recipient", {"Identity": identity})).value
-        except NotFound:
-            return None
-        return rows[0] if rows else None
-
     async def new_shared_mailbox(self, name: str, display_name: str, address: str) -> dict[str, Any]:
         rows = (await self.invoke("New-Mailbox", {"Shared": True, "Name": name, "Alias": name,
                                                   "DisplayName": display_name,
@@ -214,32 +207,11 @@ class ExchangeClient:
     async def remove_mailbox(self, identity: str) -> CmdletResult:
         return await self.invoke("Remove-Mailbox", {"Identity": identity, "Confirm": False})
 
-    async def mailbox_permissions(self, identity: str) -> list[dict[str, Any]]:
-        return (await self.invoke("Get-MailboxPermission", {"Identity": identity})).value
-
-    async def add_full_access(self, identity: str, user: str, automap: bool) -> CmdletResult:
-        return await self.invoke("Add-MailboxPermission", {
-            "Identity": identity, "User": user, "AccessRights": ["FullAccess"], "InheritanceType": "All",
-            "AutoMapping": automap, "Confirm": False})
-
-    async def remove_full_access(self, identity: str, user: str) -> CmdletResult:
-        return await self.invoke("Remove-MailboxPermission", {
-            "Identity": identity, "User": user, "AccessRights": ["FullAccess"], "InheritanceType": "All",
-            "Confirm": False})
-
     async def recipient_permissions(self, identity: str | None = None) -> list[dict[str, Any]]:
         params: Params = {"AccessRights": "SendAs", "ResultSize": "Unlimited"}
         if identity:
             params["Identity"] = identity
         return (await self.invoke("Get-RecipientPermission", params)).value
-
-    async def add_send_as(self, identity: str, trustee: str) -> CmdletResult:
-        return await self.invoke("Add-RecipientPermission", {
-            "Identity": identity, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
-
-    async def remove_send_as(self, identity: str, trustee: str) -> CmdletResult:
-        return await self.invoke("Remove-RecipientPermission", {
-            "Identity": identity, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
 
     async def admin_audit_log(self, object_ids: Sequence[str] = (), start: str | None = None) -> list[dict[str, Any]]:
         params: Params = {"ResultSize": "Unlimited"}

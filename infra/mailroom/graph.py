@@ -127,12 +127,6 @@ class GraphClient:
             url = data.get("@odata.nextLink") or ""
         return out
 
-    async def user_purpose(self, user_id: str) -> str | None:
-        settings = await self._call(f"GET /users/{user_id}/mailboxSettings",
-                                    lambda: self.client.users.by_user_id(user_id).mailbox_settings.get())
-        purpose = getattr(settings, "user_purpose", None)
-        return str(getattr(purpose, "value", purpose)) if purpose is not None else None
-
     async def directory_audits(self, filter_: str | None = None) -> list[dict[str, Any]]:
         """Raw JSON of ``/auditLogs/directoryAudits`` (who changed accountEnabled, and when)."""
         url = f"{self.base_url}/auditLogs/directoryAudits"

@@ -33,11 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 class _Progress:
     """Engine events → one line per mailbox as it finishes; failures kept for the summary."""
 
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
+    def __init__(self) -> None:
+        self.done = 0
         self.failed: dict[str, str] = {}
         self.ok: list[str] = []
-        self.messages: list[str] = []
 
     def __call__(self, event: Any) -> None:
         out = getattr(event, "res_outputs_event", None)
@@ -55,7 +54,6 @@ class _Progress:
         diag = getattr(event, "diagnostic_event", None)
         if diag is not None and diag.severity == "error" and diag.message.strip():
             text = diag.message.strip()
-            self.messages.append(text)
             if diag.urn:
                 name = diag.urn.rsplit("::", 1)[-1]
                 self.failed[name] = _last_line(text)
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             print("mailroom apply: cancelled; nothing was changed", file=sys.stderr)
             return 1
     log.start_run(detail="apply", context={"file": str(prepared.file), "changes": len(plan.changes)})
-    tracker = _Progress(len(plan.mailboxes))
+    tracker = _Progress()
     progress(f"mailroom: applying {len(plan.changes)} change(s) to stack {prepared.stack}")
     try:
         prepared.engine().up(tracker, refresh=True)
