@@ -122,6 +122,8 @@ def test_removed_from_file_is_released_absent_is_deleted(project: Project) -> No
     assert project.run("apply", "--yes")[0] == 0
     payroll = view(project.tenant, "payroll@contoso.com")
     assert payroll is not None and payroll["members"] == ["judy@contoso.com", "olivia@contoso.com"]  # kept
+    entries = [json.loads(line) for line in project.audit.read_text().splitlines()]
+    assert any(e["mailbox"] == "payroll@contoso.com" and "released" in (e["detail"] or "") for e in entries)
     project.edit("  - address: careers@contoso.com\n", "  - address: careers@contoso.com\n    state: absent\n",
                  name="mailboxes.d/hr.yaml")
     assert project.run("apply", "--yes")[0] == 0

@@ -31,6 +31,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from mailroom.audit import AuditLog
 from mailroom.compare import Change, changes
 from mailroom.converge import Outcome, apply_changes, create_mailbox
 from mailroom.errors import TenantError
@@ -57,14 +58,15 @@ def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
     return outs
 
 
+def _log() -> AuditLog:
+    """The audit log of the run that started this provider (path, stack and run id from the engine's env)."""
+    return AuditLog(os.environ.get("MAILROOM_AUDIT_LOG") or None, stack=os.environ.get("MAILROOM_STACK", "unknown"),
+                    run_id=os.environ.get("MAILROOM_RUN_ID") or None)
+
+
 def _audit(outcome: Outcome) -> None:
     """Record every change made (or failed) in the audit log of this run."""
-    try:
-        from mailroom.audit import AuditLog
-    except ImportError:  # pragma: no cover
-        return
-    log = AuditLog(os.environ.get("MAILROOM_AUDIT_LOG") or None, stack=os.environ.get("MAILROOM_STACK", "unknown"),
-                   run_id=os.environ.get("MAILROOM_RUN_ID") or None)
+    log = _log()
     entries = []
     for c in outcome.done:
         entries.append(log.entry("change", mailbox=c.mailbox, subject=c.subject, right=c.right,
@@ -161,7 +163,11 @@ class MailboxProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # Released from management, never deleted: only `state: absent` deletes a mailbox.
-        pulumi.log.info(f"{props.get('address')}: released from management (the mailbox is kept)")
+        address = str(props.get("address") or _id)
+        log = _log()
+        log.append(log.entry("change", mailbox=address, right="mailbox", result="ok",
+                             detail="released from management; the mailbox and its access are kept"))
+        pulumi.log.info(f"{address}: released from management (the mailbox is kept)")
 
 
 def _raise_if_failed(spec: MailboxSpec, outcome: Outcome) -> None:
