@@ -158,12 +158,11 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
             result.errors[mb.address] = str(answer)
             continue
         spec = MailboxSpec.from_model(mb, desired.domains)
-        people = [g.address for g in spec.members] + list(spec.send_as) + list(spec.send_on_behalf)
         # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
         result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
                                      enabled.get(str(row.get("ExternalDirectoryObjectId"))),
-                                     tenant.directory, tenant.directory.written_by_id(people), desired.domains,
-                                     {smtp_key(g.address): g.automap for g in spec.members})
+                                     tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
+                                     spec.automap_by_key())
     return result
 
 
@@ -202,8 +201,7 @@ def _from_change(c: Change) -> DriftFinding:
 
 def _stale(mailbox: str, live: LiveMailbox, disabled: set[str], directory: Any) -> list[DriftFinding]:
     out = []
-    grants = [("member", g.address) for g in live.spec.members] + [("send_as", a) for a in live.spec.send_as] + [
-        ("send_on_behalf", a) for a in live.spec.send_on_behalf]
+    grants = live.spec.grants()
     unresolved = {smtp_key(u) for u in live.unresolved}
     for right, address in grants:
         recipient = directory.lookup(address)

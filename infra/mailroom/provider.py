@@ -43,14 +43,6 @@ from mailroom.tenant import Tenant, TenantConfig
 OUTPUT_KEYS = ("object_id", "exchange_id")
 
 
-def _people(spec: MailboxSpec) -> list[str]:
-    return [g.address for g in spec.members] + list(spec.send_as) + list(spec.send_on_behalf)
-
-
-def _automap(spec: MailboxSpec) -> dict[str, bool]:
-    return {smtp_key(g.address): g.automap for g in spec.members}
-
-
 def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
     outs = spec.to_props()
     outs["object_id"] = live.object_id if live else ""
@@ -84,9 +76,9 @@ async def converge(spec: MailboxSpec, known: MailboxSpec | None = None) -> tuple
     ``known``: the last outputs (what mailroom set), for what Exchange does not report (AutoMapping).
     """
     cfg = TenantConfig.from_env()
-    automap = _automap(known) if known else {}
+    automap = known.automap_by_key() if known else {}
     async with Tenant(cfg) as t:
-        live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, _people(spec), spec.domains,
+        live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains,
                                   automap)
         todo = changes(spec, live.spec if live else None)
         outcome = Outcome()
@@ -99,7 +91,7 @@ async def converge(spec: MailboxSpec, known: MailboxSpec | None = None) -> tuple
         if live is None:
             await create_mailbox(t.exchange, spec)
             created = [c for c in todo if c.op == "create"]
-            live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, _people(spec), spec.domains)
+            live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains)
             if live is None:
                 raise TenantError(f"{spec.address}: created, but Get-Mailbox does not find it yet")
             todo = changes(spec, live.spec)
@@ -141,8 +133,8 @@ class MailboxProvider(ResourceProvider):
 
         async def read() -> LiveMailbox | None:
             async with Tenant(TenantConfig.from_env()) as t:
-                return await read_mailbox(t.exchange, t.graph, t.directory, known.address, _people(known),
-                                          known.domains, _automap(known))
+                return await read_mailbox(t.exchange, t.graph, t.directory, known.address, known.people(),
+                                          known.domains, known.automap_by_key())
 
         live = asyncio.run(read())
         if known.state == "absent":

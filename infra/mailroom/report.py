@@ -84,9 +84,7 @@ def render_html(found: Sequence[DriftFinding], desired: Desired, result: ScanRes
         live = result.live.get(mb.key)
         grants = []
         if live is not None:
-            grants += [("member", g.address) for g in live.spec.members]
-            grants += [("send_as", a) for a in live.spec.send_as]
-            grants += [("send_on_behalf", a) for a in live.spec.send_on_behalf]
+            grants += live.spec.grants()
         grants += [(f.right or "", f.subject or "") for f in found
                    if f.kind == "missing_grant" and smtp_key(f.mailbox) == mb.key and f.right in RIGHT_MARK]
         for right, who_addr in grants:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mailroom.identity import smtp_key
 from mailroom.model import Mailbox
 
 
@@ -36,6 +37,18 @@ class MailboxSpec:
     state: str = "present"
     # Accepted domains: which addresses of the mailbox are the file's to manage.
     domains: tuple[str, ...] = field(default=(), compare=False)
+
+    def grants(self) -> list[tuple[str, str]]:
+        """Every (right, person) the mailbox gives: Full Access, Send As, Send on Behalf."""
+        return ([("member", g.address) for g in self.members] + [("send_as", a) for a in self.send_as]
+                + [("send_on_behalf", a) for a in self.send_on_behalf])
+
+    def people(self) -> list[str]:
+        return [person for _, person in self.grants()]
+
+    def automap_by_key(self) -> dict[str, bool]:
+        """AutoMapping per member, keyed by address (what Exchange does not report back)."""
+        return {smtp_key(g.address): g.automap for g in self.members}
 
     def to_props(self) -> dict[str, Any]:
         props = asdict(self)
