@@ -15,7 +15,15 @@ from typing import Any
 
 import httpx
 
-from mailroom.auth import AzureTokenSource, LocalTokenSource, TokenSource, azure_credential
+from mailroom.auth import (
+    CLOUDS,
+    PUBLIC,
+    AzureTokenSource,
+    LocalTokenSource,
+    TokenSource,
+    azure_credential,
+    cloud_scopes,
+)
 from mailroom.directory import Directory
 from mailroom.errors import ConfigError
 from mailroom.exchange import ExchangeClient
@@ -31,9 +39,21 @@ class TenantConfig:
     tenant_id: str
     auth_mode: str = "secret"  # local | secret | certificate | workload-identity
     client_id: str = ""
-    exchange_url: str = "https://outlook.office365.com"
-    graph_url: str = "https://graph.microsoft.com/v1.0"
-    authority: str = "https://login.microsoftonline.com"
+    exchange_url: str = PUBLIC.exchange_url
+    graph_url: str = PUBLIC.graph_url
+    authority: str = PUBLIC.authority
+    cloud: str = "public"  # a key of auth.CLOUDS: which scopes tokens are asked for
+
+    def __post_init__(self) -> None:
+        if self.cloud not in CLOUDS:
+            raise ConfigError(f"unknown cloud {self.cloud!r}; use one of {', '.join(CLOUDS)}")
+
+    @classmethod
+    def in_cloud(cls, cloud: str, tenant_id: str, **values: str) -> TenantConfig:
+        """A tenant of ``cloud``: its authority and service URLs unless ``values`` override them."""
+        c = CLOUDS.get(cloud, PUBLIC)  # an unknown name is refused by __post_init__
+        defaults = {"exchange_url": c.exchange_url, "graph_url": c.graph_url, "authority": c.authority}
+        return cls(tenant_id=tenant_id, cloud=cloud, **{**defaults, **values})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -59,7 +79,8 @@ class TenantConfig:
 def token_source(cfg: TenantConfig) -> TokenSource:
     if cfg.auth_mode == "local":
         return LocalTokenSource(cfg.authority, cfg.tenant_id, cfg.client_id or LOCAL_CLIENT_ID, LOCAL_CLIENT_SECRET)
-    return AzureTokenSource(azure_credential(cfg.auth_mode, cfg.tenant_id, cfg.client_id))
+    credential = azure_credential(cfg.auth_mode, cfg.tenant_id, cfg.client_id, authority=cfg.authority)
+    return AzureTokenSource(credential, cloud_scopes(CLOUDS[cfg.cloud]))
 
 
 class Tenant:
