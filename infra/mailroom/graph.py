@@ -1,19 +1,18 @@
-"""Microsoft Graph through msgraph-sdk: users, accountEnabled, mailboxSettings, directory audits.
+"""Microsoft Graph: users, accountEnabled, mailboxSettings, directory audits.
 
-The SDK keeps its own middleware (retry on 429/503/504 honouring Retry-After);
-mailroom adds a token provider that serves tokens from its TokenSource and
-points the adapter at the configured base URL (the real Graph or the local
-tenant). msgraph-sdk is imported lazily: it takes a second to import and
-validate never needs it.
+Single typed calls go through msgraph-sdk: mailroom adds a token provider that
+serves tokens from its TokenSource and points the adapter at the configured base
+URL (the real Graph or the local tenant); msgraph-sdk is imported lazily (it takes
+a second to import and validate never needs it). Paged listings are plain JSON
+over the shared Transport, so each page is retried (429, 5xx, dropped
+connections, Retry-After) by the same policy as every Exchange call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -21,8 +20,9 @@ import httpx
 
 from mailroom.auth import GRAPH_SCOPE, TokenSource
 from mailroom.errors import GraphError
-from mailroom.transport import RETRY_STATUSES
+from mailroom.transport import RETRY_STATUSES, Transport
 
+PAGE_SIZE = 999  # Graph's largest $top for users
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "mail", "accountEnabled", "proxyAddresses", "userType"]
 
 
@@ -43,17 +43,24 @@ def _token_provider(tokens: TokenSource, host: str) -> Any:
 
 
 class GraphClient:
-    def __init__(self, base_url: str, tokens: TokenSource) -> None:
+    def __init__(self, base_url: str, tokens: TokenSource, transport: Transport, *,
+                 page_size: int = PAGE_SIZE) -> None:
         from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
         from msgraph import GraphRequestAdapter, GraphServiceClient
 
         self.base_url = base_url.rstrip("/")
         host = urlsplit(self.base_url).hostname or ""
+        self.tokens, self.transport, self.page_size = tokens, transport, page_size
         adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(_token_provider(tokens, host)))
         adapter.base_url = self.base_url  # before the client is built: .batch reads it once
         self.client = GraphServiceClient(request_adapter=adapter)
-        self.requests = 0
+        self.sdk_requests = 0
         self.max_attempts = 8
+
+    @property
+    def requests(self) -> int:
+        """Graph requests sent, retries included."""
+        return self.sdk_requests + self.transport.stats.requests
 
     async def _call(self, operation: str, make: Callable[[], Awaitable[Any]]) -> Any:
         """Run one SDK call. The SDK's RetryHandler retries 429/503/504 itself; 500/502 and
@@ -61,7 +68,7 @@ class GraphClient:
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
         for attempt in range(1, self.max_attempts + 1):
-            self.requests += 1
+            self.sdk_requests += 1
             try:
                 return await make()
             except ODataError as exc:
@@ -100,29 +107,32 @@ class GraphClient:
     async def list_users(self, filter_: str | None = None) -> list[dict[str, Any]]:
         """Every user (or those matching ``filter_``), paged, as plain JSON.
 
-        Raw JSON through the SDK's adapter keeps its auth and retry middleware but skips
-        the typed models: kiota's parsing costs ~5 ms a user, 25 s for a 5,000-user tenant."""
-        query = f"$select={','.join(USER_FIELDS)}&$top=999"
+        Plain JSON skips the SDK's typed models: kiota's parsing costs ~5 ms a user, 25 s for a
+        5,000-user tenant."""
+        query = f"$select={','.join(USER_FIELDS)}&$top={self.page_size}"
         if filter_:
             query += "&$count=true&$filter=" + quote(filter_, safe="")
         return await self._get_all("GET /users", f"{self.base_url}/users?{query}",
                                    {"ConsistencyLevel": "eventual"} if filter_ else {})
 
     async def _get_all(self, operation: str, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
-        from kiota_abstractions.method import Method
-        from kiota_abstractions.request_information import RequestInformation
-
+        """Every page of a listing, each sent through the Transport (its retry policy)."""
         out: list[dict[str, Any]] = []
         while url:
-            ri = RequestInformation()
-            ri.http_method = Method.GET
-            ri.url = url  # absolute: a URL template would drop the commas of $select
-            ri.headers.add("Accept", "application/json")
-            for name, value in headers.items():
-                ri.headers.add(name, value)
-            raw = await self._call(operation, partial(self.client.request_adapter.send_primitive_async, ri, "bytes",
-                                                      {}))
-            data = json.loads(raw or b"{}")
+            if urlsplit(url)[:2] != urlsplit(self.base_url)[:2]:  # the token is for Graph only, nowhere else
+                raise GraphError(operation, 0, "UnexpectedNextLink", f"next page on another host: {url}")
+
+            async def make(url: str = url) -> httpx.Request:
+                token = await self.tokens.token(GRAPH_SCOPE)
+                return self.transport.client.build_request(
+                    "GET", url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json", **headers})
+
+            resp = await self.transport.send(make, operation)
+            data = _json(resp)
+            if resp.status_code != 200:
+                err = data.get("error") or {}
+                raise GraphError(operation, resp.status_code, str(err.get("code") or ""),
+                                 str(err.get("message") or ""))
             out.extend(data.get("value") or [])
             url = data.get("@odata.nextLink") or ""
         return out
@@ -133,6 +143,14 @@ class GraphClient:
         if filter_:
             url += "?$filter=" + quote(filter_, safe="")
         return await self._get_all("GET /auditLogs/directoryAudits", url, {})
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        data = resp.json() if resp.content else {}
+    except ValueError:  # a gateway's HTML error page
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _user(user: Any) -> dict[str, Any]:

@@ -96,7 +96,11 @@ class Tenant:
         maximum = self._concurrency
         limits = httpx.Limits(max_connections=maximum, max_keepalive_connections=maximum)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), limits=limits)
-        self.transport = Transport(self._http, retry=self._retry, limiter=Limiter(maximum))
+        limiter = Limiter(maximum)
+        self.transport = Transport(self._http, retry=self._retry, limiter=limiter)
+        # Graph meters an app apart from Exchange (wire reference B.6), so it gets its own pacer
+        # and statistics; retry policy, connections and the in-flight bound are shared.
+        self.graph_transport = Transport(self._http, retry=self._retry, limiter=limiter)
         self.tokens = token_source(self.cfg)
         self.exchange = ExchangeClient(self.cfg.exchange_url, self.cfg.tenant_id, self.tokens, self.transport)
         self.directory = Directory(self.exchange)
@@ -107,7 +111,7 @@ class Tenant:
         if self._graph is None:  # msgraph-sdk is slow to import; only build it when used
             from mailroom.graph import GraphClient
 
-            self._graph = GraphClient(self.cfg.graph_url, self.tokens)
+            self._graph = GraphClient(self.cfg.graph_url, self.tokens, self.graph_transport)
         return self._graph
 
     async def __aexit__(self, *exc: object) -> None:

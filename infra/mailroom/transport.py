@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import email.utils
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -143,14 +145,30 @@ class Pacer:
 
 
 def retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
+    """Seconds the service asks to wait, or None to use the policy's backoff."""
+    return parse_retry_after(resp.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` value (seconds or an HTTP date) in seconds, or None for the backoff.
+
+    A value that is no usable wait (``soon``, ``-5``, ``1e309``, ``nan``, a date already past)
+    gives None: retrying at once would hammer a struggling service, and a bad header must never
+    turn a retryable answer into a crash. Also for per-item headers of a ``$batch`` answer."""
+    value = (value or "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if parsed.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are GMT
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        seconds = parsed.timestamp() - time.time()
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 class Transport:

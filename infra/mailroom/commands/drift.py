@@ -69,9 +69,10 @@ async def collect(prepared: Run, concurrency: int) -> tuple[list[DriftFinding], 
                 if recipient is not None:
                     ids[smtp_key(f.subject or "")] = recipient.id
             history.attribute(found, rows, audits, t.directory, ids)
+        sent = (t.transport.stats, t.graph_transport.stats)
         stats = {"mailboxes": len(result.live) + len(result.errors), "unmanaged": len(result.unmanaged),
                  "exchange_requests": t.transport.stats.requests, "graph_requests": t.graph.requests,
-                 "retries": t.transport.stats.retries, "throttled": t.transport.stats.throttled,
+                 "retries": sum(s.retries for s in sent), "throttled": sum(s.throttled for s in sent),
                  "errors": len(result.errors)}
     return found, result, stats
 
