@@ -257,15 +257,20 @@ def test_duplicate_across_included_files_names_both(tmp_path: Path) -> None:
     assert "a.yaml:2" in found[0].message
 
 
-def test_include_no_match_warns_and_redefinition_fails(tmp_path: Path) -> None:
+def test_include_no_match_is_an_error_unless_optional_and_redefinition_fails(tmp_path: Path) -> None:
     main_file = tmp_path / "m.yaml"
-    main_file.write_text("version: 1\ntenant: {domains: [contoso.com]}\ninclude: ['nothing/*.yaml']\n"
-                         "mailboxes: []\n")
+    mailbox = "mailboxes: [{address: a@contoso.com, display_name: A}]\n"
+    main_file.write_text("version: 1\ntenant: {domains: [contoso.com]}\ninclude: ['nothing/*.yaml']\n" + mailbox)
     result = load_desired(str(main_file))
-    assert [(f.code, f.severity) for f in result.findings] == [("include-no-match", Severity.WARNING)]
-    assert result.ok() and not result.ok(strict=True)
+    assert [(f.code, f.severity, f.line, f.column) for f in result.findings] == [
+        ("include-no-match", Severity.ERROR, 3, 11)]
+    assert not result.ok()
+    main_file.write_text("version: 1\ntenant: {domains: [contoso.com]}\n"
+                         "include: [{pattern: 'nothing/*.yaml', optional: true}]\n" + mailbox)
+    assert load_desired(str(main_file)).findings == []
     (tmp_path / "nothing").mkdir()
-    (tmp_path / "nothing" / "x.yaml").write_text("policy: {require_owner: true}\nmailboxes: []\n")
+    (tmp_path / "nothing" / "x.yaml").write_text(
+        "policy: {require_owner: true}\nmailboxes: [{address: b@contoso.com, display_name: B}]\n")
     assert [(f.code, f.line) for f in load_desired(str(main_file)).findings] == [("include-redefines", 1)]
 
 

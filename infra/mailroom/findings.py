@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from enum import Enum
+
+from mailroom.textsafe import UNSAFE, printable
+
+# A value quoted in a message is cut to this many characters: a message is one readable line.
+MAX_QUOTED = 80
 
 
 class Severity(str, Enum):
@@ -13,7 +19,13 @@ class Severity(str, Enum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem, located as precisely as the YAML allows (1-based line and column)."""
+    """One problem, located as precisely as the YAML allows (1-based line and column).
+
+    File, pointer and message are made printable on construction: they carry text
+    from the file (names, keys, paths), and a finding is printed to terminals, JSON
+    and pull-request annotations, where a newline or an escape sequence would forge
+    or repaint output.
+    """
 
     file: str
     line: int
@@ -22,6 +34,12 @@ class Finding:
     severity: Severity
     code: str
     message: str
+
+    def __post_init__(self) -> None:
+        for name in ("file", "pointer", "message", "code"):
+            value = getattr(self, name)
+            if UNSAFE.search(value):
+                object.__setattr__(self, name, printable(value))
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -35,3 +53,12 @@ class Finding:
 def pointer(parts: tuple[str | int, ...]) -> str:
     """RFC 6901 JSON pointer for a path of keys and indexes."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def quote(value: object, limit: int = MAX_QUOTED) -> str:
+    """A value from the file for a message: JSON-quoted text (unsafe characters escaped), at most
+    ``limit`` characters of it."""
+    text = value if isinstance(value, str) else str(value)
+    cut = len(text) > limit
+    shown = printable(json.dumps(text[:limit], ensure_ascii=False))
+    return shown + ("…" if cut else "")

@@ -1,18 +1,39 @@
-"""mailboxes.yaml (and its includes) → the desired model, with every finding located."""
+"""mailboxes.yaml (and its includes) → the desired model, with every finding located.
+
+Includes are resolved by a walker of our own rather than ``glob``: a pattern is
+relative, never climbs out with ``..``, and is matched only inside the main
+file's directory (symbolic links are followed with ``realpath`` and anything
+that resolves outside is refused without being read). The walk is bounded in
+matches, depth and directory entries looked at, and only regular files are
+opened. A file that ends up with no mailboxes, and a pattern that matches
+nothing, are errors unless the file says it means it (``allow_empty: true``,
+``{pattern: ..., optional: true}``): apply releases every mailbox the file no
+longer holds, so a truncated file or a typo in a pattern must not look valid.
+"""
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom import rules, schema
-from mailroom.findings import Finding, Severity
+from mailroom.findings import Finding, Severity, quote
 from mailroom.model import Defaults, Desired, Mailbox, Member, Origin, Policy, SentItems, State
-from mailroom.source import Document, SourceError, gc_paused, load
+from mailroom.source import MAX_FILE_BYTES, Document, SourceError, file_kind, gc_paused, load
+from mailroom.textsafe import UNSAFE, printable
 
 ROOT_ONLY_KEYS = ("tenant", "defaults", "policy", "include", "version")
+
+# Files one include pattern may match; more is refused (a pattern meant for a department, not the disk).
+MAX_INCLUDE_MATCHES = 1_000
+# Directory levels below the main file's directory that a pattern (`**` included) may reach.
+MAX_INCLUDE_DEPTH = 8
+# Directory entries one pattern may look at while matching: bounds the walk, whatever the tree holds.
+MAX_INCLUDE_SCAN = 20_000
+# All files of one run together (each file is also capped at source.MAX_FILE_BYTES).
+MAX_TOTAL_BYTES = 4 * MAX_FILE_BYTES
 
 
 @dataclass
@@ -35,7 +56,7 @@ class LoadResult:
 
 def _display(path: str) -> str:
     rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+    return printable(path if rel.startswith("..") else rel)
 
 
 def load_desired(path: str) -> LoadResult:
@@ -44,15 +65,25 @@ def load_desired(path: str) -> LoadResult:
         return _load_desired(path)
 
 
+def _inside(real: str, base_real: str) -> bool:
+    return real == base_real or real.startswith(base_real.rstrip(os.sep) + os.sep)
+
+
 def _load_desired(path: str) -> LoadResult:
     result = LoadResult(None)
+    # The main file may be a symbolic link, but only to a file in or below its own directory: a pull
+    # request can replace it with a link to /etc/shadow, whose lines would come back as findings.
+    if not _inside(os.path.realpath(path), os.path.realpath(os.path.dirname(os.path.abspath(path)))):
+        result.findings.append(Finding(_display(path), 1, 1, "", Severity.ERROR, "file-outside",
+                                       "is a symbolic link that leads outside its own directory; not read"))
+        return result
     try:
-        main = load(path, display_path=_display(path))
+        main = load(path, display_path=_display(path), regular_only=True)
     except SourceError as exc:
         result.findings.append(exc.finding)
         return result
     docs = [main]
-    result.findings.extend(main.duplicate_keys)
+    result.findings.extend(main.findings)
     result.findings.extend(schema.check(main))
     if isinstance(main.data, dict):
         if main.data.get("version") is None:
@@ -61,6 +92,7 @@ def _load_desired(path: str) -> LoadResult:
             result.findings.append(main.finding((), "missing-field",
                                                 "`tenant` (with its accepted `domains`) is required at the top"))
         docs.extend(_includes(main, path, result))
+        _check_not_empty(main, docs, result)
     result.documents = {d.path: d for d in docs}
     if not isinstance(main.data, dict):
         return result
@@ -83,33 +115,93 @@ def _prefix(pointer: str) -> str:
     return "/" + parts[0] if parts else "/"
 
 
-def _includes(main: Document, path: str, result: LoadResult) -> list[Document]:
-    patterns = main.data.get("include") or []
-    if not isinstance(patterns, list):
+def _mailbox_count(doc: Document) -> int | None:
+    """How many mailboxes ``doc`` lists; None when `mailboxes` has the wrong shape (the schema says so)."""
+    if not isinstance(doc.data, dict):
+        return None
+    mailboxes = doc.data.get("mailboxes")
+    if mailboxes is None:
+        return 0
+    return len(mailboxes) if isinstance(mailboxes, list) else None
+
+
+def _allows_empty(doc: Document) -> bool:
+    return isinstance(doc.data, dict) and doc.data.get("allow_empty") is True
+
+
+def _check_not_empty(main: Document, docs: list[Document], result: LoadResult) -> None:
+    """No mailbox at all is an error unless the main file says `allow_empty: true`: applied, it would
+    release every managed mailbox, which is what a truncated file looks like."""
+    counts = [_mailbox_count(d) for d in docs]
+    if any(c is None for c in counts) or sum(c or 0 for c in counts) or _allows_empty(main):
+        return
+    at: tuple[str | int, ...] = ("mailboxes",) if "mailboxes" in main.data else ()
+    result.findings.append(main.finding(
+        at, "no-mailboxes",
+        "the file (with its includes) holds no mailboxes: apply would release every managed mailbox from "
+        "management. If that is really meant, say `allow_empty: true` at the top", key=bool(at)))
+
+
+@dataclass(frozen=True)
+class _Include:
+    index: int
+    pattern: str
+    optional: bool
+
+
+def _include_entries(main: Document) -> list[_Include]:
+    entries = main.data.get("include") or []
+    if not isinstance(entries, list):
         return []
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            out.append(_Include(i, entry, False))
+        elif isinstance(entry, dict) and isinstance(entry.get("pattern"), str):
+            out.append(_Include(i, entry["pattern"], entry.get("optional") is True))
+        # anything else: the schema reports its shape
+    return out
+
+
+def _includes(main: Document, path: str, result: LoadResult) -> list[Document]:
     base = os.path.dirname(os.path.abspath(path))
-    seen = {os.path.abspath(path)}
+    base_real = os.path.realpath(base)
+    seen = {os.path.realpath(path)}
+    total = 0
     docs: list[Document] = []
-    for i, pattern in enumerate(patterns):
-        if not isinstance(pattern, str):
-            continue
-        matches = sorted(glob.glob(os.path.join(base, pattern), recursive=True))
-        matches = [m for m in matches if os.path.isfile(m)]
-        if not matches:
-            result.findings.append(main.finding(("include", i), "include-no-match",
-                                                f"include pattern {pattern!r} matches no file",
-                                                Severity.WARNING))
-        for match in matches:
-            absolute = os.path.abspath(match)
-            if absolute in seen:
+    for inc in _include_entries(main):
+        at = ("include", inc.index)
+        if UNSAFE.search(inc.pattern):
+            continue  # already an unsafe-character error; never handed to the filesystem
+        matches, problems = _expand(base, base_real, inc.pattern)
+        for code, message in problems:
+            result.findings.append(main.finding(at, code, f"include {quote(inc.pattern)}: {message}"))
+        if not matches and not problems and not inc.optional:
+            result.findings.append(main.finding(
+                at, "include-no-match",
+                f"include {quote(inc.pattern)} matches no file. A typo here would silently drop every mailbox "
+                "those files hold from management; if the pattern may match nothing, write it as "
+                "`{pattern: ..., optional: true}`"))
+        for match, real in matches:
+            if real in seen:
                 continue
-            seen.add(absolute)
+            seen.add(real)
             try:
-                doc = load(match, display_path=_display(match))
+                total += os.stat(real).st_size
+            except OSError:
+                pass  # gone since the walk: load() says so
+            if total > MAX_TOTAL_BYTES:
+                result.findings.append(main.finding(
+                    at, "file-too-large",
+                    f"the included files together exceed {MAX_TOTAL_BYTES:,} bytes (MAX_TOTAL_BYTES); "
+                    f"{_display(match)} and the files after it are not read"))
+                return docs
+            try:
+                doc = load(real, display_path=_display(match), regular_only=True)
             except SourceError as exc:
                 result.findings.append(exc.finding)
                 continue
-            result.findings.extend(doc.duplicate_keys)
+            result.findings.extend(doc.findings)
             result.findings.extend(schema.check(doc))
             if isinstance(doc.data, dict):
                 for key in ROOT_ONLY_KEYS:
@@ -118,8 +210,132 @@ def _includes(main: Document, path: str, result: LoadResult) -> list[Document]:
                             (key,), "include-redefines",
                             f"`{key}` may only be set in the main file {main.path}; included files "
                             "hold only `mailboxes`", key=True))
+                if _mailbox_count(doc) == 0 and not _allows_empty(doc):
+                    at_doc: tuple[str | int, ...] = ("mailboxes",) if "mailboxes" in doc.data else ()
+                    result.findings.append(doc.finding(
+                        at_doc, "no-mailboxes",
+                        "this included file holds no mailboxes (truncated?); if it is meant to be empty, "
+                        "say `allow_empty: true` in it", key=bool(at_doc)))
             docs.append(doc)
     return docs
+
+
+class _Stop(Exception):
+    """The walk hit a limit; the problem is already recorded."""
+
+
+def _expand(base: str, base_real: str, pattern: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Files matching ``pattern`` under ``base`` as (path as shown, real path), and problems as (code, message).
+
+    Components are matched with fnmatch one directory at a time (``**`` is any number
+    of directories); names starting with a dot match only a pattern that does too, as
+    in glob. Nothing outside ``base_real`` is listed, and nothing at all is opened.
+    """
+    if os.path.isabs(pattern) or pattern.startswith("~") or os.path.splitdrive(pattern)[0]:
+        return [], [("include-absolute", "include patterns are relative to the main file's directory; "
+                                         "absolute paths are refused")]
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return [], [("include-outside", "`..` is refused: included files must be inside the main file's "
+                                        "directory")]
+    if not parts:
+        return [], [("include-not-a-file", "the pattern names the main file's directory itself")]
+    matches: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = []
+    budget = [MAX_INCLUDE_SCAN]
+    visited: set[tuple[str, int]] = set()
+    deep_reported = [False]
+
+    def inside(real: str) -> bool:
+        return _inside(real, base_real)
+
+    def entries(directory: str) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as it:
+                found = []
+                for entry in it:
+                    budget[0] -= 1
+                    if budget[0] < 0:
+                        problems.append(("include-too-many",
+                                         f"matching it looked at more than {MAX_INCLUDE_SCAN:,} directory entries "
+                                         "(MAX_INCLUDE_SCAN); name the directory that holds the files"))
+                        raise _Stop
+                    found.append(entry)
+        except OSError:
+            return []
+        return sorted(found, key=lambda e: e.name)
+
+    def consider(shown: str, idx: int, depth: int) -> None:
+        """``shown`` matched component ``idx``: a file (last component) or a directory to go on in."""
+        real = os.path.realpath(shown)
+        if not inside(real):
+            problems.append(("include-outside",
+                             f"{_display(shown)} is a symbolic link that leads outside the main file's directory; "
+                             "not read"))
+            return
+        try:
+            mode = os.stat(real).st_mode
+        except OSError:
+            return  # a dangling link: nothing there
+        last = idx == len(parts) - 1
+        kind = file_kind(mode)
+        if last and kind is None:
+            if len(matches) >= MAX_INCLUDE_MATCHES:
+                problems.append(("include-too-many", f"matches more than {MAX_INCLUDE_MATCHES:,} files "
+                                                     "(MAX_INCLUDE_MATCHES); none of them is read"))
+                matches.clear()
+                raise _Stop
+            matches.append((shown, real))
+        elif last:
+            problems.append(("include-not-a-file", f"matches {_display(shown)}, which is {kind}; only regular "
+                                                   "files are read"))
+        elif kind == "a directory":
+            walk(shown, real, idx + 1, depth + 1)
+
+    def walk(directory: str, real: str, idx: int, depth: int) -> None:
+        if (real, idx) in visited:  # a link loop, or two routes to one directory
+            return
+        visited.add((real, idx))
+        if depth > MAX_INCLUDE_DEPTH:
+            if not deep_reported[0]:
+                deep_reported[0] = True
+                problems.append(("include-too-deep", f"reaches more than {MAX_INCLUDE_DEPTH} directory levels "
+                                                     "below the main file (MAX_INCLUDE_DEPTH)"))
+            return
+        part = parts[idx]
+        last = idx == len(parts) - 1
+        if part == "**":
+            if not last:
+                walk(directory, real, idx + 1, depth)  # `**` as zero directories
+            for entry in entries(directory):
+                if entry.name.startswith("."):
+                    continue
+                shown = os.path.join(directory, entry.name)
+                if last and not entry.is_dir():
+                    consider(shown, idx, depth)  # `**` last: every file below
+                elif entry.is_dir():
+                    sub_real = os.path.realpath(shown)
+                    if not inside(sub_real):
+                        problems.append(("include-outside", f"{_display(shown)} is a symbolic link that leads "
+                                                            "outside the main file's directory; not searched"))
+                        continue
+                    walk(shown, sub_real, idx, depth + 1)
+        elif any(c in part for c in "*?["):
+            for entry in entries(directory):
+                if entry.name.startswith(".") and not part.startswith("."):
+                    continue
+                if fnmatch.fnmatch(entry.name, part):
+                    consider(os.path.join(directory, entry.name), idx, depth)
+        else:
+            shown = os.path.join(directory, part)
+            if os.path.lexists(shown):
+                consider(shown, idx, depth)
+
+    try:
+        walk(base, base_real, 0, 0)
+    except _Stop:
+        pass
+    return sorted(set(matches)), problems
 
 
 def _build(docs: list[Document], broken: set[tuple[str, str]]) -> tuple[Desired, list[Mailbox]]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
-from mailroom.findings import Finding, Severity
+from mailroom.findings import Finding, Severity, quote
 from mailroom.identity import domain_of, in_domains, is_valid_smtp, local_part, smtp_key
 from mailroom.model import Desired, Mailbox, State
-from mailroom.source import Document
+from mailroom.source import Document, describe_char
+from mailroom.textsafe import UNSAFE
 
 Path = tuple[str | int, ...]
 GRANT_LISTS = ("send_as", "send_on_behalf")
@@ -60,7 +61,9 @@ def check(desired: Desired, docs: Mapping[str, Document], partial: Sequence[Mail
     ctx = _Ctx(desired, docs)
     seen_address: dict[str, tuple[Mailbox, Path]] = {}
     seen_alias: dict[str, tuple[Mailbox, Path]] = {}
+    people: dict[str, tuple[Mailbox, Path]] = {}  # address key -> first use as a person (owner, member, sender)
     domains = desired.domains
+    _check_domains(ctx, docs)
     order = {path: n for n, path in enumerate(docs)}
     incomplete = set(map(id, partial))
     everything = sorted([*desired.mailboxes, *partial],
@@ -70,18 +73,51 @@ def check(desired: Desired, docs: Mapping[str, Document], partial: Sequence[Mail
         _check_exchange_alias(ctx, mb, seen_alias)
         if id(mb) in incomplete:
             continue
-        _check_people(ctx, mb)
+        _check_people(ctx, mb, people)
         if mb.state is State.PRESENT:
             _check_policy(ctx, mb)
             _check_warnings(ctx, mb)
+    _check_addresses_of_people(ctx, seen_address, people)
     return ctx.findings
+
+
+def _check_domains(ctx: _Ctx, docs: Mapping[str, Document]) -> None:
+    """Accepted domains are ASCII (an internationalized domain is written in its xn-- form): a look-alike
+    letter here would make every address that copies it look right and be wrong."""
+    if not docs:
+        return
+    main = next(iter(docs.values()))
+    for i, domain in enumerate(ctx.desired.domains):
+        if isinstance(domain, str) and not domain.isascii():
+            ctx.findings.append(main.finding(("tenant", "domains", i), "address-not-ascii",
+                                             f"domain {quote(domain)} {_non_ascii(domain)}; write an "
+                                             "internationalized domain in its xn-- (punycode) form"))
+
+
+def _non_ascii(value: str) -> str:
+    """Names the first character outside ASCII, since it usually looks exactly like the ASCII one."""
+    pos, ch = next((i, c) for i, c in enumerate(value) if not c.isascii())
+    return f"holds {describe_char(ch)} at position {pos + 1}, which is not ASCII (a look-alike letter?)"
+
+
+def _bad_address(ctx: _Ctx, mb: Mailbox, parts: Path, addr: str) -> bool:
+    """Report ``addr`` when it is no SMTP address (with the look-alike letter named); True if reported."""
+    if is_valid_smtp(addr):
+        return False
+    if UNSAFE.search(addr):
+        return True  # the loader reported it as unsafe-character, naming the character
+    if not addr.isascii():
+        ctx.report(mb, parts, "address-not-ascii", f"address {quote(addr)} {_non_ascii(addr)}; addresses "
+                                                   "must be ASCII")
+    else:
+        ctx.report(mb, parts, "address-syntax", f"{quote(addr)} is not a valid SMTP address")
+    return True
 
 
 def _check_addresses(ctx: _Ctx, mb: Mailbox, domains: tuple[str, ...],
                      seen: dict[str, tuple[Mailbox, Path]]) -> None:
     for parts, addr in _addresses(mb):
-        if not is_valid_smtp(addr):
-            ctx.report(mb, parts, "address-syntax", f"{addr!r} is not a valid SMTP address")
+        if _bad_address(ctx, mb, parts, addr):
             continue
         if domains and not in_domains(addr, domains):
             ctx.report(mb, parts, "domain-not-accepted",
@@ -112,11 +148,10 @@ def _check_exchange_alias(ctx: _Ctx, mb: Mailbox, seen: dict[str, tuple[Mailbox,
         seen[alias] = (mb, ("address",))
 
 
-def _check_people(ctx: _Ctx, mb: Mailbox) -> None:
+def _check_people(ctx: _Ctx, mb: Mailbox, people: dict[str, tuple[Mailbox, Path]]) -> None:
     lists: dict[str, dict[str, int]] = {}
     for parts, addr in _people(mb):
-        if not is_valid_smtp(addr):
-            ctx.report(mb, parts, "address-syntax", f"{addr!r} is not a valid SMTP address")
+        if _bad_address(ctx, mb, parts, addr):
             continue
         seen = lists.setdefault(str(parts[0]), {})
         key = smtp_key(addr)
@@ -125,8 +160,29 @@ def _check_people(ctx: _Ctx, mb: Mailbox) -> None:
                        f"{addr} is listed twice in {parts[0]} (first as entry {seen[key] + 1})")
         else:
             seen[key] = int(parts[1])
-    if mb.owner is not None and not is_valid_smtp(mb.owner):
-        ctx.report(mb, ("owner",), "address-syntax", f"{mb.owner!r} is not a valid SMTP address")
+            people.setdefault(key, (mb, parts))
+    if mb.owner is not None and not _bad_address(ctx, mb, ("owner",), mb.owner):
+        people.setdefault(smtp_key(mb.owner), (mb, ("owner",)))
+
+
+_ROLES = {"owner": "the owner", "members": "a Full Access member", "send_as": "a Send As holder",
+          "send_on_behalf": "a Send on Behalf holder"}
+
+
+def _check_addresses_of_people(ctx: _Ctx, addresses: Mapping[str, tuple[Mailbox, Path]],
+                               people: Mapping[str, tuple[Mailbox, Path]]) -> None:
+    """Warn when a mailbox's address (or alias) is used elsewhere in the file as a person. Without tenant
+    access that is the one sign that the address belongs to a user's mailbox (or a group), which apply
+    would refuse to adopt: mailroom manages only shared mailboxes."""
+    for key in addresses.keys() & people.keys():
+        mb, parts = addresses[key]
+        other, other_parts = people[key]
+        role = _ROLES.get(str(other_parts[0]), "a person")
+        ctx.report(mb, parts, "address-is-person",
+                   f"{mb.address if parts == ('address',) else 'this alias'} is also used as {role} of "
+                   f"{other.address} ({ctx.where(other, other_parts)}), so it looks like a person's (or a group's) "
+                   "address. mailroom manages only shared mailboxes and will refuse to adopt a user's mailbox",
+                   Severity.WARNING)
 
 
 def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
@@ -150,6 +206,10 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
             if is_valid_smtp(addr) and not in_domains(addr, ctx.desired.domains):
                 ctx.report(mb, parts, "external-member",
                            f"{addr} is outside the tenant's domains; policy.allow_external_members is off")
+        owner = mb.owner
+        if owner and is_valid_smtp(owner) and not in_domains(owner, ctx.desired.domains):
+            ctx.report(mb, ("owner",), "external-member",
+                       f"owner {owner} is outside the tenant's domains; policy.allow_external_members is off")
 
 
 def _check_warnings(ctx: _Ctx, mb: Mailbox) -> None:

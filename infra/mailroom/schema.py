@@ -11,11 +11,17 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from mailroom.findings import Finding
+from mailroom.findings import Finding, Severity, quote
 from mailroom.schema_fast import Check, compile_schema
 from mailroom.source import Document
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "mailboxes.schema.json"
+
+# Invalid mailboxes explained in detail per file: jsonschema takes ~0.5 ms each, so a file of
+# thousands of wrong entries would take seconds; past this, one finding sums up the rest.
+MAX_EXPLAINED = 200
+# Unknown fields named per mapping; a mapping with thousands of junk keys gets one more finding.
+MAX_UNKNOWN_PER_OBJECT = 20
 
 
 @cache
@@ -54,9 +60,19 @@ def check(doc: Document) -> list[Finding]:
             findings.extend(_convert(doc, error, ()))
     if isinstance(mailboxes, list):
         sub = validator.evolve(schema=validator.schema["$defs"]["mailbox"])
+        explained = 0
         for i, mailbox in enumerate(mailboxes):
             if fast_mailbox(mailbox):
                 continue  # jsonschema only for the rare invalid mailbox, to explain it
+            if explained == MAX_EXPLAINED:
+                # Pointer /mailboxes: the loader then leaves all of this file's mailboxes out of the model.
+                rest = sum(1 for m in mailboxes[i:] if not fast_mailbox(m))
+                line, column = doc.locate(("mailboxes", i))
+                findings.append(Finding(doc.path, line, column, "/mailboxes", Severity.ERROR, "too-many-errors",
+                                        f"{rest} more invalid mailboxes from here on are not explained (more "
+                                        f"than {MAX_EXPLAINED} in this file); fix the ones above first"))
+                break
+            explained += 1
             for error in sub.iter_errors(mailbox):
                 findings.extend(_convert(doc, error, ("mailboxes", i)))
     return findings
@@ -68,21 +84,29 @@ def _path(prefix: tuple[str | int, ...], error: ValidationError) -> tuple[str | 
 
 def _convert(doc: Document, error: ValidationError, prefix: tuple[str | int, ...]) -> list[Finding]:
     path = _path(prefix, error)
-    where = "/".join(str(p) for p in path) or "top level"
+    where = "/".join(str(p) for p in path)[:120] or "top level"
     kind = error.validator
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         out = []
+        if len(extras) > MAX_UNKNOWN_PER_OBJECT:
+            out.append(doc.finding(path, "unknown-field", f"{where} has {len(extras)} unknown fields; the first "
+                                                          f"{MAX_UNKNOWN_PER_OBJECT} are listed"))
+            extras = extras[:MAX_UNKNOWN_PER_OBJECT]
         for extra in extras:
             hint = difflib.get_close_matches(str(extra), allowed, n=1)
             suggestion = f"; did you mean `{hint[0]}`?" if hint else f"; allowed: {', '.join(allowed)}"
-            out.append(doc.finding(path + (extra,), "unknown-field", f"unknown field `{extra}`{suggestion}",
+            out.append(doc.finding(path + (extra,), "unknown-field", f"unknown field {quote(extra)}{suggestion}",
                                    key=True))
         return out
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return [doc.finding(path, "missing-field", f"`{missing}` is required in {where}")]
+    if kind == "oneOf" and path[:1] == ("include",):
+        return [doc.finding(path, "wrong-type",
+                            f"{where}: expected a glob pattern or {{pattern: GLOB, optional: true}}; "
+                            f"got {_show(error.instance)}")]
     if kind == "oneOf":  # members: say what shapes are allowed rather than jsonschema's dump
         return [doc.finding(path, "wrong-type",
                             f"{where}: expected an address, {{user: ADDRESS, automap: BOOL}} or "
@@ -96,7 +120,7 @@ def _convert(doc: Document, error: ValidationError, prefix: tuple[str | int, ...
                                                     f"use {' or '.join(json.dumps(v) for v in allowed_values)}")]
     if kind == "if":  # the then-branch of if/then already reported its own error
         return []
-    return [doc.finding(path, "invalid-value", f"{where}: {error.message}")]
+    return [doc.finding(path, "invalid-value", f"{where}: {quote(error.message, 200)}")]
 
 
 def _types(value: Any) -> str:
@@ -111,4 +135,6 @@ def _show(value: Any) -> str:
         return "a mapping" if isinstance(value, dict) else "a list"
     if value is None:
         return "nothing (null)"
+    if isinstance(value, str):
+        return quote(value)
     return json.dumps(value)

@@ -7,7 +7,8 @@ import json
 import sys
 
 from mailroom.findings import Finding, Severity
-from mailroom.load import load_desired
+from mailroom.load import LoadResult, load_desired
+from mailroom.textsafe import printable
 
 EPILOG = """exit codes:
   0  valid (warnings allowed unless --strict)
@@ -35,6 +36,8 @@ def render_text(findings: list[Finding]) -> str:
 
 
 def render_github(findings: list[Finding]) -> str:
+    # Findings are printable already (Finding makes them so); the escaping below is what the workflow
+    # command syntax needs on top, so that no value can end an annotation or start another.
     def esc(text: str) -> str:
         return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -45,8 +48,19 @@ def render_github(findings: list[Finding]) -> str:
                    f"title={prop(f.code)}::{esc(f.message)} ({f.pointer or '/'})\n" for f in findings)
 
 
+def _load(path: str) -> LoadResult:
+    try:
+        return load_desired(path)
+    except (RecursionError, MemoryError) as exc:
+        # The loader bounds depth and size before it builds anything, so this is a missed case; still
+        # a located answer rather than a traceback, and still a failure.
+        what = "nests too deeply" if isinstance(exc, RecursionError) else "needs too much memory"
+        return LoadResult(None, [Finding(printable(path), 1, 1, "", Severity.ERROR, "file-too-complex",
+                                         f"the file {what} to be checked")])
+
+
 def run(args: argparse.Namespace) -> int:
-    result = load_desired(args.file)
+    result = _load(args.file)
     findings = result.findings
     if args.format == "json":
         sys.stdout.write(json.dumps([f.to_dict() for f in findings], indent=2) + "\n")
@@ -57,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         errors = sum(f.severity is Severity.ERROR for f in findings)
         warnings = len(findings) - errors
         if result.desired is not None and not errors:
-            print(f"{args.file}: valid, {len(result.desired.mailboxes)} mailboxes in "
+            print(f"{printable(args.file)}: valid, {len(result.desired.mailboxes)} mailboxes in "
                   f"{len(result.desired.files)} file(s), {warnings} warning(s)", file=sys.stderr)
         else:
-            print(f"{args.file}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+            print(f"{printable(args.file)}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 0 if result.ok(strict=args.strict) else 1
