@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from reconcile_helpers import Project
-from test_drift import out_of_band
+from mailroom import report
+from mailroom.drift import DriftFinding, ScanResult
+from mailroom.load import load_desired
+from mailroom.textsafe import UNSAFE, printable
+from reconcile_helpers import ROOT, Project
+from test_drift import ADMIN, out_of_band
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -42,3 +48,145 @@ def test_html_report_opens_in_chromium_and_shows_matrix(tmp_path: Path, local_te
     subprocess.run([*common, "--window-size=1400,1000", f"--screenshot={shot}", html.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.exists() and shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+# -- tenant values cannot act as markup or commands (safety issue 9) ------------------------------
+
+HOSTILE = ["x\n```\n<!-- ", "<script>alert(1)</script>", "\x1b[2J", "\u202egnp.exe", "<img src=x onerror=alert(1)>",
+           "' onmouseover='alert(1)", '" autofocus onfocus="alert(1)', "a|b`c\\|d", "</td></tr></table><h1>x"]
+# Elements the report itself uses: anything else in the DOM was injected.
+REPORT_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "thead", "tbody", "tr",
+               "th", "td", "ul", "li", "b", "span"}
+
+
+class DomReader(HTMLParser):
+    """Elements, attributes and text of a DOM as Chromium serialised it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.attrs: set[str] = set()
+        self.text: list[str] = []
+        self.titles: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attrs |= {name for name, _ in attrs}
+        self.titles += [value or "" for name, value in attrs if name == "title"]
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def chromium_dom(path: Path, profile: Path) -> DomReader:
+    dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    reader = DomReader()
+    reader.feed(dom)
+    return reader
+
+
+def assert_inert_html(path: Path, profile: Path, values: list[str]) -> None:
+    """Opened in Chromium: no element or attribute beyond the report's own, and each value shown as
+    text, escaped (``\\u202e`` written out, not obeyed)."""
+    dom = chromium_dom(path, profile)
+    assert dom.tags <= REPORT_TAGS, dom.tags - REPORT_TAGS
+    assert dom.attrs <= {"lang", "charset", "name", "content", "id", "class", "title", "colspan"}, dom.attrs
+    text = "".join(dom.text)
+    assert not UNSAFE.search(text.replace("\n", "").replace("\t", "")) and not any(UNSAFE.search(t)
+                                                                                    for t in dom.titles)
+    for value in values:
+        assert printable(value) in text, value
+
+
+def delimiters(row: str) -> int:
+    """Pipes that split a GFM table row: those not escaped by an odd run of backslashes."""
+    count = 0
+    for m in re.finditer(r"\|", row):
+        before = row[:m.start()]
+        count += (len(before) - len(before.rstrip("\\"))) % 2 == 0
+    return count
+
+
+def outside_code_spans(line: str) -> str:
+    """``line`` without its code spans (CommonMark: n backticks open one, the next run of exactly n
+    closes it; what is inside is literal text, so a ``<!--`` there opens nothing)."""
+    out, i = [], 0
+    while (opener := re.compile("`+").search(line, i)) is not None:
+        n = len(opener.group())
+        closer = next((m for m in re.finditer("`+", line[opener.end():]) if len(m.group()) == n), None)
+        if closer is None:
+            break
+        out.append(line[i:opener.start()])
+        i = opener.end() + closer.end()
+    return "".join(out) + line[i:]
+
+
+def assert_inert_markdown(text: str, findings: int) -> None:
+    """No fence, HTML or comment; one table row per finding, each with exactly seven cells."""
+    lines = text.splitlines()
+    assert not any("<" in outside_code_spans(line) for line in lines)
+    assert not UNSAFE.search(text.replace("\n", ""))
+    assert not any(re.match(r" {0,3}(`{3,}|~{3,})", line) for line in lines)
+    rows = [line for line in lines if line.startswith("|")]
+    assert len(rows) == 2 + findings
+    assert all(delimiters(row) == 8 for row in rows), [row for row in rows if delimiters(row) != 8]
+    assert all(line.startswith("|") for line in lines[lines.index(rows[0]):lines.index(rows[-1]) + 1])
+
+
+def assert_inert_terminal(text: str) -> None:
+    assert "\x1b" not in text and not UNSAFE.search(text.replace("\n", ""))
+
+
+def hostile_findings() -> list[DriftFinding]:
+    out = []
+    for v in HOSTILE:
+        out += [DriftFinding("extra_grant", "support@contoso.com", "member", v, actual=True, changed_by=v,
+                             changed_at=v, first_seen=v),
+                DriftFinding("missing_grant", "support@contoso.com", "send_as", v, expected=True),
+                DriftFinding("changed_setting", "info@contoso.com", "display_name", expected="Info", actual=v),
+                DriftFinding("unmanaged_mailbox", v, "mailbox", detail=v),
+                DriftFinding("scan_error", "info@contoso.com", detail=v)]
+    return out
+
+
+def test_hostile_values_in_every_field_stay_text(tmp_path: Path) -> None:
+    found = hostile_findings()
+    resolved = [{"mailbox": v, "right": v, "subject": v} for v in HOSTILE]
+    text = report.render_text(found, resolved)
+    assert_inert_terminal(text)
+    assert len(text.splitlines()) == len(found) + len(resolved) + 2  # one line each, then the summary
+
+    markdown = report.render_markdown(found, resolved)
+    assert_inert_markdown(markdown, len(found))
+
+    loaded = load_desired(str(ROOT / "mailboxes.yaml"))
+    assert loaded.desired is not None
+    result = ScanResult(unmanaged=[{"PrimarySmtpAddress": v, "DisplayName": v} for v in HOSTILE])
+    page = tmp_path / "report.html"
+    page.write_text(report.render_html(found, loaded.desired, result, "now"), encoding="utf-8")
+    assert_inert_html(page, tmp_path / "chrome-profile", HOSTILE)
+    matrix_heads = chromium_dom(page, tmp_path / "chrome-profile")
+    assert "<script>alert(1)</script>" in matrix_heads.text  # a person's column shows the raw name as text
+
+
+def test_hostile_tenant_display_names_in_a_real_drift_run(tmp_path: Path, local_tenant: Any,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    project = Project(tmp_path, local_tenant, monkeypatch)
+    assert project.run("apply", "--yes")[0] == 0
+    names = ["x\n```\n<!-- ", "<script>alert(1)</script>\x1b[2J", "\u202egnp.exe"]
+    resp = local_tenant.exchange("Set-Mailbox", username=ADMIN, Identity="support@contoso.com",
+                                 DisplayName=names[0])
+    assert resp.status_code == 200, resp.text
+    for i, name in enumerate(names[1:]):
+        resp = local_tenant.exchange("New-Mailbox", username=ADMIN, Shared=True, Name=f"evil{i}", DisplayName=name,
+                                     PrimarySmtpAddress=f"evil{i}@contoso.com")
+        assert resp.status_code == 200, resp.text
+    page, markdown = tmp_path / "report.html", tmp_path / "report.md"
+    code, out = project.run("drift", "--html", str(page), "--markdown", str(markdown), capsys=capsys)
+    assert code == 2
+    assert_inert_terminal(out)
+    assert "\\u001b[2J" in out and "\\u202egnp.exe" in out  # the escapes are shown, not obeyed
+    assert_inert_markdown(markdown.read_text(), len(out.split("\n\n")[0].splitlines()))
+    assert_inert_html(page, tmp_path / "chrome-profile", names)

@@ -27,6 +27,7 @@ from mailroom.live import LiveMailbox, live_spec
 from mailroom.model import Desired, State
 from mailroom.spec import MailboxSpec
 from mailroom.tenant import Tenant
+from mailroom.textsafe import printable
 
 # kind → what it means to a reader
 KINDS = {
@@ -76,6 +77,7 @@ class DriftFinding:
         return f"{label}: file {_word(self.expected)}, tenant {_word(self.actual)}"
 
     def line(self) -> str:
+        """The finding on one terminal line."""
         what = {"missing_grant": "missing", "extra_grant": "extra", "changed_setting": "changed"}.get(self.kind,
                                                                                                        self.kind)
         parts = [f"{self.mailbox}  {what}"]
@@ -87,7 +89,7 @@ class DriftFinding:
             parts.append(f"({self.describe()})")
         if self.changed_by:
             parts.append(f"— by {self.changed_by} at {self.changed_at}")
-        return "  ".join(parts)
+        return printable("  ".join(parts))  # for a terminal: tenant values hold no escapes or newlines
 
 
 def _word(value: Any) -> str:

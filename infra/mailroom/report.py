@@ -1,9 +1,11 @@
 """Drift reports: text for a terminal, Markdown for a PR or issue, JSON for machines, and one
-self-contained HTML page (no server, no scripts, no external assets) with an access matrix."""
+self-contained HTML page (no server, no scripts, no external assets) with an access matrix.
+
+Every value a finding holds may come from the tenant (a display name, a trustee, a caller), so
+each is shown through ``mailroom.textsafe`` for its medium and never acts as markup or commands."""
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from mailroom.drift import KINDS, DriftFinding, ScanResult
 from mailroom.identity import smtp_key
 from mailroom.model import Desired
+from mailroom.textsafe import html, md_inline_code, md_text, printable
 
 RIGHT_MARK = {"member": "FA", "send_as": "SA", "send_on_behalf": "SoB"}
 
@@ -25,8 +28,9 @@ def summary(found: Sequence[DriftFinding]) -> dict[str, int]:
 def render_text(found: Sequence[DriftFinding], resolved: Sequence[dict[str, Any]]) -> str:
     if not found and not resolved:
         return "No drift: the tenant matches the file.\n"
-    lines = [f.line() + f"   [first seen {f.first_seen}]" for f in found]
-    lines += [f"{r['mailbox']}  resolved  {r.get('right') or ''} {r.get('subject') or ''}".rstrip() for r in resolved]
+    lines = [f.line() + printable(f"   [first seen {f.first_seen}]") for f in found]
+    lines += [printable(f"{r['mailbox']}  resolved  {r.get('right') or ''} {r.get('subject') or ''}".rstrip())
+              for r in resolved]
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(summary(found).items()))
     return "\n".join(lines) + f"\n\n{len(found)} finding(s): {counts or 'none'}\n"
 
@@ -45,12 +49,19 @@ def render_markdown(found: Sequence[DriftFinding], resolved: Sequence[dict[str, 
                 "|---|---|---|---|---|---|---|"]
         for f in found:
             who = f"{f.changed_by} ({f.changed_at})" if f.changed_by else ""
-            detail = f.describe()
-            out.append(f"| `{f.mailbox}` | {f.kind.replace('_', ' ')} | {f.right or ''} | {f.subject or ''} | "
-                       f"{detail} | {f.first_seen} | {who} |")
+            cells = [_code_cell(f.mailbox), *(md_text(v) for v in (f.kind.replace("_", " "), f.right or "",
+                                                                     f.subject or "", f.describe(), f.first_seen,
+                                                                     who))]
+            out.append("| " + " | ".join(cells) + " |")
     if resolved:
         out += ["", f"{len(resolved)} finding(s) resolved since the last run."]
     return "\n".join(out) + "\n"
+
+
+def _code_cell(value: object) -> str:
+    """Inline code in a table cell, or escaped prose if it holds a pipe: GFM splits a row at
+    pipes before it reads code spans, and how a backslash before a pipe counts varies."""
+    return md_text(value) if "|" in printable(value) else md_inline_code(value)
 
 
 _CSS = """
@@ -65,7 +76,7 @@ font-style:italic}.stale{background:#e8dcff;color:#4b2a86}.ok{background:#e4f6e4
 
 
 def render_html(found: Sequence[DriftFinding], desired: Desired, result: ScanResult, generated: str) -> str:
-    e = html.escape
+    e = html
     rows = []
     for f in found:
         who = f"{e(f.changed_by)} at {e(f.changed_at or '')}" if f.changed_by else ""

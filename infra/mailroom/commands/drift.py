@@ -16,6 +16,7 @@ from mailroom.engine import state_dir
 from mailroom.identity import smtp_key
 from mailroom.runner import Invalid, Run, prepare, progress
 from mailroom.tenant import Tenant
+from mailroom.textsafe import printable
 
 EPILOG = """exit codes:
   0  no drift
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(str(exc))
         return 1
     except Exception as exc:
-        print(f"mailroom drift: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"mailroom drift: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
         return 1
     log = prepared.audit_log()
     log.start_run(detail="drift", context={"file": str(prepared.file)})
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         found, result, stats = asyncio.run(collect(prepared, args.concurrency))
     except Exception as exc:
         log.end_run("failed", {"error": str(exc)})
-        print(f"mailroom drift: scan failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"mailroom drift: scan failed: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
         return 1
     found, resolved = drift_mod.track(found, drift_mod.state_path(state_dir(prepared.project_dir), prepared.stack))
     entries = []
