@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from mailroom.auth import LocalTokenSource
 from mailroom.errors import RetriesExhausted
 from mailroom.tenant import Tenant, TenantConfig
 from mailroom.transport import RetryPolicy, Transport, parse_retry_after
@@ -44,11 +45,17 @@ class Script(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         status, retry_after = self.server.script.pop(0) if self.server.script else (200, None)
         self.server.seen += 1
+        body = b'{"access_token": "t", "expires_in": 3599}' if status == 200 else b""
         self.send_response(status)
         if retry_after is not None:
             self.send_header("Retry-After", retry_after)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -83,6 +90,13 @@ def test_a_garbage_retry_after_is_retried_with_the_backoff(scripted: Any) -> Non
     assert resp.status_code == 200 and scripted.seen == 7
     assert transport.stats.retries == 6 and transport.stats.throttled == 1
     assert time.monotonic() - started < 5  # backoff waits, not 1e309 s nor an instant give-up
+
+
+def test_the_local_token_endpoint_survives_a_garbage_retry_after(scripted: Any) -> None:
+    scripted.script = [(503, "soon"), (429, "1e309")]
+    source = LocalTokenSource(f"http://127.0.0.1:{scripted.server_port}", "tenant", "client", "secret")
+    assert asyncio.run(source.token("https://graph.microsoft.com/.default")) == "t"
+    assert scripted.seen == 3
 
 
 def test_a_retry_after_beyond_the_deadline_gives_up_at_once(scripted: Any) -> None:

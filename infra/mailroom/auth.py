@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import httpx
 
 from mailroom.errors import AuthError, ConfigError
+from mailroom.transport import retry_after
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class LocalTokenSource(_SingleFlight):
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
                 last = AuthError(f"token endpoint answered {resp.status_code}")
-                await asyncio.sleep(float(resp.headers.get("Retry-After", 0.2 * 2**attempt)))
+                await asyncio.sleep(retry_after(resp) or 0.2 * 2**attempt)
                 continue
             if resp.status_code != 200:
                 raise AuthError(f"token request for {scope} refused: HTTP {resp.status_code} "
