@@ -66,9 +66,10 @@ _FLOAT = re.compile(
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _DEFAULT_TAGS: dict[type, str] = {yaml.SequenceNode: _SEQ_TAG, yaml.MappingNode: _MAP_TAG}
 
-# Characters YAML itself refuses (C0 controls but tab and line breaks, DEL, C1 but NEL, non-characters):
-# looked for before parsing, so that the error is located and names the character.
-_YAML_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+# Refused before parsing, so that the error is located and names the character: what YAML itself refuses
+# (C0 controls but tab and line breaks, DEL, C1 controls, non-characters), and NEL and the Unicode line and
+# paragraph separators, which YAML takes as line breaks where an editor or a reviewer sees none.
+_REFUSED_RAW = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 # textsafe.UNSAFE minus the tab and line breaks that YAML's own syntax uses: one of these in the raw text
 # sits in a value, a key or a comment. Derived from UNSAFE so that the two never disagree.
 _UNSAFE_RAW = re.compile("(?![\t\n\r])" + UNSAFE.pattern)
@@ -289,18 +290,18 @@ def load(path: str, *, display_path: str | None = None, regular_only: bool = Fal
 def loads(text: str, path: str) -> Document:
     if len(text) > MAX_FILE_BYTES:
         raise _too_large(path, None)
-    refused = _YAML_REFUSED.search(text)
+    refused = _REFUSED_RAW.search(text)
     if refused:
         line, column = _position(text, refused.start())
         raise _error(path, line, column, "unsafe-character",
-                     f"{describe_char(refused.group())} is not allowed in the file (control characters are "
-                     "refused by YAML and could hide or repaint text in reviews and logs)")
+                     f"{describe_char(refused.group())} is not allowed in the file: control characters and "
+                     "invisible line breaks can hide, repaint or reorder text in reviews and logs")
     _prescan(text, path)
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text, path) from None
-    if root is None:
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL_TAG and not root.value):
         raise _error(path, 1, 1, "empty-file", "file is empty: expected a mapping with `version` and `mailboxes`")
     builder = _Builder(path)
     data = builder.build(root)
