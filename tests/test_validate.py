@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from mailroom.cli import main
 from mailroom.findings import Severity
 from mailroom.load import load_desired
+from mailroom.textsafe import UNSAFE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -358,3 +360,255 @@ def test_duplicate_address_is_reported_even_in_a_mailbox_with_a_schema_error(tmp
 """
     found = codes(write(tmp_path, body))
     assert [(c, ln) for c, ln, _ in found] == [("unknown-field", 11), ("duplicate-address", 14)]
+
+
+# --- hostile input (issue 9): each test pins one refusal to its file, line, column and code.
+
+MINI = "version: 1\ntenant: {domains: [contoso.com]}\n"
+ONE = "mailboxes: [{address: a@contoso.com, display_name: A}]\n"
+
+
+def found(path: Path) -> list[tuple[str, int, int]]:
+    return [(f.code, f.line, f.column) for f in load_desired(str(path)).findings]
+
+
+def test_include_patterns_cannot_leave_the_main_files_directory(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "passwd.yaml").symlink_to("/etc/passwd")
+    (tmp_path / "etc").symlink_to("/etc")
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + ONE + "include:\n  - ../../../../etc/*\n  - /etc/*\n  - d/*.yaml\n  - etc/*\n"
+                         "  - '**/passwd*'\n")
+    result = load_desired(str(main_file))
+    assert sorted((f.code, f.line, f.column) for f in result.findings) == [
+        ("include-absolute", 6, 5), ("include-outside", 5, 5), ("include-outside", 7, 5),
+        ("include-outside", 8, 5), ("include-outside", 9, 5), ("include-outside", 9, 5)]
+    assert all(f.file.endswith("m.yaml") and f.pointer.startswith("/include/") for f in result.findings)
+    assert not any("root:" in f.message for f in result.findings)  # nothing outside is read or quoted
+    assert result.desired is None
+
+
+def test_include_refuses_non_regular_files_without_opening_them(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")  # opening it for reading would block until a writer comes
+    (tmp_path / "adir.yaml").mkdir()
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + ONE + "include: ['*.yaml']\n")
+    findings = load_desired(str(main_file)).findings
+    assert [(f.code, f.line, f.column) for f in findings] == [("include-not-a-file", 4, 11)] * 2
+    assert {"a named pipe (FIFO)" in f.message or "a directory" in f.message for f in findings} == {True}
+
+
+def test_include_walk_is_capped_in_matches_and_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailroom import load as load_mod
+
+    monkeypatch.setattr(load_mod, "MAX_INCLUDE_MATCHES", 3)
+    monkeypatch.setattr(load_mod, "MAX_INCLUDE_DEPTH", 2)
+    (tmp_path / "d").mkdir()
+    for i in range(4):
+        (tmp_path / "d" / f"{i}.yaml").write_text(f"mailboxes: [{{address: m{i}@contoso.com, display_name: M}}]\n")
+    (tmp_path / "x" / "y" / "z").mkdir(parents=True)
+    (tmp_path / "x" / "y" / "z" / "deep.yaml").write_text("mailboxes: [{address: z@contoso.com, display_name: Z}]\n")
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + ONE + "include: ['d/*.yaml', 'x/**/*.yaml']\n")
+    result = load_desired(str(main_file))
+    assert [(f.code, f.column) for f in result.findings] == [("include-too-many", 11), ("include-too-deep", 23)]
+    (tmp_path / "d" / "3.yaml").unlink()
+    monkeypatch.setattr(load_mod, "MAX_INCLUDE_DEPTH", 3)
+    result = load_desired(str(main_file))
+    assert result.findings == [] and result.desired is not None and len(result.desired.mailboxes) == 5
+
+
+def test_globstar_walk_looks_at_a_bounded_number_of_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailroom import load as load_mod
+
+    monkeypatch.setattr(load_mod, "MAX_INCLUDE_SCAN", 50)
+    for i in range(60):
+        (tmp_path / f"junk{i}").mkdir()
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + ONE + "include: ['**/*.yaml']\n")
+    assert found(main_file) == [("include-too-many", 4, 11)]
+
+
+@pytest.mark.parametrize("body,code,line,column", [
+    ("mailboxes:\n", "no-mailboxes", 3, 1),
+    ("mailboxes: []\n", "no-mailboxes", 3, 1),
+    ("", "no-mailboxes", 1, 1),
+    ("allow_empty: true\nmailboxes: []\n", None, 0, 0),
+])
+def test_a_file_without_mailboxes_is_an_error_unless_it_says_so(
+        tmp_path: Path, body: str, code: str | None, line: int, column: int) -> None:
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + body)
+    result = load_desired(str(main_file))
+    assert found(main_file) == ([(code, line, column)] if code else [])
+    assert result.ok(strict=True) is (code is None)
+
+
+def test_an_included_file_without_mailboxes_is_an_error_unless_it_says_so(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "sales.yaml").write_text("# sales\nmailboxes:\n")
+    (tmp_path / "d" / "hr.yaml").write_text("mailboxes: [{address: hr@contoso.com, display_name: HR}]\n")
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + "include: ['d/*.yaml']\nmailboxes: []\n")  # main empty, includes are not: fine
+    result = load_desired(str(main_file))
+    assert [(f.code, f.file.endswith("sales.yaml"), f.line) for f in result.findings] == [("no-mailboxes", True, 2)]
+    (tmp_path / "d" / "sales.yaml").write_text("allow_empty: true\nmailboxes: []\n")
+    assert load_desired(str(main_file)).findings == []
+    (tmp_path / "d" / "sales.yaml").write_text("")
+    assert [f.code for f in load_desired(str(main_file)).findings] == ["empty-file"]
+
+
+def test_include_entry_object_form_is_schema_checked(tmp_path: Path) -> None:
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + ONE + "include: [{pattern: 'x/*.yaml', optinal: true}, {optional: true}]\n")
+    codes_found = sorted(f.code for f in load_desired(str(main_file)).findings)
+    assert codes_found == ["wrong-type", "wrong-type"]
+
+
+def test_mixed_type_keys_are_text_not_a_crash(tmp_path: Path) -> None:
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + ONE + "1: one\nb: two\nnull: three\n2.5: four\ntrue: five\n")
+    assert [(c, ln) for c, ln, _ in found(main_file)] == [
+        ("unknown-field", 4), ("unknown-field", 5), ("unknown-field", 6), ("unknown-field", 7), ("unknown-field", 8)]
+
+
+@pytest.mark.parametrize("text,code,line,column", [
+    ("x: &a [1, [2, *a]]\n", "yaml-recursive-alias", 1, 4),
+    ("x: &a {y: *a}\n", "yaml-recursive-alias", 1, 4),
+    # the file's own mapping is the first level, so the 32nd bracket is one too many
+    ("x: " + "[" * 1000 + "]" * 1000 + "\n", "yaml-too-deep", 1, 35),
+    ("x: " + "{a: " * 40 + "b" + "}" * 40 + "\n", "yaml-too-deep", 1, 128),
+    ("x:\n" + "- " * 40 + "v\n", "yaml-too-deep", 2, 63),
+    ("x: !!python/object/apply:os.system [id]\n", "yaml-tag", 1, 4),
+    ("x: !custom text\n", "yaml-tag", 1, 4),
+    ("<<: 5\n", "yaml-merge", 1, 5),
+])
+def test_hostile_yaml_is_a_located_error(tmp_path: Path, text: str, code: str, line: int, column: int) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    assert found(path) == [(code, line, column)]
+
+
+def test_file_size_is_capped_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailroom import source
+
+    monkeypatch.setattr(source, "MAX_FILE_BYTES", 100)
+    path = tmp_path / "m.yaml"
+    path.write_text(MINI + ONE + "#" * 100 + "\n")
+    assert found(path) == [("file-too-large", 1, 1)]
+    path.write_text(MINI[:90])
+    assert "file-too-large" not in [c for c, _, _ in found(path)]
+
+
+@pytest.mark.parametrize("raw,code,line,column", [
+    (b"\xff\xfeversion: 1\n", "not-utf8", 1, 1),
+    ("version: 1\n".encode("utf-16-le"), "not-utf8", 1, 1),
+    (b"version: 1\nname: caf\xe9\n", "not-utf8", 2, 10),
+    (b"version: 1\nname: a\x00b\n", "unsafe-character", 2, 8),
+])
+def test_encodings_are_located_errors(tmp_path: Path, raw: bytes, code: str, line: int, column: int) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_bytes(raw)
+    assert found(path) == [(code, line, column)]
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + (MINI + ONE).encode())
+    assert found(path) == []
+
+
+UNSAFE_FIELDS = [
+    ("display_name", 'display_name: "Sup\\u202eport"', "/mailboxes/0/display_name"),
+    ("address", 'address: "s\\u200b@contoso.com"', "/mailboxes/0/address"),
+    ("alias", 'aliases: ["help@contoso.com\\n"]', "/mailboxes/0/aliases/0"),
+    ("owner", 'owner: "\\e[31mo@contoso.com"', "/mailboxes/0/owner"),
+    ("member", 'members: ["m@contoso.com\\t"]', "/mailboxes/0/members/0"),
+    ("user", 'members: [{user: "\\u2066m@contoso.com"}]', "/mailboxes/0/members/0/user"),
+    ("group", 'members: [{group: "g\\x9b@contoso.com"}]', "/mailboxes/0/members/0/group"),
+    ("send_as", 'send_as: ["s\\u061c@contoso.com"]', "/mailboxes/0/send_as/0"),
+    ("send_on_behalf", 'send_on_behalf: ["s\\ufeff@contoso.com"]', "/mailboxes/0/send_on_behalf/0"),
+]
+
+
+@pytest.mark.parametrize("name,line,pointer_", UNSAFE_FIELDS, ids=[u[0] for u in UNSAFE_FIELDS])
+def test_unsafe_characters_are_refused_in_every_free_text_field(
+        tmp_path: Path, name: str, line: str, pointer_: str) -> None:
+    path = tmp_path / "m.yaml"
+    fields = {"address": "address: s@contoso.com", "display_name": "display_name: S"}
+    key = line.split(":")[0]
+    fields[key] = line
+    body = "".join(f"    {v}\n" for v in fields.values()).replace("    ", "  - ", 1)
+    path.write_text(MINI + "mailboxes:\n" + body)
+    unsafe = [f for f in load_desired(str(path)).findings if f.code == "unsafe-character"]
+    assert [(f.pointer, f.line) for f in unsafe] == [(pointer_, {"address": 4, "display_name": 5}.get(key, 6))]
+    assert "U+" in unsafe[0].message and UNSAFE.search(unsafe[0].message) is None
+
+
+def test_unsafe_characters_in_domains_include_patterns_keys_and_comments(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text('version: 1\ntenant: {domains: ["contoso.com\\u200b"]}\ninclude: ["d/\\n*.yaml"]\n'
+                    '"ke\\u202ey": 1\n' + ONE + "# safe comment \u202e hidden\n")
+    assert sorted((f.pointer, f.line, f.column) for f in load_desired(str(path)).findings
+                  if f.code == "unsafe-character") == [
+        ("", 6, 16), ("/include/0", 3, 11), ("/ke\\u202ey", 4, 1), ("/tenant/domains/0", 2, 20)]
+
+
+def test_addresses_must_be_ascii_and_the_lookalike_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(MINI + "mailboxes:\n  - address: s\u0430les@contoso.com\n    display_name: S\n"
+                    "    owner: b\u043eb@contoso.com\n")
+    findings = load_desired(str(path)).findings
+    assert [(f.code, f.line, f.pointer) for f in findings] == [
+        ("address-not-ascii", 4, "/mailboxes/0/address"), ("address-not-ascii", 6, "/mailboxes/0/owner")]
+    assert "U+0430 (CYRILLIC SMALL LETTER A) at position 2" in findings[0].message
+
+
+def test_messages_and_annotations_cannot_be_broken_out_of(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from mailroom.commands.validate import render_github, render_text
+    from mailroom.findings import Finding
+
+    path = tmp_path / "m.yaml"
+    path.write_text(MINI + 'mailboxes:\n  - address: "x\\n::error file=m.yaml,line=1::forged"\n'
+                    '    display_name: "\\e]0;title\\a"\n    hidden: 1\n')
+    assert main(["validate", str(path), "--format", "github"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all(line.startswith("::error file=") for line in out)
+    forged = Finding("a\nb", 1, 1, "/x\ny", Severity.ERROR, "c", "line\n::error::forged\x1b[2J")
+    assert "\n" not in forged.message and "\x1b" not in forged.message and "\n" not in forged.file
+    assert render_text([forged]).count("\n") == 1 and render_github([forged]).count("\n") == 1
+
+
+def test_owner_outside_the_tenant_is_external(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(MINI + "policy: {allow_external_members: false}\nmailboxes:\n  - address: s@contoso.com\n"
+                    "    display_name: S\n    owner: boss@fabrikam.com\n")
+    assert found(path) == [("external-member", 7, 12)]
+    assert [f.pointer for f in load_desired(str(path)).findings] == ["/mailboxes/0/owner"]
+    path.write_text(path.read_text().replace("false", "true"))
+    assert found(path) == []
+
+
+def test_a_mailbox_address_used_as_a_person_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(MINI + "mailboxes:\n  - address: alice@contoso.com\n    display_name: Alice?\n"
+                    "  - address: s@contoso.com\n    display_name: S\n    owner: ALICE@contoso.com\n"
+                    "    aliases: [bob@contoso.com]\n    members: [bob@contoso.com]\n")
+    result = load_desired(str(path))
+    assert [(f.code, f.severity, f.line, f.pointer) for f in result.findings] == [
+        ("address-is-person", Severity.WARNING, 4, "/mailboxes/0/address"),
+        ("address-is-person", Severity.WARNING, 9, "/mailboxes/1/aliases/0")]
+    assert "the owner of s@contoso.com" in result.findings[0].message
+    assert "refuse to adopt a user's mailbox" in result.findings[0].message
+    assert result.ok() and not result.ok(strict=True)
+
+
+def test_main_file_must_be_a_regular_file_in_its_own_directory(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").symlink_to("/etc/passwd")
+    assert found(tmp_path / "m.yaml") == [("file-outside", 1, 1)]
+    os.mkfifo(tmp_path / "f.yaml")
+    assert found(tmp_path / "f.yaml") == [("not-a-regular-file", 1, 1)]
+    (tmp_path / "real.yaml").write_text(MINI + ONE)
+    (tmp_path / "link.yaml").symlink_to("real.yaml")
+    assert found(tmp_path / "link.yaml") == []

@@ -133,13 +133,16 @@ def _check_not_empty(main: Document, docs: list[Document], result: LoadResult) -
     """No mailbox at all is an error unless the main file says `allow_empty: true`: applied, it would
     release every managed mailbox, which is what a truncated file looks like."""
     counts = [_mailbox_count(d) for d in docs]
-    if any(c is None for c in counts) or sum(c or 0 for c in counts) or _allows_empty(main):
+    if any(c is None for c in counts) or any(counts) or _allows_empty(main):
         return
     at: tuple[str | int, ...] = ("mailboxes",) if "mailboxes" in main.data else ()
     result.findings.append(main.finding(
         at, "no-mailboxes",
         "the file (with its includes) holds no mailboxes: apply would release every managed mailbox from "
         "management. If that is really meant, say `allow_empty: true` at the top", key=bool(at)))
+
+
+_INCLUDE_KEYS = frozenset({"pattern", "optional"})
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def _include_entries(main: Document) -> list[_Include]:
     for i, entry in enumerate(entries):
         if isinstance(entry, str):
             out.append(_Include(i, entry, False))
-        elif isinstance(entry, dict) and isinstance(entry.get("pattern"), str):
+        elif isinstance(entry, dict) and isinstance(entry.get("pattern"), str) and entry.keys() <= _INCLUDE_KEYS:
             out.append(_Include(i, entry["pattern"], entry.get("optional") is True))
         # anything else: the schema reports its shape
     return out

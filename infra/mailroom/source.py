@@ -342,8 +342,8 @@ def _prescan(text: str, path: str) -> None:
             if cls in collection_start:
                 depth += 1
                 if depth > MAX_DEPTH:
-                    m = event.start_mark
-                    raise _error(path, m.line + 1, m.column + 1, "yaml-too-deep",
+                    line, column = _mark(event)
+                    raise _error(path, line, column, "yaml-too-deep",
                                  f"mappings and lists nest more than {MAX_DEPTH} levels deep here (MAX_DEPTH); "
                                  "the file format needs 5")
             elif cls in collection_end:
@@ -351,11 +351,16 @@ def _prescan(text: str, path: str) -> None:
             elif cls is yaml.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
-                    m = event.start_mark
-                    raise _error(path, m.line + 1, m.column + 1, "multiple-documents",
+                    line, column = _mark(event)
+                    raise _error(path, line, column, "multiple-documents",
                                  "file holds more than one YAML document; put everything in one")
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text, path) from None
+
+
+def _mark(event: yaml.Event) -> tuple[int, int]:
+    m = event.start_mark
+    return (m.line + 1, m.column + 1) if m is not None else (1, 1)
 
 
 class _Builder:
