@@ -462,7 +462,7 @@ class _Builder:
         message = (f"key {quote(key)} appears twice in one mapping (first at line {first.start_mark.line + 1}); "
                    "YAML would silently keep only the last one")
         if self._duplicates == MAX_REPORTED:
-            message += f"; further duplicate keys in this file are not listed (more than {MAX_REPORTED})"
+            message += f"; this is the {MAX_REPORTED}th, further ones in this file are not listed"
         self.findings.append(Finding(self.path, m.line + 1, m.column + 1, "", Severity.ERROR,
                                      "yaml-duplicate-key", message))
 
