@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +12,7 @@ import yaml
 
 from localtenant.context import SKIPTOKEN_TTL, Emulator
 from localtenant.faults import Faults, Profile
+from localtenant.http import parse_json
 from localtenant.seed import SHIPPED, SeedError, load_file, seed
 from localtenant.store import Store
 
@@ -43,12 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_profile(path: str) -> Profile:
+    """Read and validate a profile file; ProfileError (a ValueError) says which setting is wrong."""
     text = Path(path).read_text(encoding="utf-8")
-    try:
-        doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    if path.endswith(".json"):
+        doc, ok = parse_json(text.encode())
+        if not ok:
+            raise ValueError("not valid JSON (NaN and Infinity are not JSON either)")
         return Profile.from_dict(doc)
-    except (ValueError, TypeError, yaml.YAMLError) as err:
-        raise SystemExit(f"localtenant: {path}: invalid fault profile: {err}") from err
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"not valid YAML: {err}") from err
+    return Profile.from_dict(doc)
+
+
+def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Profile:
+    """Refuse bad settings the argparse way (usage, the flag named, exit status 2) before
+    touching the state file."""
+    if not 0 <= args.port <= 65535:
+        parser.error(f"argument --port: must be between 0 and 65535, not {args.port}")
+    if not math.isfinite(args.skiptoken_ttl) or args.skiptoken_ttl <= 0:
+        parser.error(f"argument --skiptoken-ttl: must be a finite number of seconds > 0, not {args.skiptoken_ttl}")
+    if not args.profile:
+        return Profile()
+    try:
+        return load_profile(args.profile)
+    except (OSError, ValueError) as err:
+        parser.error(f"argument --profile: {args.profile}: invalid fault profile: {err}")
 
 
 def _seed(store: Store, path: str | Path) -> None:
@@ -60,13 +82,14 @@ def _seed(store: Store, path: str | Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "seed":
         store = Store(args.state)
         _seed(store, args.file)
         store.close()
         return 0
-    profile = load_profile(args.profile) if args.profile else Profile()  # before touching the state
+    profile = _check_serve_args(parser, args)
     store = Store(args.state)
     for path in args.seed_directory:
         _seed(store, path)

@@ -17,9 +17,10 @@ from localtenant import __version__
 from localtenant.context import Emulator
 from localtenant.exchange import responses as exchange_wire
 from localtenant.exchange import routes as exchange_routes
-from localtenant.faults import Decision, Profile
+from localtenant.faults import Decision, Profile, ProfileError
 from localtenant.graph import responses as graph_wire
 from localtenant.graph import routes as graph_routes
+from localtenant.guard import SERVER_RECEIVE, Guard, control_error, exception_handlers
 from localtenant.http import json_response, read_json
 from localtenant.identity import models as identity_models
 from localtenant.identity import responses as identity_wire
@@ -28,6 +29,8 @@ from localtenant.identity import routes as identity_routes
 _TOKEN = re.compile(r"^/[^/]+/oauth2/(v2\.0/)?token$")
 _DISCOVERY = re.compile(r"^/[^/]+/(v2\.0/\.well-known/openid-configuration|discovery/v2\.0/keys)$")
 _EXCHANGE = re.compile(r"^/adminapi/beta/[^/]+/(InvokeCommand|\$batch)$")
+# /_emulator/tokens refuses lifetimes beyond a year either way: enough for any test.
+MAX_TOKEN_LIFETIME = 366 * 24 * 3600
 
 
 def classify(method: str, path: str) -> tuple[str, str, bool] | None:
@@ -70,11 +73,11 @@ def _fault_response(service: str, endpoint: str, decision: Decision) -> Response
     return json_response(body, decision.status)
 
 
-async def _drop(receive: Receive) -> None:
+async def _drop(scope: Scope, receive: Receive) -> None:
     """Close the client's socket without any response. uvicorn's receive is a bound method of
-    its per-request cycle, which holds the transport; waiting for ``disconnected`` keeps
-    uvicorn from writing its own 500 afterwards."""
-    cycle = getattr(receive, "__self__", None)
+    its per-request cycle, which holds the transport (Guard wraps receive and keeps uvicorn's
+    in the scope); waiting for ``disconnected`` keeps uvicorn from writing its own 500 afterwards."""
+    cycle = getattr(scope.get(SERVER_RECEIVE, receive), "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None:
         raise RuntimeError("dropping a connection needs uvicorn's h11/httptools protocol")
@@ -119,7 +122,7 @@ class FaultsAndMetrics:
         if decision.action == "drop":
             emu.metrics.inject("dropped")
             await asyncio.sleep(decision.latency_s)
-            await _drop(receive)
+            await _drop(scope, receive)
             return
         if not emu.faults.enter(app_id):
             emu.metrics.inject("throttled_concurrency")
@@ -166,13 +169,33 @@ async def profile(request: Request) -> Response:
     emu = _emu(request)
     if request.method == "PUT":
         doc, ok = await read_json(request)
+        if not ok:
+            return json_response(control_error("The body must be a JSON fault profile."), 400)
         try:
-            if not ok:
-                raise ValueError("the body must be a JSON fault profile")
             emu.faults.set_profile(Profile.from_dict(doc))
-        except (ValueError, TypeError) as err:
-            return json_response({"error": str(err)}, 400)
+        except ProfileError as err:
+            return json_response(control_error(str(err), setting=err.setting), 400)
     return json_response(emu.faults.profile.to_dict())
+
+
+def _mint_args(doc: Any) -> tuple[str, str, str | None, str | None, int]:
+    """Validated /_emulator/tokens body: (audience, client_id, upn, user_id, lifetime)."""
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ValueError("the body must be a JSON object")
+    for key in ("audience", "scope", "client_id", "upn", "user_id"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise ValueError(f"{key} must be a string")
+    audience = doc.get("audience") or identity_models.audience_for_scope(doc.get("scope") or "")
+    if audience not in identity_models.APP_ROLES:
+        raise ValueError("audience must be https://outlook.office365.com or https://graph.microsoft.com")
+    lifetime = doc.get("lifetime_seconds", identity_models.LIFETIME)
+    # Negative lifetimes are allowed on purpose: they mint already-expired tokens.
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or abs(lifetime) > MAX_TOKEN_LIFETIME:
+        raise ValueError(f"lifetime_seconds must be an integer between -{MAX_TOKEN_LIFETIME} and "
+                         f"{MAX_TOKEN_LIFETIME}")
+    return audience, doc.get("client_id") or "mailroom-tests", doc.get("upn"), doc.get("user_id"), lifetime
 
 
 async def mint_token(request: Request) -> Response:
@@ -180,16 +203,14 @@ async def mint_token(request: Request) -> Response:
     can exercise the 401 paths without waiting an hour."""
     emu = _emu(request)
     doc, ok = await read_json(request)
-    doc = doc if ok and isinstance(doc, dict) else {}
-    audience = doc.get("audience") or identity_models.audience_for_scope(str(doc.get("scope", "")))
-    if audience not in identity_models.APP_ROLES:
-        return json_response({"error": "audience must be https://outlook.office365.com or "
-                                       "https://graph.microsoft.com"}, 400)
-    token = identity_models.mint(
-        emu.secret, tenant_id=emu.tenant.id, client_id=str(doc.get("client_id") or "mailroom-tests"),
-        audience=audience, upn=doc.get("upn"), user_id=doc.get("user_id"),
-        lifetime=int(doc.get("lifetime_seconds", identity_models.LIFETIME)),
-    )
+    try:
+        if not ok:
+            raise ValueError("the body must be JSON")
+        audience, client_id, upn, user_id, lifetime = _mint_args(doc)
+    except ValueError as err:
+        return json_response(control_error(str(err)), 400)
+    token = identity_models.mint(emu.secret, tenant_id=emu.tenant.id, client_id=client_id, audience=audience,
+                                 upn=upn, user_id=user_id, lifetime=lifetime)
     return json_response({"access_token": token})
 
 
@@ -202,7 +223,16 @@ CONTROL_ROUTES = [
 ]
 
 
+def service_of(path: str) -> str:
+    """Which service's error envelope a path gets: exchange, graph, identity or emulator."""
+    if path.startswith("/adminapi/"):
+        return "exchange"  # unknown admin API routes too
+    kind = classify("GET", path)
+    return "emulator" if kind is None or kind[0] == "other" else kind[0]
+
+
 def build_app(emu: Emulator) -> Any:
-    app = Starlette(routes=[*CONTROL_ROUTES, *exchange_routes.routes, *graph_routes.routes, *identity_routes.routes])
+    app = Starlette(routes=[*CONTROL_ROUTES, *exchange_routes.routes, *graph_routes.routes, *identity_routes.routes],
+                    exception_handlers=exception_handlers(service_of))
     app.state.emu = emu
-    return FaultsAndMetrics(app, emu)
+    return Guard(FaultsAndMetrics(app, emu), service_of)

@@ -32,7 +32,10 @@ def parse_stamp(value: str) -> datetime:
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError as err:  # 9999-12-31T23:59:59-23:00 is past year 9999 in UTC
+        raise ValueError(f"Date out of range: '{value}'") from err
 
 
 def dotnet_offset(value: str) -> str:

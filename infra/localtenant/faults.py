@@ -20,6 +20,51 @@ from typing import Any
 
 PROFILE_KEYS = {"seed", "latency_ms", "rate_limit", "max_concurrency_per_app", "throttle_rate", "error_rate",
                 "drop_rate", "retry_after_seconds", "error_statuses"}
+RATE_KEYS = ("throttle_rate", "error_rate", "drop_rate")
+DEFAULT_ERROR_STATUSES = (500, 502, 503, 504)
+# Upper bounds that keep a typo from stalling a run: a 10-minute latency or Retry-After is
+# already far beyond anything a test or benchmark wants.
+MAX_LATENCY_MS = 600_000.0
+MAX_RETRY_AFTER_SECONDS = 600
+MAX_RATE = 1_000_000.0  # calls per second, and bucket size
+
+
+class ProfileError(ValueError):
+    """An invalid fault profile setting; ``setting`` names it (``latency_ms.mean``)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+def _number(setting: str, value: Any, low: float, high: float) -> float:
+    """A finite int/float in [low, high]; bools and strings are refused, not coerced."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProfileError(setting, f"must be a number, not {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ProfileError(setting, f"must be a finite number between {low:g} and {high:g}, not {value!r}")
+    return number
+
+
+def _integer(setting: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProfileError(setting, f"must be an integer, not {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ProfileError(setting, f"must be {bounds}, not {value!r}")
+    return value
+
+
+def _mapping(setting: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProfileError(setting, f"must be a mapping with {' and/or '.join(keys)}, not {value!r}")
+    unknown = sorted(str(k) for k in set(value) - set(keys))
+    if unknown:
+        raise ProfileError(setting, f"unknown keys: {', '.join(unknown)}")
+    return value
 
 
 @dataclass
@@ -34,39 +79,49 @@ class Profile:
     error_rate: float = 0.0
     drop_rate: float = 0.0
     retry_after_seconds: int = 1
-    error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503, 504])
+    error_statuses: list[int] = field(default_factory=lambda: list(DEFAULT_ERROR_STATUSES))
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any] | None) -> Profile:
-        """Parse the profile file format; unknown keys are an error, not silently ignored."""
-        doc = doc or {}
+    def from_dict(cls, doc: Any) -> Profile:
+        """Parse and validate the profile file format (also the body of PUT /_emulator/profile).
+        Every setting is checked: unknown keys, wrong types, NaN, infinities, negative
+        latencies and rates outside [0, 1] raise :class:`ProfileError` naming the setting."""
+        if doc is None:
+            doc = {}
         if not isinstance(doc, dict):
-            raise ValueError("a fault profile must be a mapping")
-        unknown = set(doc) - PROFILE_KEYS
+            raise ProfileError("profile", "a fault profile must be a mapping")
+        unknown = sorted(str(k) for k in set(doc) - PROFILE_KEYS)
         if unknown:
-            raise ValueError(f"unknown fault profile keys: {', '.join(sorted(unknown))}")
-        latency = doc.get("latency_ms") or {}
-        if isinstance(latency, (int, float)):
+            raise ProfileError("profile", f"unknown fault profile keys: {', '.join(unknown)}")
+        prof = cls(seed=_integer("seed", doc.get("seed", 0)))
+        latency = doc.get("latency_ms")
+        if isinstance(latency, (int, float)) and not isinstance(latency, bool):
             latency = {"mean": latency}
-        rate = doc.get("rate_limit") or {}
-        prof = cls(
-            seed=int(doc.get("seed", 0)),
-            latency_mean_ms=float(latency.get("mean", 0)),
-            latency_jitter_ms=float(latency.get("jitter", 0)),
-            rate_per_second=float(rate["per_second"]) if rate.get("per_second") else None,
-            rate_burst=float(rate.get("burst") or rate.get("per_second") or 0) or None,
-            max_concurrency_per_app=int(doc["max_concurrency_per_app"]) if doc.get("max_concurrency_per_app") else None,
-            throttle_rate=float(doc.get("throttle_rate", 0)),
-            error_rate=float(doc.get("error_rate", 0)),
-            drop_rate=float(doc.get("drop_rate", 0)),
-            retry_after_seconds=max(1, int(doc.get("retry_after_seconds", 1))),
-            error_statuses=[int(s) for s in doc.get("error_statuses", [500, 502, 503, 504])],
-        )
-        for name in ("throttle_rate", "error_rate", "drop_rate"):
-            if not 0.0 <= getattr(prof, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if not prof.error_statuses or any(not 500 <= s <= 599 for s in prof.error_statuses):
-            raise ValueError("error_statuses must be a non-empty list of 5xx codes")
+        latency = _mapping("latency_ms", latency, ("mean", "jitter"))
+        prof.latency_mean_ms = _number("latency_ms.mean", latency.get("mean", 0), 0, MAX_LATENCY_MS)
+        prof.latency_jitter_ms = _number("latency_ms.jitter", latency.get("jitter", 0), 0, MAX_LATENCY_MS)
+        rate = _mapping("rate_limit", doc.get("rate_limit"), ("per_second", "burst"))
+        if rate:
+            if "per_second" not in rate:
+                raise ProfileError("rate_limit.per_second", "is required when rate_limit is set")
+            per_second = _number("rate_limit.per_second", rate["per_second"], 0, MAX_RATE)
+            if per_second <= 0:
+                raise ProfileError("rate_limit.per_second", f"must be greater than 0, not {rate['per_second']!r}")
+            burst = rate.get("burst")
+            # A bucket smaller than one token would never admit a call.
+            prof.rate_per_second = per_second
+            prof.rate_burst = max(1.0, per_second) if burst is None else _number("rate_limit.burst", burst, 1, MAX_RATE)
+        concurrency = doc.get("max_concurrency_per_app")
+        if concurrency is not None:
+            prof.max_concurrency_per_app = _integer("max_concurrency_per_app", concurrency, 1)
+        for name in RATE_KEYS:
+            setattr(prof, name, _number(name, doc.get(name, 0.0), 0.0, 1.0))
+        prof.retry_after_seconds = _integer("retry_after_seconds", doc.get("retry_after_seconds", 1), 1,
+                                            MAX_RETRY_AFTER_SECONDS)
+        statuses = doc.get("error_statuses", list(DEFAULT_ERROR_STATUSES))
+        if not isinstance(statuses, list) or not statuses:
+            raise ProfileError("error_statuses", f"must be a non-empty list of 5xx codes, not {statuses!r}")
+        prof.error_statuses = [_integer("error_statuses", s, 500, 599) for s in statuses]
         return prof
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ bound port can be written to ``--port-file`` once the server is accepting connec
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sys
@@ -13,6 +14,23 @@ import uvicorn
 
 from localtenant.app import build_app
 from localtenant.context import Emulator
+from localtenant.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
+
+# What the HTTP layer (h11) buffers of a request line and headers that have not fully
+# arrived. Above the guard's own limits, so requests just over those still reach the guard
+# and get the service's envelope; beyond this uvicorn answers a plain 400 and closes, like a
+# real front door does for an absurd header block.
+H11_MAX_HEADER_BUFFER = 2 * (MAX_HEADER_BYTES + MAX_URL_BYTES)
+
+
+def _log_to_stderr() -> None:
+    """Tracebacks of unexpected errors (guard.py) go to stderr next to uvicorn's messages."""
+    logger = logging.getLogger("localtenant")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("localtenant: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -36,13 +54,14 @@ def _write_port_file(path: str, port: int) -> None:
 
 
 def serve(emu: Emulator, host: str, port: int, port_file: str | None) -> None:
+    _log_to_stderr()
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     config = uvicorn.Config(
         build_app(emu), log_level="warning", access_log=False, lifespan="off",
         # Clients keep pooled connections between calls; 5 s (uvicorn's default) drops them
         # mid-benchmark and makes clients pay reconnects the real service would not charge.
-        timeout_keep_alive=75, backlog=4096,
+        timeout_keep_alive=75, backlog=4096, h11_max_incomplete_event_size=H11_MAX_HEADER_BUFFER,
     )
     server = uvicorn.Server(config)
 

@@ -70,7 +70,10 @@ def test_serve_rejects_a_bad_profile(tmp_path: Path) -> None:
     profile.write_text('{"throttle_rate": 3}')
     result = run("-m", "localtenant", "serve", "--state", str(tmp_path / "t.db"), "--port", "0",
                  "--profile", str(profile))
-    assert result.returncode == 1 and "invalid fault profile" in result.stderr
+    # argparse's convention for a bad argument: usage, the flag named, exit status 2.
+    assert result.returncode == 2 and "argument --profile" in result.stderr
+    assert "invalid fault profile" in result.stderr and "throttle_rate" in result.stderr
+    assert not (tmp_path / "t.db").exists()  # refused before touching the state
 
 
 def test_health_names_the_tenant(local_tenant: LocalTenant) -> None:

@@ -124,7 +124,7 @@ class Params:
             return maximum
         try:
             size = int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             size = 0
         if size < 1 or isinstance(value, bool):
             raise binding_error(

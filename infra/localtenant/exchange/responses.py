@@ -26,6 +26,10 @@ DEFAULT_CAP = ("By default, only the first 1000 items are returned. Use the Resu
 PAGE_EXPIRED = CmdletError(400, "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
                            "Expired or Invalid pagination request. Default Expiry time is 00:30:00")
 WARNINGS_TYPE = "#Collection(String)"
+# error.code per status: 400/404/500 are captured (A.6); the others follow the same
+# PascalCase-of-the-reason pattern [infer].
+ERROR_CODES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge",
+               414: "RequestUriTooLong", 431: "RequestHeaderFieldsTooLarge", 500: "InternalServerError"}
 
 
 @dataclass
@@ -49,7 +53,7 @@ def envelope(context: str, rows: list[dict[str, Any]], warnings: list[str], next
 
 
 def error_body(err: CmdletError) -> dict[str, Any]:
-    code = {400: "BadRequest", 404: "NotFound"}.get(err.status, "InternalServerError")
+    code = ERROR_CODES.get(err.status, "InternalServerError")
     internal = "Microsoft.Exchange.Management.PSDirectInvoke.DirectInvokeCmdletExecutionException"
     return {"error": {
         "code": code,

@@ -121,22 +121,31 @@ def _batch_item(request: Request, emu: Emulator, caller: Caller, item: dict[str,
             return {"id": item_id, "status": 429, "headers": {"Retry-After": str(decision.retry_after)},
                     "body": responses.throttled_body(decision.retry_after)}
         return {"id": item_id, "status": decision.status, "body": responses.server_error_body(decision.status)}
-    url = str(item.get("url") or "")
-    method = str(item.get("method") or "POST").upper()
-    if method != "POST" or not urlsplit(url).path.rstrip("/").endswith("InvokeCommand"):
-        outcome = responses.bad_request("Batch items must be POST requests to InvokeCommand.")
-    else:
-        absolute = url if "://" in url else str(request.url).rsplit("/", 1)[0] + "/InvokeCommand" + (
-            "?" + urlsplit(url).query if urlsplit(url).query else "")
-        headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
-        if _prefer(headers) is None and _prefer(request.headers):
-            # The module sends Prefer (continue-on-error, maxpagesize) on the outer request.
-            headers["prefer"] = str(_prefer(request.headers))
-        outcome = _run(request, emu, caller, absolute, headers, item.get("body"))
+    outcome = _batch_outcome(request, emu, caller, item)
     entry: dict[str, Any] = {"id": item_id, "status": outcome.status}
     if outcome.body is not None:
         entry["body"] = outcome.body
     return entry
+
+
+def _batch_outcome(request: Request, emu: Emulator, caller: Caller, item: dict[str, Any]) -> responses.Outcome:
+    url, headers = item.get("url") or "", item.get("headers") or {}
+    if not isinstance(url, str) or not isinstance(headers, dict):
+        return responses.bad_request("A batch request's url must be a string and its headers an object.")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 literal
+        return responses.bad_request(f"The batch request url '{url}' is not a valid URL.")
+    method = str(item.get("method") or "POST").upper()
+    if method != "POST" or not parts.path.rstrip("/").endswith("InvokeCommand"):
+        return responses.bad_request("Batch items must be POST requests to InvokeCommand.")
+    absolute = url if "://" in url else str(request.url).rsplit("/", 1)[0] + "/InvokeCommand" + (
+        "?" + parts.query if parts.query else "")
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    if _prefer(lowered) is None and _prefer(request.headers):
+        # The module sends Prefer (continue-on-error, maxpagesize) on the outer request.
+        lowered["prefer"] = str(_prefer(request.headers))
+    return _run(request, emu, caller, absolute, lowered, item.get("body"))
 
 
 routes = [

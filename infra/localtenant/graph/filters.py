@@ -16,6 +16,14 @@ _TOKEN = re.compile(
     r"(?P<word>[A-Za-z_$][A-Za-z0-9_./$]*))"
 )
 COMPARE = ("eq", "ne", "ge", "le", "gt", "lt")
+# Deepest nesting of parentheses, not, and lambdas a filter may have; real filters use a few
+# levels, and the recursive parser must stay far from Python's recursion limit.
+MAX_DEPTH = 32
+# Most tokens a filter may have: keeps the compiled SQL under SQLite's expression depth and
+# bound-variable limits (a 1,000-term "or" chain would otherwise fail inside SQLite).
+MAX_TOKENS = 500
+# Integer literals are Edm.Int64, which is also what SQLite can bind.
+INT64 = (-(2**63), 2**63 - 1)
 
 
 class FilterError(ValueError):
@@ -72,6 +80,8 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         if not m or m.end() == pos:
             raise FilterError(f"Syntax error at position {pos} in '{text}'.")
         pos = m.end()
+        if len(out) >= MAX_TOKENS:
+            raise FilterError(f"The query filter has more than {MAX_TOKENS} terms.")
         kind = m.lastgroup
         raw = m.group(kind or "")
         if kind == "str":
@@ -79,7 +89,10 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         elif kind == "dt":
             out.append(("lit", raw))
         elif kind == "num":
-            out.append(("lit", float(raw) if "." in raw else int(raw)))
+            number = float(raw) if "." in raw else int(raw)
+            if isinstance(number, int) and not INT64[0] <= number <= INT64[1]:
+                raise FilterError(f"The number {raw} is out of range for Edm.Int64.")
+            out.append(("lit", number))
         elif kind == "word" and raw in ("true", "false", "null"):
             out.append(("lit", {"true": True, "false": False, "null": None}[raw]))
         else:
@@ -91,6 +104,12 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise FilterError(f"The query filter is nested more than {MAX_DEPTH} levels deep.")
 
     def peek(self) -> tuple[str, Any] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -127,16 +146,20 @@ class _Parser:
         return items[0] if len(items) == 1 else Bool("and", tuple(items))
 
     def unary(self) -> Node:
-        if self.word() == "not":
-            self.take()
-            return Not(self.unary())
-        tok = self.peek()
-        if tok and tok[1] == "(":
-            self.take("(")
-            node = self.or_()
-            self.take(")")
-            return node
-        return self.primary()
+        self.enter()
+        try:
+            if self.word() == "not":
+                self.take()
+                return Not(self.unary())
+            tok = self.peek()
+            if tok and tok[1] == "(":
+                self.take("(")
+                node = self.or_()
+                self.take(")")
+                return node
+            return self.primary()
+        finally:
+            self.depth -= 1
 
     def literal(self) -> Any:
         kind, value = self.take()

@@ -194,8 +194,11 @@ def _check_user_body(body: Any) -> dict[str, Any]:
             raise bad_request(f"Invalid value specified for property '{key}' of resource 'User'.")
         elif key in STRING_PROPS and value is not None and not isinstance(value, str):
             raise bad_request(f"Invalid value specified for property '{key}' of resource 'User'.")
-        elif key in LIST_PROPS and not isinstance(value, list):
+        elif key in LIST_PROPS and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
             raise bad_request(f"Invalid value specified for property '{key}' of resource 'User'.")
+        elif key == "passwordProfile" and (not isinstance(value, dict)
+                                           or not isinstance(value.get("password"), (str, type(None)))):
+            raise bad_request("Invalid value specified for property 'passwordProfile' of resource 'User'.")
         elif key not in ("accountEnabled", "displayName", "userPrincipalName", "passwordProfile", *STRING_PROPS,
                          *LIST_PROPS):
             raise bad_request(f"Property '{key}' does not exist on type 'microsoft.graph.user'.")
@@ -393,10 +396,17 @@ _AUDIT_JSON = {
 }
 
 
+def _audit_time(value: Any) -> str:
+    try:
+        return stamp(parse_stamp(str(value)))
+    except ValueError as err:
+        raise FilterError(f"'{value}' is not a valid DateTimeOffset for property 'activityDateTime'.") from err
+
+
 def _audit_column(field: str) -> Column | None:
     low = field.lower()
     if low == "activitydatetime":
-        return Column("activity_dt", lambda v: stamp(parse_stamp(str(v))))
+        return Column("activity_dt", _audit_time)
     if low in _AUDIT_JSON:
         return Column(f"json_extract(doc, '{_AUDIT_JSON[low]}')", lambda v: v)
     return None

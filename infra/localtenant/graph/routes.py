@@ -58,7 +58,8 @@ def _top(req: GraphRequest, default: int, maximum: int) -> int:
     raw = req.option("$top")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # isascii: str.isdigit() also accepts digits int() cannot read, such as "²".
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise models.bad_request(f"Invalid page size specified: '{raw}'. Must be between 1 and {maximum} inclusive.")
     return int(raw)
 
@@ -79,7 +80,11 @@ def list_users(req: GraphRequest) -> wire.GraphResponse:
     _options(req, KNOWN_OPTIONS)
     select, top = _select(req), _top(req, 100, 999)
     filter_text = req.option("$filter")
-    count = (req.option("$count") or "").lower() == "true"
+    count_option = (req.option("$count") or "false").lower()
+    if count_option not in ("true", "false"):
+        raise models.bad_request(f"Invalid value '{req.option('$count')}' for query option $count; it must be "
+                                 "true or false.")
+    count = count_option == "true"
     eventual = req.headers.get("consistencylevel", "").lower() == "eventual"
     fp = paging.fingerprint([filter_text, select, top, count])
     after, advanced, first = 0, eventual and count, True
@@ -293,15 +298,9 @@ async def batch_endpoint(request: Request) -> Response:
         return _send(wire.error(400, "BadRequest", "Invalid batch payload format."))
     if len(items) > MAX_BATCH:
         return _send(wire.error(400, "BadRequest", f"Number of requests in batch exceeds maximum of {MAX_BATCH}."))
-    seen: dict[str, int] = {}
-    for item in items:
-        item_id = str(item.get("id", "")) if isinstance(item, dict) else ""
-        deps = (item.get("dependsOn") or item.get("depends_on") or []) if isinstance(item, dict) else []
-        if not item_id or item_id.lower() in seen:
-            return _send(wire.error(400, "BadRequest", "Batch request ids must be present and unique."))
-        if not isinstance(deps, list) or any(str(d).lower() not in seen for d in deps):
-            return _send(wire.error(400, "BadRequest", "dependsOn must reference earlier requests in the batch."))
-        seen[item_id.lower()] = 0
+    problem = _check_batch(items)
+    if problem:
+        return _send(wire.error(400, "BadRequest", problem))
     out = []
     status_by_id: dict[str, int] = {}
     for item in items:
@@ -310,6 +309,35 @@ async def batch_endpoint(request: Request) -> Response:
         emu.metrics.status(entry["status"])
         out.append(entry)
     return json_response({"responses": out}, 200, None, wire.CONTENT_TYPE)
+
+
+def _check_batch(items: list[Any]) -> str | None:
+    """Why a batch is malformed (the whole batch is then refused with 400), or None.
+    The rules are the documented ones (B.4)."""
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            return "Each batch request must be a JSON object."
+        item_id = item.get("id")
+        deps = item.get("dependsOn") or item.get("depends_on") or []
+        headers = item.get("headers")
+        if not isinstance(item_id, (str, int)) or isinstance(item_id, bool) or not str(item_id) \
+                or str(item_id).lower() in seen:
+            return "Batch request ids must be present and unique."
+        if not isinstance(item.get("url"), str) or not isinstance(item.get("method", "GET"), str):
+            return "Each batch request needs a url and a method, both strings."
+        try:
+            urlsplit(item["url"])
+        except ValueError:  # e.g. an unclosed IPv6 literal
+            return f"The batch request url '{item['url']}' is not a valid URL."
+        if headers is not None and not isinstance(headers, dict):
+            return "Batch request headers must be a JSON object."
+        if item.get("body") is not None and not any(str(k).lower() == "content-type" for k in headers or {}):
+            return "A batch request with a body must have a Content-Type header."
+        if not isinstance(deps, list) or any(str(d).lower() not in seen for d in deps):
+            return "dependsOn must reference earlier requests in the batch."
+        seen.add(str(item_id).lower())
+    return None
 
 
 def _relative(url: str) -> tuple[str, list[tuple[str, str]]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from localtenant.context import Emulator
 from localtenant.directory import DirectoryError, get_user
-from localtenant.http import base_url, json_response
+from localtenant.http import base_url, json_response, read_form
 from localtenant.identity import models
 from localtenant.identity import responses as wire
 
@@ -38,7 +38,10 @@ async def token(request: Request) -> Response:
     segment = request.path_params["tenant"]
     if not emu.tenant.matches(segment):
         return _error(400, "invalid_request", 90002, f"Tenant '{segment}' not found.")
-    form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+    form = await read_form(request)
+    if form is None:
+        return _error(400, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid: the body "
+                      "must be application/x-www-form-urlencoded UTF-8 text.")
     basic = _basic(request)
     client_id = form.get("client_id") or (basic[0] if basic else "")
     if not client_id:
