@@ -15,6 +15,7 @@ import uvicorn
 from localtenant.app import build_app
 from localtenant.context import Emulator
 from localtenant.guard import MAX_HEADER_BYTES, MAX_URL_BYTES
+from localtenant.store import make_private_dirs
 
 # What the HTTP layer (h11) buffers of a request line and headers that have not fully
 # arrived. Above the guard's own limits, so requests just over those still reach the guard
@@ -47,7 +48,7 @@ def bind(host: str, port: int) -> socket.socket:
 def _write_port_file(path: str, port: int) -> None:
     # Write then rename, so a fixture polling the file never reads a half-written number.
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(target.parent)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(f"{port}\n", encoding="utf-8")
     os.replace(tmp, target)

@@ -11,6 +11,7 @@ which is the durability the emulator needs ("state survives a restart").
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA_VERSION = "1"
+# The state holds the token-signing secret: owner-only, whatever the umask.
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+SIDE_FILES = ("-wal", "-shm", "-journal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,7 +120,8 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(Path(self.path).parent)
+            _make_private_file(Path(self.path))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so a transaction is exactly
         # one model call, never an implicit transaction left open across requests.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -130,6 +136,13 @@ class Store:
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
             )
+        if self.path != ":memory:":
+            # SQLite gives new -wal/-shm files the database's mode; ones left by an older run
+            # with looser modes are tightened here.
+            for suffix in SIDE_FILES:
+                side = Path(self.path + suffix)
+                if side.exists():
+                    os.chmod(side, PRIVATE_FILE)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -162,6 +175,31 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def make_private_dirs(path: Path) -> None:
+    """``mkdir -p`` with every directory it creates owner-only. (``Path.mkdir(parents=True)``
+    gives intermediate directories the umask's default mode; existing ones are left alone.)"""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue  # created by someone else meanwhile: not ours to change
+        os.chmod(directory, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+
+
+def _make_private_file(path: Path) -> None:
+    """Create the database file owner-only before SQLite opens it, or tighten an existing one."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
