@@ -27,7 +27,9 @@ from localtenant.common import (
 )
 from localtenant.store import set_meta
 
-MAILBOX_TYPES = ("UserMailbox", "SharedMailbox")
+# Every mailbox Get-Mailbox shows, people's and resources' included, as a real tenant does.
+MAILBOX_TYPES = ("UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox")
+RESOURCE_TYPES = ("RoomMailbox", "EquipmentMailbox")
 GROUP_TYPE = "MailUniversalSecurityGroup"
 
 COLUMNS = (
@@ -354,6 +356,16 @@ def insert_object(
     ).fetchone():
         raise DirectoryError(DirectoryError.NAME_EXISTS,
                              f'The name "{name}" is already being used. Please try another name.')
+    # Exchange Online also refuses an alias another recipient has (its admin center: "The
+    # user name or alias ... must be unique"); the exact text here is [infer].
+    holder = conn.execute(
+        "SELECT name, display_name FROM objects WHERE alias_l = ? AND rtd IS NOT NULL AND soft_deleted = 0",
+        (alias.lower() if alias else None,),
+    ).fetchone() if alias and rtd else None
+    if holder is not None:
+        raise DirectoryError(DirectoryError.NAME_EXISTS,
+                             f'The alias "{alias}" is already being used by "{holder[0] or holder[1]}". '
+                             "Please try another alias.")
     now = stamp()
     oid = (object_id or new_guid()).lower()
     is_recipient = rtd is not None

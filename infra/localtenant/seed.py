@@ -28,6 +28,12 @@ Format (``infra/localtenant/data/directory.yaml`` is the shipped example)::
         full_access: [alice@contoso.com]      # optional trustees (any identity form)
         send_as: [alice@contoso.com]
         send_on_behalf: [bob@contoso.com]
+    resource_mailboxes:           # optional; room and equipment mailboxes (Entra user sign-in disabled)
+      - name: room-1              # required
+        type: room                # required: room (RoomMailbox) or equipment (EquipmentMailbox)
+        display_name: Room 1                  # optional
+        primary_smtp_address: room-1@contoso.com  # optional (default alias@initial domain)
+        alias: room-1                         # optional
 
 Object ids are derived from the tenant id and the UPN / mail / name, so the same file gives
 the same ids on every run. Seeding is idempotent: objects that already exist (same UPN,
@@ -62,6 +68,7 @@ from localtenant.exchange import models
 from localtenant.store import Store
 
 SHIPPED = Path(__file__).parent / "data" / "directory.yaml"
+RESOURCE_KINDS = {"room": "RoomMailbox", "equipment": "EquipmentMailbox"}
 
 
 class SeedError(ValueError):
@@ -73,11 +80,12 @@ class SeedReport:
     users: int = 0
     groups: int = 0
     shared_mailboxes: int = 0
+    resource_mailboxes: int = 0
     skipped: int = 0
 
     def __str__(self) -> str:
-        return (f"seeded {self.users} users, {self.groups} groups, {self.shared_mailboxes} shared mailboxes "
-                f"({self.skipped} already present)")
+        return (f"seeded {self.users} users, {self.groups} groups, {self.shared_mailboxes} shared mailboxes, "
+                f"{self.resource_mailboxes} resource mailboxes ({self.skipped} already present)")
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -163,6 +171,19 @@ def seed(store: Store, doc: dict[str, Any], source: str = "<seed>") -> SeedRepor
                     continue
                 _seed_shared(conn, tenant, item, name, where)
                 report.shared_mailboxes += 1
+            for i, item in enumerate(_list(doc, "resource_mailboxes", source)):
+                where = f"{source}: resource_mailboxes[{i}]"
+                name = str(_field(item, "name", where))
+                kind = RESOURCE_KINDS.get(str(_field(item, "type", where)).lower())
+                if kind is None:
+                    raise SeedError(f"{where}.type: must be one of {', '.join(RESOURCE_KINDS)}")
+                if find_recipients(conn, name, "any"):
+                    report.skipped += 1
+                    continue
+                models.new_shared_mailbox(conn, tenant, name=name, display_name=item.get("display_name"),
+                                          primary=item.get("primary_smtp_address"), alias=item.get("alias"),
+                                          audit=False, rtd=kind, object_id=stable_object_id(tenant, name))
+                report.resource_mailboxes += 1
         except DirectoryError as err:
             raise SeedError(f"{source}: {err.text}") from err
     return report

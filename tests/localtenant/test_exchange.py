@@ -62,7 +62,8 @@ def test_get_mailbox_filters_shared_and_unknown_identity(local_tenant: LocalTena
     shared = ok(local_tenant.exchange("Get-Mailbox", RecipientTypeDetails="SharedMailbox", ResultSize="Unlimited"))
     assert [m["Name"] for m in shared["value"]] == ["sales", "support"]
     everyone = ok(local_tenant.exchange("Get-Mailbox", ResultSize="Unlimited"))["value"]
-    assert len(everyone) == 31 + 2  # seeded user mailboxes (oscar included) + 2 shared
+    # seeded user mailboxes (oscar included) + a room and an equipment mailbox + 2 shared
+    assert len(everyone) == 31 + 2 + 2
     missing = local_tenant.exchange("Get-Mailbox", Identity="ghost@contoso.com")
     assert missing.status_code == 404
     error = missing.json()["error"]
@@ -154,7 +155,7 @@ def test_send_as_grant_and_tenant_wide_listing(local_tenant: LocalTenant) -> Non
     everything = ok(local_tenant.exchange("Get-RecipientPermission", ResultSize="Unlimited"))["value"]
     grants = {(r["Identity"], r["Trustee"]) for r in everything if r["Trustee"] != "NT AUTHORITY\\SELF"}
     assert grants == {("sales", "bob@contoso.com"), ("support", "support-team")}
-    assert sum(r["Trustee"] == "NT AUTHORITY\\SELF" for r in everything) == 33  # one per mailbox
+    assert sum(r["Trustee"] == "NT AUTHORITY\\SELF" for r in everything) == 35  # one per mailbox
     by_trustee = ok(local_tenant.exchange("Get-RecipientPermission", Trustee="bob@contoso.com"))["value"]
     assert [r["Identity"] for r in by_trustee] == ["sales"]
     ok(local_tenant.exchange("Remove-RecipientPermission", **grant))

@@ -19,11 +19,13 @@ from localtenant.directory import (
     GROUP_TYPE,
     MAILBOX_TYPES,
     O_COLUMNS,
+    RESOURCE_TYPES,
     DirectoryError,
     DirObject,
     Tenant,
     addresses_of,
     check_address,
+    ensure_free,
     free_system_address,
     get_many,
     insert_object,
@@ -142,24 +144,33 @@ def new_shared_mailbox(
     primary: str | None,
     alias: str | None,
     audit: bool = True,
+    rtd: str = "SharedMailbox",
+    object_id: str | None = None,
 ) -> DirObject:
-    """New-Mailbox -Shared. Like the real service it also creates the Entra user, with
-    accountEnabled TRUE (blocking sign-in is the admin's job) and UPN alias@initial domain
-    ([infer]: the wire reference's Graph example shows a shared mailbox UPN on
-    .onmicrosoft.com while mail is the custom-domain address)."""
+    """New-Mailbox -Shared (or, for the seed, a room or equipment mailbox with ``rtd``). Like
+    the real service it also creates the Entra user, with accountEnabled TRUE for a shared
+    mailbox (blocking sign-in is the admin's job) and FALSE for a resource, and UPN
+    alias@initial domain ([infer]: the wire reference's Graph example shows a shared mailbox
+    UPN on .onmicrosoft.com while mail is the custom-domain address).
+
+    Refused like Exchange refuses them: a PrimarySmtpAddress any recipient already has
+    (ProxyAddressExistsException, checked first), then a Name or Alias in use by any
+    recipient, users, rooms and groups included (ADObjectAlreadyExistsException)."""
     alias = alias or derive_alias(name, primary)
     if _ALIAS_BAD.search(alias):
         raise DirectoryError(DirectoryError.INVALID, f'The alias "{alias}" contains characters that aren\'t valid.')
-    system = free_system_address(conn, alias, tenant)
     if primary:
         check_address(primary, tenant)
+        ensure_free(conn, primary, None)
+    system = free_system_address(conn, alias, tenant)
+    if primary:
         addresses = [(primary, True)] + ([(system, False)] if system.lower() != primary.lower() else [])
     else:
         addresses = [(system, True)]
     upn = system
     obj = insert_object(
-        conn, kind="user", display_name=display_name or name, upn=upn, account_enabled=True,
-        rtd="SharedMailbox", name=name, alias=alias, addresses=addresses, props=mailbox_defaults(),
+        conn, kind="user", display_name=display_name or name, upn=upn, account_enabled=rtd not in RESOURCE_TYPES,
+        rtd=rtd, name=name, alias=alias, object_id=object_id, addresses=addresses, props=mailbox_defaults(),
     )
     if audit:
         record_directory_audit(conn, activity="Add user", operation="Add", target=obj, caller=None)

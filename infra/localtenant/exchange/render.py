@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from localtenant.common import dotnet_offset, dotnet_utc, fake_sid
-from localtenant.directory import GROUP_TYPE, DirObject, Tenant
+from localtenant.directory import GROUP_TYPE, RESOURCE_TYPES, DirObject, Tenant
 from localtenant.exchange.models import AUDIT_DEFAULTS, MAILBOX_RIGHTS, AuditRow, MailboxGrant
 
 SELF = "NT AUTHORITY\\SELF"
@@ -65,6 +65,8 @@ def mailbox(
     doc = _common(obj, addresses, tenant)
     doc["UserPrincipalName"] = obj.upn
     doc["IsShared"] = obj.rtd == "SharedMailbox"
+    doc["IsResource"] = obj.rtd in RESOURCE_TYPES
+    doc["ResourceType"] = {"RoomMailbox": "Room", "EquipmentMailbox": "Equipment"}.get(obj.rtd or "")
     doc["IsMailboxEnabled"] = True
     _guid(doc, "ExchangeGuid", obj.exchange_guid)
     # GrantSendOnBehalfTo holds recipient Names, not SMTP addresses, as the real service does.

@@ -283,6 +283,8 @@ def delete_user(conn: sqlite3.Connection, caller: Caller, obj: DirObject) -> Non
 REPLY_STATUS = ("disabled", "alwaysEnabled", "scheduled")
 AUDIENCE = ("none", "contactsOnly", "all")
 DELEGATE_DELIVERY = ("sendToDelegateAndInformationToPrincipal", "sendToDelegateAndPrincipal", "sendToDelegateOnly")
+# mailboxSettings.userPurpose per RecipientTypeDetails (B.3).
+PURPOSES = {"UserMailbox": "user", "SharedMailbox": "shared", "RoomMailbox": "room", "EquipmentMailbox": "equipment"}
 SETTINGS_WRITABLE = ("automaticRepliesSetting", "timeZone", "language", "dateFormat", "timeFormat",
                      "workingHours", "delegateMeetingMessageDeliveryOptions", "archiveFolder")
 
@@ -302,7 +304,7 @@ def mailbox_settings(obj: DirObject) -> dict[str, Any]:
         "delegateMeetingMessageDeliveryOptions": "sendToDelegateOrInformationOnly",
         "dateFormat": "M/d/yyyy",
         "timeFormat": "h:mm tt",
-        "userPurpose": "shared" if obj.rtd == "SharedMailbox" else "user",
+        "userPurpose": PURPOSES.get(obj.rtd or "", "user"),
         "automaticRepliesSetting": {
             "status": "disabled", "externalAudience": "all",
             "internalReplyMessage": "", "externalReplyMessage": "",
