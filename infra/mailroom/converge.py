@@ -2,7 +2,7 @@
 
 Every write is safe to repeat: Exchange answers a duplicate grant or the
 removal of a missing one with a warning, Set-Mailbox sets absolute values,
-and creation adopts a mailbox that already exists. So re-running after a
+and creation adopts a shared mailbox that already exists. So re-running after a
 crash converges without duplicate grants.
 """
 
@@ -16,8 +16,9 @@ from mailroom.compare import Change
 from mailroom.errors import ExchangeError, ProxyAddressExists, TenantError
 from mailroom.exchange import CmdletResult, ExchangeClient, Params, hashtable
 from mailroom.identity import proxy, smtp_key
-from mailroom.live import LiveMailbox
+from mailroom.live import SHARED, LiveMailbox
 from mailroom.spec import MailboxSpec
+from mailroom.textsafe import printable
 
 _SET_PARAMS = {
     "display_name": "DisplayName",
@@ -35,21 +36,28 @@ class Outcome:
 
 
 async def create_mailbox(exchange: ExchangeClient, spec: MailboxSpec) -> dict[str, Any]:
-    """New-Mailbox -Shared, or adopt the mailbox that already has this address."""
+    """New-Mailbox -Shared, or adopt the *shared* mailbox that already has this address.
+
+    Any other holder of the address (a person's mailbox, a room, a group) is refused: adopting it
+    would rename it, block its owner's sign-in and hand its mail to the file's members.
+    """
     alias = spec.address.rpartition("@")[0]
     try:
         return await exchange.new_shared_mailbox(alias, spec.display_name or alias, spec.address)
-    except ProxyAddressExists:
+    except ExchangeError as exc:
+        exists = isinstance(exc, ProxyAddressExists) or "already exists" in exc.service_message.casefold() \
+            or "AlreadyExists" in exc.error_type
+        if not exists:
+            raise
         existing = await exchange.get_mailbox(spec.address)
         if existing is None:
-            raise
+            raise TenantError(f"{spec.address}: the address belongs to a recipient that is not a mailbox "
+                              "(a group, contact or mail user), or its name is taken; nothing was changed") from exc
+        kind = str(existing.get("RecipientTypeDetails") or "unknown recipient type")
+        if kind != SHARED:
+            raise TenantError(f"{spec.address} is a {printable(kind)}, not a shared mailbox; mailroom manages "
+                              "shared mailboxes only and changes nothing on it") from exc
         return existing
-    except ExchangeError as exc:
-        if "already exists" in exc.service_message.casefold() or "AlreadyExists" in exc.error_type:
-            existing = await exchange.get_mailbox(spec.address)
-            if existing is not None:
-                return existing
-        raise
 
 
 def _trustee(live: LiveMailbox | None, subject: str) -> str:
@@ -86,39 +94,40 @@ async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox,
         except TenantError as exc:
             outcome.failed.extend((c, str(exc)) for c in set_changes)
 
-    calls: list[tuple[str, Params]] = []
-    owners: list[list[Change]] = []
+    # Grants go in two phases, removals first: an AutoMapping change is a remove and an add of the same
+    # grant, and in one $batch a throttled remove would be retried after the add and delete the grant.
+    # An add whose remove failed is not sent (the grant stays as it was, and the change is reported failed).
+    removes: list[tuple[Change, tuple[str, Params]]] = []
+    adds: list[tuple[Change, tuple[str, Params]]] = []
     for c in changes:
         subject = c.subject or ""
         if c.right == "member" and c.op == "add":
-            calls.append(_full_access("Add-MailboxPermission", identity, subject, c.after))
+            adds.append((c, _full_access("Add-MailboxPermission", identity, subject, c.after)))
         elif c.right == "member" and c.op == "remove":
-            calls.append(_full_access("Remove-MailboxPermission", identity, _trustee(live, subject), None))
+            removes.append((c, _full_access("Remove-MailboxPermission", identity, _trustee(live, subject), None)))
         elif c.right == "automap":
             # AutoMapping cannot be changed in place: the grant is removed and added again.
-            calls.append(_full_access("Remove-MailboxPermission", identity, _trustee(live, subject), None))
-            owners.append([c])
-            calls.append(_full_access("Add-MailboxPermission", identity, subject, c.after))
+            removes.append((c, _full_access("Remove-MailboxPermission", identity, _trustee(live, subject), None)))
+            adds.append((c, _full_access("Add-MailboxPermission", identity, subject, c.after)))
         elif c.right == "send_as":
             cmdlet = "Add-RecipientPermission" if c.op == "add" else "Remove-RecipientPermission"
             trustee = subject if c.op == "add" else _trustee(live, subject)
-            calls.append((cmdlet, {"Identity": identity, "Trustee": trustee, "AccessRights": ["SendAs"],
-                                   "Confirm": False}))
-        else:
+            call = (cmdlet, {"Identity": identity, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
+            (adds if c.op == "add" else removes).append((c, call))
+    errors: dict[int, str] = {}
+    for phase in (removes, adds):
+        phase = [(c, call) for c, call in phase if id(c) not in errors]
+        if not phase:
             continue
-        owners.append([c])
-    if calls:
-        results = await exchange.batch(calls)
-        errors: dict[int, str] = {}
-        for owned, result in zip(owners, results, strict=True):
-            for c in owned:
-                if not isinstance(result, CmdletResult):
-                    errors.setdefault(id(c), str(result))
-        for c in dict.fromkeys(c for owned in owners for c in owned):  # each change once, in order
-            if id(c) in errors:
-                outcome.failed.append((c, errors[id(c)]))
-            else:
-                outcome.done.append(c)
+        results = await exchange.batch([call for _, call in phase])
+        for (c, _), result in zip(phase, results, strict=True):
+            if not isinstance(result, CmdletResult):
+                errors.setdefault(id(c), str(result))
+    for c in dict.fromkeys(c for c, _ in removes + adds):  # each change once, in order
+        if id(c) in errors:
+            outcome.failed.append((c, errors[id(c)]))
+        else:
+            outcome.done.append(c)
 
     for c in changes:
         if c.right == "sign_in_blocked":

@@ -188,6 +188,13 @@ class ExchangeClient:
             return None
         return rows[0] if rows else None
 
+    async def get_recipient(self, identity: str) -> dict[str, Any] | None:
+        try:
+            rows = (await self.invoke("Get-Recipient", {"Identity": identity})).value
+        except NotFound:
+            return None
+        return rows[0] if rows else None
+
     async def list_shared_mailboxes(self) -> list[dict[str, Any]]:
         return (await self.invoke("Get-Mailbox", {"RecipientTypeDetails": "SharedMailbox",
                                                   "ResultSize": "Unlimited"})).value

@@ -15,6 +15,9 @@ from mailroom.errors import NotFound
 from mailroom.exchange import CmdletResult, ExchangeClient
 from mailroom.identity import access_rights, is_managed_permission, managed_addresses, smtp_key
 from mailroom.spec import Grant, MailboxSpec
+from mailroom.textsafe import printable
+
+SHARED = "SharedMailbox"
 
 
 @dataclass
@@ -25,6 +28,15 @@ class LiveMailbox:
     # canonical address key → how the tenant names that trustee (for Remove-* calls)
     trustees: dict[str, str] = field(default_factory=dict)
     unresolved: list[str] = field(default_factory=list)  # trustees that no longer resolve (deleted)
+    kind: str = SHARED  # RecipientTypeDetails: mailroom manages SharedMailbox only
+
+    def refusal(self) -> str | None:
+        """Why mailroom must not touch this mailbox (it belongs to a person, a room, ...), or None."""
+        if self.kind == SHARED:
+            return None
+        name = f' "{printable(self.spec.display_name)}"' if self.spec.display_name else ""
+        return (f"{self.spec.address} is a {printable(self.kind)}{name}, not a shared mailbox; mailroom manages "
+                "shared mailboxes only and changes nothing on it")
 
 
 def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], send_as: Sequence[dict[str, Any]],
@@ -72,7 +84,8 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
         domains=tuple(domains),
     )
     return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
-                       str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved)
+                       str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
+                       str(mailbox.get("RecipientTypeDetails") or "unknown recipient type"))
 
 
 async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Directory, address: str,
