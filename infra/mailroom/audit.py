@@ -586,10 +586,13 @@ class AuditLog:
         if not entries:
             return []
         dicts = [entry.to_dict() for entry in entries]  # serialisation errors before taking the lock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        # Owner-only: the log names every person with access to every mailbox.
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 seq, prev = _last_entry(fd, self.path)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from mailroom.engine import private_dir
 from mailroom.engine import state_dir as mailroom_state_dir
 from mailroom.errors import ConfigError
 
@@ -68,7 +69,7 @@ def ensure_running(project_dir: Path) -> LocalTenantInfo:
             raise ConfigError(f"{URL_ENV}={external} does not answer")
         return _info(external, health)
     state_dir = mailroom_state_dir(project_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     with open(state_dir / "tenant.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once must not start two servers
         info_file = state_dir / "tenant.json"

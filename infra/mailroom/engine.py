@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.errors import ConfigError
+from mailroom.locks import clear_dead
+from mailroom.supervise import PULUMI_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCAL_STACK = "local"
@@ -45,6 +47,26 @@ def state_dir(project_dir: Path = PROJECT_DIR) -> Path:
     ``MAILROOM_STATE_DIR`` moves it (tests give each run its own); default ``.mailroom/``.
     """
     return Path(os.environ.get("MAILROOM_STATE_DIR") or project_dir / ".mailroom")
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as an owner-only directory (0700), created or tightened whatever the umask.
+
+    The state directory holds the engine's state, the audit log, drift history, saved plans and the
+    local tenant's database with its token-signing key: nobody else on the machine may read them.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def supervisor() -> Path:
+    """The ``mailroom-engine`` entry point installed beside this Python (see mailroom.supervise)."""
+    path = Path(sys.executable).parent / "mailroom-engine"
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: reinstall mailroom (`make setup`)")
+    return path
 
 
 @cache
@@ -93,8 +115,9 @@ class EngineSettings:
         bin_dir = pulumi_bin_dir()
         home = cache_dir() / "pulumi-home"
         home.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir(self.project_dir))
         if self.backend_url().startswith("file://"):
-            (state_dir(self.project_dir) / "state").mkdir(parents=True, exist_ok=True)
+            private_dir(state_dir(self.project_dir) / "state")
         venv_bin = str(Path(sys.executable).parent)
         return {
             "PATH": os.pathsep.join([str(bin_dir), venv_bin, os.environ.get("PATH", "")]),
@@ -116,8 +139,14 @@ class Engine:
 
         self.settings = settings
         env = settings.environment()
+        for lock in clear_dead(env["PULUMI_BACKEND_URL"], settings.stack):
+            print(f"mailroom: removed the lock of stack {settings.stack} left by a run that is gone "
+                  f"({lock.describe()})", file=sys.stderr, flush=True)
         bin_dir = pulumi_bin_dir()
         command = auto.PulumiCommand(root=str(bin_dir.parent), skip_version_check=True)
+        # Every CLI command runs under mailroom's supervisor, so the engine never outlives mailroom.
+        env[PULUMI_ENV] = command.command
+        command.command = str(supervisor())
         opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir or settings.project_dir), env_vars=env,
                                           pulumi_home=env["PULUMI_HOME"], secrets_provider="passphrase",
                                           pulumi_command=command)
