@@ -36,7 +36,7 @@ SETTINGS = ("display_name", "hidden_from_gal", "copy_send_as", "copy_send_on_beh
 @dataclass(frozen=True)
 class Change:
     mailbox: str
-    op: str  # create | delete | add | remove | set
+    op: str  # create | adopt | delete | add | remove | set
     right: str
     subject: str | None = None
     before: Any = None
@@ -51,6 +51,9 @@ class Change:
         label = RIGHTS[self.right][0]
         if self.op == "create":
             return f'+ create shared mailbox "{self.after}"' if self.after else "+ create shared mailbox"
+        if self.op == "adopt":
+            return f'~ adopt existing shared mailbox "{self.before}"' if self.before else \
+                "~ adopt existing shared mailbox"
         if self.op == "delete":
             return "- delete mailbox (soft-delete, recoverable for 30 days)"
         if self.op in ("add", "remove"):

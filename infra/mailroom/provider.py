@@ -6,7 +6,10 @@ It holds no client: every method builds one from ``MAILROOM_TENANT`` in the
 environment, which mailroom's engine wrapper sets per stack, so no credential
 or connection ever enters Pulumi state.
 
-- ``create`` adopts a mailbox that already has the address, then converges it.
+- ``create`` adopts a *shared* mailbox that already has the address, then converges it; a
+  mailbox of any other type (a person's, a room) is refused before any write.
+- during ``mailroom apply``, every write is checked against the reviewed plan
+  (``mailroom.plan.Approval``) and every mailbox is read back after its writes.
 - ``delete`` only releases the mailbox from management: its mail is data.
   Deletion happens only through ``state: absent`` (an update).
 - ``diff`` compares inputs with the last known outputs through
@@ -37,6 +40,7 @@ from mailroom.converge import Outcome, apply_changes, create_mailbox
 from mailroom.errors import TenantError
 from mailroom.identity import is_valid_smtp, smtp_key
 from mailroom.live import LiveMailbox, read_mailbox
+from mailroom.plan import Approval, approved
 from mailroom.spec import MailboxSpec
 from mailroom.tenant import Tenant, TenantConfig
 
@@ -70,34 +74,72 @@ def _audit(outcome: Outcome) -> None:
         log.append(entries)
 
 
-async def converge(spec: MailboxSpec, known: MailboxSpec | None = None) -> tuple[LiveMailbox | None, Outcome]:
+async def converge(spec: MailboxSpec, known: MailboxSpec | None = None,
+                   approved: Approval | None = None) -> tuple[LiveMailbox | None, Outcome]:
     """Make the tenant match ``spec``; returns the mailbox as it now is and what was done.
 
     ``known``: the last outputs (what mailroom set), for what Exchange does not report (AutoMapping).
+    ``approved``: the reviewed plan; a change it does not hold is refused before any write, so a
+    grant added by hand after the plan was shown is never removed by the apply of that plan.
+    Every write is followed by a read-back: a change the tenant does not hold afterwards is failed.
     """
     cfg = TenantConfig.from_env()
     automap = known.automap_by_key() if known else {}
+    approve = approved.check if approved else (lambda _address, _todo: None)
     async with Tenant(cfg) as t:
-        live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains,
-                                  automap)
+        async def read(automap: dict[str, bool]) -> LiveMailbox | None:
+            live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains,
+                                      automap)
+            refusal = live.refusal() if live else None
+            if refusal:
+                raise TenantError(refusal)
+            return live
+
+        live = await read(automap)
         todo = changes(spec, live.spec if live else None)
+        approve(spec.address, todo)
         outcome = Outcome()
         if spec.state == "absent":
             if live is not None:
                 await t.exchange.remove_mailbox(live.identity)
                 outcome.done.extend(todo)
             return None, outcome
-        created: list[Change] = []
         if live is None:
             await create_mailbox(t.exchange, spec)
-            created = [c for c in todo if c.op == "create"]
-            live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains)
+            outcome.done.extend(c for c in todo if c.op == "create")
+            live = await read({})
             if live is None:
                 raise TenantError(f"{spec.address}: created, but Get-Mailbox does not find it yet")
             todo = changes(spec, live.spec)
-        outcome = await apply_changes(t.exchange, t.graph, live, todo, spec)
-        outcome.done[:0] = created
+            approve(spec.address, todo)
+        for attempt in (1, 2):
+            step = await apply_changes(t.exchange, t.graph, live, todo, spec)
+            outcome.done.extend(step.done)
+            outcome.failed.extend(step.failed)
+            if not todo or step.failed:
+                break
+            # The read-back: what the tenant holds now, with the AutoMapping just set.
+            after = await read(spec.automap_by_key())
+            if after is None:
+                raise TenantError(f"{spec.address}: changed, but Get-Mailbox no longer finds it")
+            live, todo = after, changes(spec, after.spec)
+            if not todo:
+                break
+            if attempt == 2:
+                _unconfirmed(outcome, todo)
+                break
+            approve(spec.address, todo)
         return live, outcome
+
+
+def _unconfirmed(outcome: Outcome, missing: list[Change]) -> None:
+    """Changes the read-back does not find in the tenant: failed, whatever the write calls answered."""
+    def family(c: Change) -> tuple[str, str]:
+        return ("member" if c.right == "automap" else c.right, smtp_key(c.subject or ""))
+
+    gone = {family(c) for c in missing}
+    outcome.done[:] = [c for c in outcome.done if family(c) not in gone]
+    outcome.failed.extend((c, "the read-back after apply does not find this in the tenant") for c in missing)
 
 
 class MailboxProvider(ResourceProvider):
@@ -123,7 +165,7 @@ class MailboxProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = MailboxSpec.from_props(props)
-        live, outcome = asyncio.run(converge(spec))
+        live, outcome = asyncio.run(converge(spec, approved=approved()))
         _audit(outcome)
         _raise_if_failed(spec, outcome)
         return CreateResult(smtp_key(spec.address), _outputs(spec, live))
@@ -148,7 +190,7 @@ class MailboxProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = MailboxSpec.from_props(news)
         known = MailboxSpec.from_props(olds) if olds.get("address") else None
-        live, outcome = asyncio.run(converge(spec, known))
+        live, outcome = asyncio.run(converge(spec, known, approved()))
         _audit(outcome)
         _raise_if_failed(spec, outcome)
         return UpdateResult(_outputs(spec, live))
@@ -156,6 +198,9 @@ class MailboxProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # Released from management, never deleted: only `state: absent` deletes a mailbox.
         address = str(props.get("address") or _id)
+        plan = approved()
+        if plan is not None:
+            plan.check_release(address)
         log = _log()
         log.append(log.entry("change", mailbox=address, right="mailbox", result="ok",
                              detail="released from management; the mailbox and its access are kept"))

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.commands.validate import render_text
-from mailroom.engine import Engine, EngineSettings, state_dir
+from mailroom.engine import Engine, EngineSettings, private_dir, state_dir
 from mailroom.load import LoadResult, load_desired
 from mailroom.model import Desired
+from mailroom.plan import PLAN_ENV
 from mailroom.stacks import tenant_config
 from mailroom.tenant import ENV_VAR, TenantConfig
 
@@ -37,7 +38,8 @@ class Run:
     audit_path: str | None
     project_dir: Path
 
-    def engine(self) -> Engine:
+    def engine(self, plan: Path | None = None) -> Engine:
+        """The engine of this run; ``plan``: the approved plan the provider must keep to (apply)."""
         env = {
             ENV_VAR: self.tenant.to_json(),
             "MAILROOM_FILE": str(self.file),
@@ -46,7 +48,13 @@ class Run:
         }
         if self.audit_path:
             env["MAILROOM_AUDIT_LOG"] = self.audit_path
+        if plan is not None:
+            env[PLAN_ENV] = str(plan)
         return Engine(EngineSettings(self.stack, self.project_dir, env))
+
+    def plan_path(self) -> Path:
+        """Where this run keeps the plan it shows, for the engine's provider to keep to (owner-only)."""
+        return private_dir(state_dir(self.project_dir) / "plans") / f"{self.stack}-{self.run_id}.json"
 
     def audit_log(self) -> Any:
         from mailroom.audit import AuditLog

@@ -7,13 +7,18 @@ import sys
 from typing import Any
 
 from mailroom.commands.plan import add_common, make_plan
+from mailroom.plan import Approval
 from mailroom.runner import Invalid, prepare, progress
 
 EPILOG = """exit codes:
   0  applied (or nothing to do)
   1  failed: the output says what was and was not applied
-  3  refused: the plan removes more grants or mailboxes than policy.max_removals_per_apply
-     (default 10) and --allow-mass-removal was not given; nothing was changed
+  1  also: a mailbox was refused (its address belongs to a person's mailbox, a room or a group),
+     or the tenant changed between the plan and the update (a change not in the shown plan is
+     never made; run again to see the new plan)
+  3  refused: the plan removes and releases more grants or mailboxes than
+     policy.max_removals_per_apply (default 10) and --allow-mass-removal was not given; nothing
+     was changed
 """
 
 
@@ -30,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+CHANGING_OPS = ("create", "update", "delete", "replace", "create-replacement", "delete-replaced")
+
+
 class _Progress:
     """Engine events → one line per mailbox as it finishes; failures kept for the summary."""
 
@@ -43,7 +51,8 @@ class _Progress:
         if out is not None and out.metadata.type.endswith("mailroom:SharedMailbox"):
             op = getattr(out.metadata.op, "value", str(out.metadata.op))
             name = out.metadata.urn.rsplit("::", 1)[-1]
-            if op != "same":
+            # Only steps that write: a refresh (`refresh`, `read`) or an unchanged mailbox is not "applied".
+            if op in CHANGING_OPS:
                 self.done += 1
                 self.ok.append(name)
                 progress(f"  [{self.done}] {name}: {op} done")
@@ -85,13 +94,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"mailroom apply: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(plan.render_text())
-    limit = prepared.desired.policy.max_removals_per_apply
-    if len(plan.removals) > limit and not args.allow_mass_removal:
-        print(f"mailroom apply: refused: the plan removes {len(plan.removals)} grants or mailboxes, more than "
-              f"policy.max_removals_per_apply ({limit}). If that is intended, run again with "
-              "--allow-mass-removal. Nothing was changed.", file=sys.stderr)
+    if plan.refusals:
+        print(f"mailroom apply: refused: {len(plan.refusals)} mailbox(es) cannot be applied (see `! refused` "
+              "above). Nothing was changed.", file=sys.stderr)
         log.start_run(detail="apply", context={"file": str(prepared.file)})
-        log.end_run("refused", {"removals": len(plan.removals), "limit": limit})
+        log.end_run("refused", {"refusals": plan.refusals})
+        return 1
+    limit = prepared.desired.policy.max_removals_per_apply
+    if plan.guarded > limit and not args.allow_mass_removal:
+        print(f"mailroom apply: refused: the plan removes {len(plan.removals)} grants or mailboxes and releases "
+              f"{len(plan.released)} from management, more than policy.max_removals_per_apply ({limit}). If that "
+              "is intended, run again with --allow-mass-removal. Nothing was changed.", file=sys.stderr)
+        log.start_run(detail="apply", context={"file": str(prepared.file)})
+        log.end_run("refused", {"removals": len(plan.removals), "releases": len(plan.released), "limit": limit})
         return 3
     if not plan.has_changes:
         print("mailroom apply: nothing to do", file=sys.stderr)
@@ -103,16 +118,21 @@ def run(args: argparse.Namespace) -> int:
         if input("Apply these changes? [y/N] ").strip().casefold() not in ("y", "yes"):
             print("mailroom apply: cancelled; nothing was changed", file=sys.stderr)
             return 1
+    # The engine's provider keeps to this plan: it refuses any change the reviewer was not shown.
+    approval = prepared.plan_path()
+    Approval.from_plan(plan).save(approval)
     log.start_run(detail="apply", context={"file": str(prepared.file), "changes": len(plan.changes)})
     tracker = _Progress()
     progress(f"mailroom: applying {len(plan.changes)} change(s) to stack {prepared.stack}")
     try:
-        prepared.engine().up(tracker, refresh=True)
+        prepared.engine(approval).up(tracker, refresh=True)
         result = "ok"
     except Exception as exc:
         result = "failed"
         detail = [ln for ln in str(exc).splitlines() if "error" in ln.lower()][-5:]
         print("mailroom apply: the engine reported a failure:\n  " + "\n  ".join(detail), file=sys.stderr)
+    finally:
+        approval.unlink(missing_ok=True)
     summary = {"applied": tracker.ok, "failed": tracker.failed}
     log.end_run(result, summary)
     if args.json:

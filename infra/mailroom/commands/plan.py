@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
+from mailroom.compare import Change, changes
 from mailroom.errors import TenantError
-from mailroom.plan import Plan, PlanCollector
+from mailroom.identity import smtp_key
+from mailroom.live import read_mailbox
+from mailroom.plan import MailboxPlan, Plan, PlanCollector
 from mailroom.runner import Invalid, Run, prepare, progress
+from mailroom.spec import MailboxSpec
+from mailroom.tenant import Tenant
+from mailroom.textsafe import printable
 
 EPILOG = """exit codes:
   0  no changes: the tenant matches the file
-  1  error (invalid file, engine or tenant failure); nothing was changed
+  1  error (invalid file, engine or tenant failure, or a mailbox refused: its address belongs to a
+     person's mailbox, a room or a group); nothing was changed
   2  changes pending
 """
 
@@ -42,7 +50,40 @@ def make_plan(run: Run, *, refresh: bool) -> Plan:
     progress(f"mailroom: previewing stack {run.stack} ({len(run.desired.mailboxes)} mailboxes)"
              + (" with a refresh of live state" if refresh else ""))
     run.engine().preview(collector, refresh=refresh)
-    return collector.finish()
+    plan = collector.finish()
+    unknown = [m for m in plan.mailboxes if m.op == "create"]
+    if unknown:
+        asyncio.run(_look_up_unmanaged(run, unknown))
+    return plan
+
+
+async def _look_up_unmanaged(run: Run, planned: list[MailboxPlan]) -> None:
+    """A mailbox the engine does not manage yet may exist: the plan says "adopt" for a shared one (with
+    the changes against what it holds), and refuses an address held by anything else (a person's
+    mailbox, a room, a group), which ``create`` would otherwise take over."""
+    specs = {smtp_key(mb.address): MailboxSpec.from_model(mb, run.desired.domains) for mb in run.desired.mailboxes}
+    async with Tenant(run.tenant) as t:
+        async def one(m: MailboxPlan) -> None:
+            spec = specs[smtp_key(m.address)]
+            live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains)
+            if live is None:
+                holder = await t.exchange.get_recipient(spec.address)
+                if holder is not None:
+                    kind = printable(holder.get("RecipientTypeDetails") or "recipient")
+                    m.changes, m.refused = [], (f"{spec.address} belongs to a {kind} that is not a mailbox; "
+                                                "mailroom changes nothing on it")
+                return
+            refusal = live.refusal()
+            if refusal:
+                m.changes, m.refused = [], refusal
+            elif spec.state == "present":
+                m.op = "adopt"
+                m.changes = [Change(spec.address, "adopt", "mailbox", None, live.spec.display_name),
+                             *changes(spec, live.spec)]
+            else:
+                m.op, m.changes = "update", changes(spec, live.spec)
+
+        await asyncio.gather(*(one(m) for m in planned))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,4 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as fh:
             fh.write(plan.render_markdown())
+    if plan.refusals:
+        print(f"mailroom plan: {len(plan.refusals)} mailbox(es) refused; apply would change nothing", file=sys.stderr)
+        return 1
     return 2 if plan.has_changes else 0
