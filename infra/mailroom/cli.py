@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
 from mailroom import __version__
 
 # Order is the order `mailroom --help` lists them in.
-COMMANDS = ("validate", "plan", "apply", "demo", "drift", "audit", "tenant", "engine")
+COMMANDS = ("validate", "plan", "apply", "demo", "drift", "audit", "tenant", "engine", "unlock")
 
 EXIT_CODES = """exit codes:
   0  success / valid / no changes / no drift
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    # SIGTERM (a cancelled CI job) ends a run the way Ctrl-C does; the engine's supervisor
+    # (mailroom-engine) then cancels the engine and stops every process it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return int(func(args))
     except KeyboardInterrupt:

@@ -82,3 +82,11 @@ def clear_dead(backend_url: str, stack: str) -> list[StackLock]:
             lock.path.unlink(missing_ok=True)
             cleared.append(lock)
     return cleared
+
+
+def explain(backend_url: str, stack: str) -> str:
+    """What to tell someone whose update found the stack locked."""
+    held = [lock.describe() for lock in stack_locks(backend_url, stack) or []]
+    who = "; ".join(held) if held else "by another update"
+    return (f"stack {stack} is locked, {who}. If that run is still going, wait for it; if it is gone "
+            f"(a cancelled CI job on another machine), run `mailroom unlock --stack {stack}`.")

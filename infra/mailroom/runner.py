@@ -52,6 +52,9 @@ class Run:
             env[PLAN_ENV] = str(plan)
         return Engine(EngineSettings(self.stack, self.project_dir, env))
 
+    def backend_url(self) -> str:
+        return EngineSettings(self.stack, self.project_dir).backend_url()
+
     def plan_path(self) -> Path:
         """Where this run keeps the plan it shows, for the engine's provider to keep to (owner-only)."""
         return private_dir(state_dir(self.project_dir) / "plans") / f"{self.stack}-{self.run_id}.json"
