@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
 from mailroom.commands.plan import add_common, make_plan
+from mailroom.locks import explain
 from mailroom.plan import Approval
 from mailroom.runner import Invalid, prepare, progress
 
@@ -59,20 +61,27 @@ class _Progress:
         failed = getattr(event, "res_op_failed_event", None)
         if failed is not None:
             name = failed.metadata.urn.rsplit("::", 1)[-1]
-            self.failed[name] = "failed"
+            self.failed.setdefault(name, "failed")
         diag = getattr(event, "diagnostic_event", None)
         if diag is not None and diag.severity == "error" and diag.message.strip():
-            text = diag.message.strip()
+            line = _last_line(diag.message)
             if diag.urn:
                 name = diag.urn.rsplit("::", 1)[-1]
-                self.failed[name] = _last_line(text)
+            else:  # a provider's exception may come without a URN; its message starts with the mailbox
+                match = _MAILBOX_IN_ERROR.match(line)
+                name = match.group(1) if match else ""
+            if name:
+                self.failed[name] = line
+
+
+_MAILBOX_IN_ERROR = re.compile(r"^[\w.]+: ([^\s:@]+@[^\s:]+):")
 
 
 def _last_line(text: str) -> str:
     """The useful line of a provider error: the exception's message, not the traceback."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in reversed(lines):
-        if ln.startswith(("mailroom.errors.", "TenantError", "RetriesExhausted")) or ": HTTP " in ln:
+        if ln.startswith(("mailroom.", "TenantError", "RetriesExhausted", "PlanMismatch")) or ": HTTP " in ln:
             return ln
     return lines[-1] if lines else "failed"
 
@@ -129,8 +138,12 @@ def run(args: argparse.Namespace) -> int:
         result = "ok"
     except Exception as exc:
         result = "failed"
-        detail = [ln for ln in str(exc).splitlines() if "error" in ln.lower()][-5:]
-        print("mailroom apply: the engine reported a failure:\n  " + "\n  ".join(detail), file=sys.stderr)
+        if "currently locked" in str(exc):
+            print(f"mailroom apply: {explain(prepared.backend_url(), prepared.stack)} Nothing was changed.",
+                  file=sys.stderr)
+        else:
+            detail = [ln for ln in str(exc).splitlines() if "error" in ln.lower()][-5:]
+            print("mailroom apply: the engine reported a failure:\n  " + "\n  ".join(detail), file=sys.stderr)
     finally:
         approval.unlink(missing_ok=True)
     summary = {"applied": tracker.ok, "failed": tracker.failed}
