@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -132,3 +133,60 @@ def test_graph_paging_under_5xx_gives_the_fault_free_result(local_tenant: LocalT
         retried += retries
     local_tenant.set_profile({})
     assert retried >= 10 and injected >= retried  # the pages themselves failed and were retried
+
+
+class BatchScript(BaseHTTPRequestHandler):
+    """An Exchange ``$batch`` endpoint whose items are throttled with garbage per-item Retry-After
+    headers the first times they are asked for, then answered."""
+
+    server: Any
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        responses = []
+        for item in body["requests"]:
+            self.server.seen += 1
+            if self.server.garbage:
+                responses.append({"id": item["id"], "status": 429,
+                                  "headers": {"Retry-After": self.server.garbage.pop(0)}, "body": {}})
+            else:
+                responses.append({"id": item["id"], "status": 200, "body": {"value": [{"Id": item["id"]}]}})
+        data = json.dumps({"responses": responses}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class StaticToken:
+    async def token(self, scope: str) -> str:
+        return "t"
+
+
+def test_a_garbage_retry_after_on_a_batch_item_is_retried_with_the_backoff() -> None:
+    from mailroom.exchange import CmdletResult, ExchangeClient
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BatchScript)
+    server.garbage, server.seen = ["soon", "1e309", "-5", "nan"], 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def run() -> list[Any]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            transport = Transport(client, retry=RetryPolicy(base_delay=0.01, max_delay=0.05))
+            exchange = ExchangeClient(f"http://127.0.0.1:{server.server_port}", "tenant", StaticToken(),  # type: ignore[arg-type]
+                                      transport)
+            return await exchange.batch([("Get-Mailbox", {"Identity": f"m{i}"}) for i in range(2)])
+
+    try:
+        started = time.monotonic()
+        results = asyncio.run(run())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert all(isinstance(r, CmdletResult) and r.value for r in results)
+    assert server.seen == 6  # 2 items, throttled 4 times in all, then answered
+    assert time.monotonic() - started < 5

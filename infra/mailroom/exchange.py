@@ -18,7 +18,7 @@ import httpx
 
 from mailroom.auth import EXCHANGE_SCOPE, TokenSource
 from mailroom.errors import ExchangeError, NotFound, ProxyAddressExists, RetriesExhausted
-from mailroom.transport import RETRY_STATUSES, Transport
+from mailroom.transport import RETRY_STATUSES, Transport, parse_retry_after
 
 BATCH_SIZE = 10
 PAGE_SIZE = 1000
@@ -164,7 +164,8 @@ class ExchangeClient:
                 self.transport.stats.throttled += status == 429
                 if status == 429:
                     self.transport.pacer.throttled()
-                out[index] = float(headers.get("retry-after", 1))
+                # A garbage or missing per-item Retry-After falls back to the policy's first backoff step.
+                out[index] = parse_retry_after(headers.get("retry-after")) or self.transport.retry.base_delay
             elif status != 200:
                 self.transport.pacer.accepted()  # metered and answered, though not a success
                 cmdlet, params = calls[index]
@@ -181,19 +182,19 @@ class ExchangeClient:
 
     # -- the typed API mailroom uses -------------------------------------------------------------
 
-    async def get_mailbox(self, identity: str) -> dict[str, Any] | None:
+    async def _get_one(self, cmdlet: str, identity: str) -> dict[str, Any] | None:
         try:
-            rows = (await self.invoke("Get-Mailbox", {"Identity": identity})).value
+            rows = (await self.invoke(cmdlet, {"Identity": identity})).value
         except NotFound:
             return None
         return rows[0] if rows else None
 
+    async def get_mailbox(self, identity: str) -> dict[str, Any] | None:
+        return await self._get_one("Get-Mailbox", identity)
+
     async def get_recipient(self, identity: str) -> dict[str, Any] | None:
-        try:
-            rows = (await self.invoke("Get-Recipient", {"Identity": identity})).value
-        except NotFound:
-            return None
-        return rows[0] if rows else None
+        """Any recipient with this identity: a mailbox, a group, a mail user or a contact."""
+        return await self._get_one("Get-Recipient", identity)
 
     async def list_shared_mailboxes(self) -> list[dict[str, Any]]:
         return (await self.invoke("Get-Mailbox", {"RecipientTypeDetails": "SharedMailbox",
