@@ -41,3 +41,45 @@ def test_delete_step_is_a_release_and_same_is_nothing() -> None:
     assert "release from management (mailbox and access are kept)" in plan.render_text()
     assert Plan([same] if same else []).render_text().startswith("No changes")
     assert step_plan("create", None, state(inputs={"not": "ours"})) is None
+
+
+HOSTILE = [
+    "x\n```\n<!-- everything below is hidden",
+    "````",
+    "<script>alert(1)</script>",
+    "\x1b[2J\x1b[31mall clear",
+    "\u202egnp.exe",
+    "a\u2028b\u0085c\u200bd",
+]
+
+
+def test_tenant_values_cannot_break_out_of_the_plan() -> None:
+    # Display names as the tenant holds them (set by hand, so never validated) reach the plan as `before`.
+    steps = []
+    for i, name in enumerate(HOSTILE):
+        old = MailboxSpec(address=f"m{i}@contoso.com", display_name=name, members=(Grant("bob@contoso.com"),))
+        new = MailboxSpec(address=f"m{i}@contoso.com", display_name="Plain")
+        step = step_plan("update", state(outputs=old.to_props()), state(inputs=new.to_props()))
+        assert step is not None
+        steps.append(step)
+    plan = Plan(steps)
+    md = plan.render_markdown()
+    # Walk the Markdown as GitHub does: each block opens with a fence and closes with the same fence;
+    # nothing between the blocks is a fence, and no HTML comment stands outside a block.
+    fence, blocks = "", 0
+    for line in md.splitlines():
+        if not fence:
+            assert "<!--" not in line and "<script" not in line, line
+            if line.startswith("```"):
+                fence, blocks = line.removesuffix("diff"), blocks + 1
+        elif line == fence:
+            fence = ""
+    assert not fence and blocks == len(HOSTILE)
+    for i in range(len(HOSTILE)):
+        block = md.split(f"#### `m{i}@contoso.com`", 1)[1].split("```diff", 1)[1].split("\n```", 1)[0]
+        assert "- member  bob@contoso.com" in block  # the removal below the hostile line is still shown
+    text = plan.render_text()
+    for out in (md, text, plan.to_json()):
+        assert "\x1b" not in out and "\u202e" not in out and "\u2028" not in out and "\u0085" not in out
+    assert "\\u001b[2J" in text and "\\u202egnp.exe" in text  # shown, escaped, not dropped
+    assert md.count("**6 removal(s)**") == 1

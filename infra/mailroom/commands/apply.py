@@ -11,6 +11,7 @@ from mailroom.commands.plan import add_common, make_plan
 from mailroom.locks import explain
 from mailroom.plan import Approval
 from mailroom.runner import Invalid, prepare, progress
+from mailroom.textsafe import printable
 
 EPILOG = """exit codes:
   0  applied (or nothing to do)
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"result": result, **summary}, indent=2))
     else:
         for name in tracker.ok:
-            print(f"{name}: applied")
-        for name, why in tracker.failed.items():
-            print(f"{name}: FAILED: {why}")
+            print(f"{printable(name)}: applied")
+        for name, why in tracker.failed.items():  # a service's error text can quote tenant values
+            print(f"{printable(name)}: FAILED: {printable(why)}")
     return 0 if result == "ok" and not tracker.failed else 1
