@@ -24,7 +24,7 @@ from reconcile_helpers import ROOT, view
 
 MAILROOM = str(Path(sys.executable).parent / "mailroom")
 GONE_WITHIN = 10.0  # seconds: the acceptance bound for every engine process to be gone
-# stderr line that marks each point; "preview" waits for an engine process as well
+# stderr line that marks each point
 POINTS = {"preview": "mailroom: previewing stack", "update": "mailroom: applying", "mid-update": "] "}
 
 
@@ -77,11 +77,10 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
             seen += lines.get(timeout=0.5)
         except queue.Empty:
             pass
-    if point == "preview":
-        while not engine_running(run_processes(marker)):
-            assert time.monotonic() < deadline and proc.poll() is None, seen
-            time.sleep(0.05)
-    assert engine_running(run_processes(marker)), f"no engine at {point!r}"
+    # Each line is printed just before the engine starts: the kill waits for an engine process.
+    while not engine_running(run_processes(marker)):
+        assert time.monotonic() < deadline and proc.poll() is None, f"no engine at {point!r}:\n{seen}"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed = time.monotonic()
