@@ -150,7 +150,9 @@ def test_releases_count_toward_the_removal_guard(project: Project, capsys: pytes
 
 def test_apply_reports_and_audits_only_what_it_changed(project: Project,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert project.run("apply", "--yes")[0] == 0
+    code, out = project.run("apply", "--yes", capsys=capsys)
+    assert code == 0 and "support@contoso.com: applied" in out
+    assert "old-projects@contoso.com" not in out  # state: absent and never there: nothing was written
     project.edit("aliases: [contact@contoso.com]", "aliases: [contact@contoso.com, hello@contoso.com]")
     before = len(project.audit.read_text().splitlines())
     code, out = project.run("apply", "--yes", "--json", capsys=capsys)

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from mailroom.commands.plan import add_common, make_plan
+from mailroom.identity import smtp_key
 from mailroom.locks import explain
 from mailroom.plan import Approval
 from mailroom.runner import Invalid, prepare, progress
@@ -44,7 +45,8 @@ CHANGING_OPS = ("create", "update", "delete", "replace", "create-replacement", "
 class _Progress:
     """Engine events → one line per mailbox as it finishes; failures kept for the summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, changing: set[str]) -> None:
+        self.changing = changing  # the plan's mailboxes with a change (a state-only step writes nothing)
         self.done = 0
         self.failed: dict[str, str] = {}
         self.ok: list[str] = []
@@ -55,7 +57,7 @@ class _Progress:
             op = getattr(out.metadata.op, "value", str(out.metadata.op))
             name = out.metadata.urn.rsplit("::", 1)[-1]
             # Only steps that write: a refresh (`refresh`, `read`) or an unchanged mailbox is not "applied".
-            if op in CHANGING_OPS:
+            if op in CHANGING_OPS and smtp_key(name) in self.changing:
                 self.done += 1
                 self.ok.append(name)
                 progress(f"  [{self.done}] {name}: {op} done")
@@ -132,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     approval = prepared.plan_path()
     Approval.from_plan(plan).save(approval)
     log.start_run(detail="apply", context={"file": str(prepared.file), "changes": len(plan.changes)})
-    tracker = _Progress()
+    tracker = _Progress({smtp_key(m.address) for m in plan.mailboxes if m.changes or m.op == "release"})
     progress(f"mailroom: applying {len(plan.changes)} change(s) to stack {prepared.stack}")
     try:
         prepared.engine(approval).up(tracker, refresh=True)
