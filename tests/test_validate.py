@@ -612,3 +612,30 @@ def test_main_file_must_be_a_regular_file_in_its_own_directory(tmp_path: Path) -
     (tmp_path / "real.yaml").write_text(MINI + ONE)
     (tmp_path / "link.yaml").symlink_to("real.yaml")
     assert found(tmp_path / "link.yaml") == []
+
+
+# --- issue 10: the file format, tightened
+
+
+def test_yaml_1_2_booleans_yes_is_text_not_true(tmp_path: Path) -> None:
+    """PyYAML reads YAML 1.1 (yes/no/on/off are booleans); the schema and editors read YAML 1.2."""
+    body = "  - address: s@contoso.com\n    display_name: S\n    sign_in_blocked: {}\n"
+    path = write(tmp_path, body.format("yes"))
+    result = load_desired(str(path))
+    assert [(f.code, f.line, f.column, f.pointer) for f in result.findings] == [
+        ("wrong-type", 11, 20, "/mailboxes/0/sign_in_blocked")]
+    assert 'got "yes"' in result.findings[0].message
+    for spelling, value in (("true", True), ("True", True), ("TRUE", True), ("false", False), ("FALSE", False)):
+        result = load_desired(str(write(tmp_path, body.format(spelling))))
+        assert result.findings == [] and result.desired is not None
+        assert result.desired.mailboxes[0].sign_in_blocked is value
+
+
+def test_yaml_1_2_core_scalars() -> None:
+    from mailroom.source import loads
+
+    data = loads("a: [yes, No, on, OFF, y, n, true, False, null, ~, 0o17, 0x1F, 017, 1:20, 1_000, 1e3, -.inf, "
+                 "2026-01-01, +12, '12', !!int 12]\n", "t.yaml").data
+    assert data["a"] == ["yes", "No", "on", "OFF", "y", "n", True, False, None, None, 15, 31, 17, "1:20", "1_000",
+                         1000.0, float("-inf"), "2026-01-01", 12, "12", 12]
+    assert type(data["a"][6]) is bool and type(data["a"][10]) is int

@@ -45,11 +45,11 @@ MAX_DEPTH = 32
 # Per document: after this many duplicate-key or unsafe-character findings the rest are summed up in one.
 MAX_REPORTED = 100
 
-_BOOL = {
-    "true": True, "True": True, "TRUE": True, "yes": True, "Yes": True, "YES": True, "on": True,
-    "On": True, "ON": True, "false": False, "False": False, "FALSE": False, "no": False, "No": False,
-    "NO": False, "off": False, "Off": False, "OFF": False,
-}
+# Plain scalars resolve as YAML 1.2's core schema says, as the JSON Schema and editors read them: only
+# true/false (three spellings each) are booleans, so `yes`, `no`, `on`, `off`, `y` and `n` stay text
+# (PyYAML's YAML 1.1 would make them booleans); integers are decimal, 0o octal or 0x hex, without `_`
+# or sexagesimal `1:20`; `1e3` is a float.
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _STR_TAG = "tag:yaml.org,2002:str"
 _INT_TAG = "tag:yaml.org,2002:int"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -60,9 +60,10 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _KEY_TAGS = frozenset({_STR_TAG, _INT_TAG, _BOOL_TAG, _NULL_TAG, _FLOAT_TAG})
 
-_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
-_FLOAT = re.compile(
-    r"^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$")
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+_SPECIAL_FLOATS = {".inf": "inf", ".nan": "nan"}
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _DEFAULT_TAGS: dict[type, str] = {yaml.SequenceNode: _SEQ_TAG, yaml.MappingNode: _MAP_TAG}
 
@@ -81,8 +82,8 @@ class _Loader(_BASE):
     """PyYAML's safe loader with a lean implicit resolver.
 
     The stock resolver runs a list of regexes per scalar in Python and costs
-    as much as parsing. Plain scalars here resolve to the YAML 1.1 core types
-    this file format uses; timestamps and the like stay text.
+    as much as parsing, and it is YAML 1.1's. Plain scalars here resolve by
+    YAML 1.2's core schema (see ``_BOOL``); timestamps and the like stay text.
     """
 
     def resolve(self, kind: type, value: Any, implicit: Any) -> str:
@@ -91,7 +92,7 @@ class _Loader(_BASE):
         if not implicit or not implicit[0]:  # quoted, or explicitly tagged: text
             return _STR_TAG
         first = value[:1]
-        if first.isalpha() and first not in "tTfFyYnNoO":
+        if first.isalpha() and first not in "tTfFnN":
             return _STR_TAG  # the common case: names and addresses
         if value in _NULLS:
             return _NULL_TAG
@@ -99,9 +100,9 @@ class _Loader(_BASE):
             return _BOOL_TAG
         if value == "<<":
             return _MERGE_TAG
-        if _INT.match(value):
+        if _INT.fullmatch(value):
             return _INT_TAG
-        if _FLOAT.match(value):
+        if _FLOAT.fullmatch(value):
             return _FLOAT_TAG
         return _STR_TAG
 
@@ -478,14 +479,16 @@ class _Builder:
             return _BOOL.get(value, value)
         if tag == _NULL_TAG:
             return None
-        if tag == _INT_TAG:
+        if tag == _INT_TAG:  # also an explicit !!int, so a value that is no number stays text
             try:
-                return int(value.replace("_", ""), 0)
+                base = {"0o": 8, "0x": 16}.get(value[:2], 10)
+                return int(value[2:] if base != 10 else value, base)
             except ValueError:
                 return value
         if tag == _FLOAT_TAG:
+            sign, bare = (value[0], value[1:]) if value[:1] in "+-" else ("", value)
             try:
-                return float(value.replace("_", ""))
+                return float(sign + _SPECIAL_FLOATS.get(bare.lower(), bare))
             except ValueError:
                 return value
         if tag == _MERGE_TAG:  # `<<` written as a value: just text
