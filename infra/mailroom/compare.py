@@ -11,26 +11,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mailroom import rights
 from mailroom.identity import smtp_key
-from mailroom.spec import MailboxSpec
+from mailroom.spec import Grant, MailboxSpec
 
-# right → (label in plans, whether removing it takes access away)
-RIGHTS: dict[str, tuple[str, bool]] = {
-    "mailbox": ("mailbox", True),
-    "member": ("member", True),
-    "automap": ("AutoMapping", False),
-    "send_as": ("Send As", True),
-    "send_on_behalf": ("Send on Behalf", True),
-    "alias": ("alias", False),
-    "display_name": ("display name", False),
-    "hidden_from_gal": ("hidden from GAL", False),
-    "copy_send_as": ("copy Send As to Sent Items", False),
-    "copy_send_on_behalf": ("copy Send on Behalf to Sent Items", False),
-    "audit_enabled": ("auditing", False),
-    "sign_in_blocked": ("sign-in blocked", False),
-}
-SETTINGS = ("display_name", "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
-            "sign_in_blocked")
+# Derived from the rights table, kept under these names for their importers:
+# right → (label in plans, whether removing it takes access away), and the settings compared one to one.
+RIGHTS: dict[str, tuple[str, bool]] = {r.key: (r.label, r.takes_access) for r in rights.TABLE}
+SETTINGS: tuple[str, ...] = tuple(r.key for r in rights.SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -45,10 +33,11 @@ class Change:
     @property
     def is_removal(self) -> bool:
         """Takes access or a mailbox away: what the mass-removal guard counts."""
-        return (self.op == "remove" and RIGHTS[self.right][1]) or (self.op == "delete" and self.right == "mailbox")
+        return (self.op == "remove" and rights.right(self.right).takes_access) or \
+            (self.op == "delete" and self.right == "mailbox")
 
     def line(self) -> str:
-        label = RIGHTS[self.right][0]
+        label = rights.right(self.right).label
         if self.op == "create":
             return f'+ create shared mailbox "{self.after}"' if self.after else "+ create shared mailbox"
         if self.op == "adopt":
@@ -58,17 +47,19 @@ class Change:
             return "- delete mailbox (soft-delete, recoverable for 30 days)"
         if self.op in ("add", "remove"):
             sign = "+" if self.op == "add" else "-"
-            extra = "" if self.after is None or self.right != "member" else f" (AutoMapping {_show(self.after)})"
+            option = rights.OPTION_OF.get(self.right)
+            extra = "" if self.after is None or option is None else f" ({option.label} {show(self.after)})"
             return f"{sign} {label}  {self.subject}{extra}"
         who = f" {self.subject}" if self.subject else ""
-        return f"~ {label}{who} {_show(self.before)} → {_show(self.after)}"
+        return f"~ {label}{who} {show(self.before)} → {show(self.after)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"mailbox": self.mailbox, "op": self.op, "right": self.right, "subject": self.subject,
                 "before": self.before, "after": self.after, "removal": self.is_removal}
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """How plans and reports show a value: a switch as on/off, text quoted."""
     if isinstance(value, bool):
         return "on" if value else "off"
     return f'"{value}"' if isinstance(value, str) else str(value)
@@ -82,6 +73,18 @@ def _diff_set(mailbox: str, right: str, want: Iterable[str], have: Iterable[str]
     return out
 
 
+def _diff_grants(mailbox: str, right: str, option: str, want: Iterable[Grant], have: Iterable[Grant]) -> list[Change]:
+    """Grants that carry an option (Full Access and its AutoMapping): a changed option is its own change."""
+    wanted = {smtp_key(g.address): g for g in want}
+    present = {smtp_key(g.address): g for g in have}
+    out = [Change(mailbox, "add", right, g.address, None, g.automap) for k, g in wanted.items() if k not in present]
+    out += [Change(mailbox, "remove", right, g.address, g.automap, None) for k, g in present.items()
+            if k not in wanted]
+    out += [Change(mailbox, "set", option, g.address, present[k].automap, g.automap)
+            for k, g in wanted.items() if k in present and present[k].automap != g.automap]
+    return out
+
+
 def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:
     """What must change for ``live`` (None: does not exist) to become ``desired``."""
     mb = desired.address
@@ -90,25 +93,23 @@ def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:
     out: list[Change] = []
     if live is None or live.state == "absent":
         out.append(Change(mb, "create", "mailbox", None, None, desired.display_name))
-        # What New-Mailbox -Shared leaves: the display name it was given, no sent-items copies,
-        # visible in the GAL, audited, and an Entra account that can sign in.
-        live = MailboxSpec(address=desired.address, display_name=desired.display_name, hidden_from_gal=False,
-                           copy_send_as=False, copy_send_on_behalf=False, audit_enabled=True, sign_in_blocked=False)
-    for name in SETTINGS:
-        before, after = getattr(live, name), getattr(desired, name)
+        # What New-Mailbox -Shared leaves: the display name it was given, and each setting's initial value.
+        live = MailboxSpec(address=desired.address, display_name=desired.display_name,
+                           **{r.attr: r.fresh for r in rights.SETTINGS if r.fresh is not None})
+    for r in rights.SETTINGS:
+        before, after = getattr(live, r.attr), getattr(desired, r.attr)
         if before != after:
-            out.append(Change(mb, "set", name, None, before, after))
+            out.append(Change(mb, "set", r.key, None, before, after))
     primary = smtp_key(desired.address)
-    out += _diff_set(mb, "alias", [a for a in desired.aliases if smtp_key(a) != primary],
-                     [a for a in live.aliases if smtp_key(a) != primary])
-    want = {smtp_key(g.address): g for g in desired.members}
-    have = {smtp_key(g.address): g for g in live.members}
-    out += [Change(mb, "add", "member", g.address, None, g.automap) for k, g in want.items() if k not in have]
-    out += [Change(mb, "remove", "member", g.address, g.automap, None) for k, g in have.items() if k not in want]
-    out += [Change(mb, "set", "automap", g.address, have[k].automap, g.automap)
-            for k, g in want.items() if k in have and have[k].automap != g.automap]
-    out += _diff_set(mb, "send_as", desired.send_as, live.send_as)
-    out += _diff_set(mb, "send_on_behalf", desired.send_on_behalf, live.send_on_behalf)
+    for r in rights.ADDRESSES:  # the primary address is the mailbox's own, never one of its aliases
+        out += _diff_set(mb, r.key, [a for a in getattr(desired, r.attr) if smtp_key(a) != primary],
+                         [a for a in getattr(live, r.attr) if smtp_key(a) != primary])
+    for r in rights.GRANTS:
+        option = rights.OPTION_OF.get(r.key)
+        if option is None:
+            out += _diff_set(mb, r.key, getattr(desired, r.attr), getattr(live, r.attr))
+        else:
+            out += _diff_grants(mb, r.key, option.key, getattr(desired, r.attr), getattr(live, r.attr))
     return out
 
 

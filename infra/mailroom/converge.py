@@ -1,5 +1,8 @@
 """Turning a list of Changes into the tenant's write calls, idempotently.
 
+How each right is written is the rights table's (``mailroom.rights``): ``plan_calls`` turns Changes
+into calls without I/O, and ``apply_changes`` sends them.
+
 Every write is safe to repeat: Exchange answers a duplicate grant or the
 removal of a missing one with a warning, Set-Mailbox sets absolute values,
 and creation adopts a shared mailbox that already exists. So re-running after a
@@ -12,21 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom import rights
 from mailroom.compare import Change
 from mailroom.errors import ExchangeError, ProxyAddressExists, TenantError
 from mailroom.exchange import CmdletResult, ExchangeClient, Params, hashtable
-from mailroom.identity import proxy, smtp_key
+from mailroom.identity import exchange_alias, proxy, smtp_key
 from mailroom.live import SHARED, LiveMailbox
+from mailroom.rights import Call, MailboxList, MailboxSetting, PermissionPair, UserProperty
 from mailroom.spec import MailboxSpec
 from mailroom.textsafe import printable
-
-_SET_PARAMS = {
-    "display_name": "DisplayName",
-    "hidden_from_gal": "HiddenFromAddressListsEnabled",
-    "copy_send_as": "MessageCopyForSentAsEnabled",
-    "copy_send_on_behalf": "MessageCopyForSendOnBehalfEnabled",
-    "audit_enabled": "AuditEnabled",
-}
 
 
 @dataclass
@@ -41,7 +38,7 @@ async def create_mailbox(exchange: ExchangeClient, spec: MailboxSpec) -> dict[st
     Any other holder of the address (a person's mailbox, a room, a group) is refused: adopting it
     would rename it, block its owner's sign-in and hand its mail to the file's members.
     """
-    alias = spec.address.rpartition("@")[0]
+    alias = exchange_alias(spec.address)
     try:
         return await exchange.new_shared_mailbox(alias, spec.display_name or alias, spec.address)
     except ExchangeError as exc:
@@ -64,58 +61,71 @@ def _trustee(live: LiveMailbox | None, subject: str) -> str:
     return (live.trustees.get(smtp_key(subject)) if live else None) or subject
 
 
+@dataclass
+class Calls:
+    """The writes that make a list of Changes, in the order they are sent; see ``plan_calls``."""
+
+    set_mailbox: Params = field(default_factory=dict)  # one Set-Mailbox with every list and setting
+    set_changes: list[Change] = field(default_factory=list)  # what that Set-Mailbox makes
+    removes: list[tuple[Change, Call]] = field(default_factory=list)  # grants, first phase
+    adds: list[tuple[Change, Call]] = field(default_factory=list)  # grants, second phase
+    user: list[tuple[Change, str, bool]] = field(default_factory=list)  # Graph user (property, value)
+
+
+def plan_calls(live: LiveMailbox, changes: Sequence[Change]) -> Calls:
+    """Turn Changes on the existing mailbox ``live`` into the tenant's write calls, as the rights table says.
+
+    Pure: ``apply_changes`` sends what this returns. A removal names the person as the tenant does
+    (``live.trustees``); an addition as the file does.
+    """
+    calls = Calls()
+    identity = live.identity
+    lists: dict[str, tuple[list[str], list[str]]] = {}  # Set-Mailbox list parameter → (add, remove)
+    for c in changes:
+        row = rights.right(c.right)
+        w = row.write
+        subject = c.subject or ""
+        if isinstance(w, MailboxList):
+            add, remove = lists.setdefault(w.param, ([], []))
+            if c.subject and w.proxies:
+                (add if c.op == "add" else remove).append(proxy(subject, primary=False))
+            elif c.subject:
+                (add if c.op == "add" else remove).append(subject if c.op == "add" else _trustee(live, subject))
+            calls.set_changes.append(c)
+        elif isinstance(w, MailboxSetting):
+            calls.set_mailbox[w.param] = c.after
+            calls.set_changes.append(c)
+        elif isinstance(w, PermissionPair):
+            # A changed option (AutoMapping) cannot be set in place: the grant is removed and added again.
+            if c.op in ("remove", "set"):
+                calls.removes.append((c, w.call(False, identity, _trustee(live, subject))))
+            if c.op in ("add", "set"):
+                calls.adds.append((c, w.call(True, identity, subject, c.after)))
+        elif isinstance(w, UserProperty):
+            calls.user.append((c, w.prop, w.value(c.after)))
+        # Lifecycle: creation and deletion are the caller's (create_mailbox, remove_mailbox).
+    lists_first = {param: hashtable(add, remove) for param, (add, remove) in lists.items() if add or remove}
+    calls.set_mailbox = {**lists_first, **calls.set_mailbox}
+    return calls
+
+
 async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox, changes: Sequence[Change],
                         desired: MailboxSpec) -> Outcome:
     """Make ``changes`` on the existing mailbox ``live`` (creation and deletion are the caller's)."""
     outcome = Outcome()
-    identity = live.identity
-    params: Params = {}
-    set_changes: list[Change] = []
-    add_aliases = [proxy(c.subject, primary=False) for c in changes
-                   if c.right == "alias" and c.op == "add" and c.subject]
-    remove_aliases = [proxy(c.subject, primary=False) for c in changes
-                      if c.right == "alias" and c.op == "remove" and c.subject]
-    if add_aliases or remove_aliases:
-        params["EmailAddresses"] = hashtable(add_aliases, remove_aliases)
-    add_sob = [c.subject for c in changes if c.right == "send_on_behalf" and c.op == "add" and c.subject]
-    remove_sob = [_trustee(live, c.subject) for c in changes
-                  if c.right == "send_on_behalf" and c.op == "remove" and c.subject]
-    if add_sob or remove_sob:
-        params["GrantSendOnBehalfTo"] = hashtable(add_sob, remove_sob)
-    for c in changes:
-        if c.right in _SET_PARAMS:
-            params[_SET_PARAMS[c.right]] = c.after
-        if c.right in _SET_PARAMS or c.right in ("alias", "send_on_behalf"):
-            set_changes.append(c)
-    if params:
+    calls = plan_calls(live, changes)
+    if calls.set_mailbox:
         try:
-            await exchange.set_mailbox(identity, params)
-            outcome.done.extend(set_changes)
+            await exchange.set_mailbox(live.identity, calls.set_mailbox)
+            outcome.done.extend(calls.set_changes)
         except TenantError as exc:
-            outcome.failed.extend((c, str(exc)) for c in set_changes)
+            outcome.failed.extend((c, str(exc)) for c in calls.set_changes)
 
     # Grants go in two phases, removals first: an AutoMapping change is a remove and an add of the same
     # grant, and in one $batch a throttled remove would be retried after the add and delete the grant.
     # An add whose remove failed is not sent (the grant stays as it was, and the change is reported failed).
-    removes: list[tuple[Change, tuple[str, Params]]] = []
-    adds: list[tuple[Change, tuple[str, Params]]] = []
-    for c in changes:
-        subject = c.subject or ""
-        if c.right == "member" and c.op == "add":
-            adds.append((c, _full_access("Add-MailboxPermission", identity, subject, c.after)))
-        elif c.right == "member" and c.op == "remove":
-            removes.append((c, _full_access("Remove-MailboxPermission", identity, _trustee(live, subject), None)))
-        elif c.right == "automap":
-            # AutoMapping cannot be changed in place: the grant is removed and added again.
-            removes.append((c, _full_access("Remove-MailboxPermission", identity, _trustee(live, subject), None)))
-            adds.append((c, _full_access("Add-MailboxPermission", identity, subject, c.after)))
-        elif c.right == "send_as":
-            cmdlet = "Add-RecipientPermission" if c.op == "add" else "Remove-RecipientPermission"
-            trustee = subject if c.op == "add" else _trustee(live, subject)
-            call = (cmdlet, {"Identity": identity, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
-            (adds if c.op == "add" else removes).append((c, call))
     errors: dict[int, str] = {}
-    for phase in (removes, adds):
+    for phase in (calls.removes, calls.adds):
         phase = [(c, call) for c, call in phase if id(c) not in errors]
         if not phase:
             continue
@@ -123,27 +133,20 @@ async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox,
         for (c, _), result in zip(phase, results, strict=True):
             if not isinstance(result, CmdletResult):
                 errors.setdefault(id(c), str(result))
-    for c in dict.fromkeys(c for c, _ in removes + adds):  # each change once, in order
+    for c in dict.fromkeys(c for c, _ in calls.removes + calls.adds):  # each change once, in order
         if id(c) in errors:
             outcome.failed.append((c, errors[id(c)]))
         else:
             outcome.done.append(c)
 
-    for c in changes:
-        if c.right == "sign_in_blocked":
-            try:
-                if not live.object_id:
-                    raise TenantError(f"{desired.address} has no Entra user to block sign-in on")
-                await graph.set_account_enabled(live.object_id, not bool(c.after))
-                outcome.done.append(c)
-            except TenantError as exc:
-                outcome.failed.append((c, str(exc)))
+    for c, prop, value in calls.user:
+        try:
+            if not live.object_id:
+                raise TenantError(f"{desired.address} has no Entra user to block sign-in on")
+            if prop != "accountEnabled":  # the one user property the Graph client writes
+                raise TenantError(f"{desired.address}: mailroom cannot write the user property {prop}")
+            await graph.set_account_enabled(live.object_id, value)
+            outcome.done.append(c)
+        except TenantError as exc:
+            outcome.failed.append((c, str(exc)))
     return outcome
-
-
-def _full_access(cmdlet: str, identity: str, user: str, automap: Any) -> tuple[str, Params]:
-    params: Params = {"Identity": identity, "User": user, "AccessRights": ["FullAccess"],
-                      "InheritanceType": "All", "Confirm": False}
-    if automap is not None:
-        params["AutoMapping"] = bool(automap)
-    return cmdlet, params

@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mailroom.compare import RIGHTS, Change, changes
+from mailroom import rights
+from mailroom.compare import Change, changes, show
 from mailroom.errors import ExchangeError
 from mailroom.exchange import CmdletResult
 from mailroom.identity import smtp_key
@@ -72,9 +73,8 @@ class DriftFinding:
             if self.right == "alias":
                 missing = self.expected is True
                 return "in the file, missing in the tenant" if missing else "in the tenant, not in the file"
-            return f"file: {_word(self.expected)}, tenant: {_word(self.actual)}"
-        label = RIGHTS.get(self.right or "", (self.right or "", False))[0]
-        return f"{label}: file {_word(self.expected)}, tenant {_word(self.actual)}"
+            return f"file: {show(self.expected)}, tenant: {show(self.actual)}"
+        return f"{rights.label(self.right)}: file {show(self.expected)}, tenant {show(self.actual)}"
 
     def line(self) -> str:
         """The finding on one terminal line."""
@@ -90,12 +90,6 @@ class DriftFinding:
         if self.changed_by:
             parts.append(f"— by {self.changed_by} at {self.changed_at}")
         return printable("  ".join(parts))  # for a terminal: tenant values hold no escapes or newlines
-
-
-def _word(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 @dataclass

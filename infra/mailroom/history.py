@@ -11,23 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mailroom import rights
 from mailroom.drift import DriftFinding
 from mailroom.identity import smtp_key
 
-# right → cmdlets that change it, and the parameter that names the person
-CAUSES: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "member": (("Add-MailboxPermission", "Remove-MailboxPermission"), "User"),
-    "automap": (("Add-MailboxPermission", "Remove-MailboxPermission"), "User"),
-    "send_as": (("Add-RecipientPermission", "Remove-RecipientPermission"), "Trustee"),
-    "send_on_behalf": (("Set-Mailbox",), "GrantSendOnBehalfTo"),
-    "alias": (("Set-Mailbox",), "EmailAddresses"),
-    "display_name": (("Set-Mailbox",), "DisplayName"),
-    "hidden_from_gal": (("Set-Mailbox",), "HiddenFromAddressListsEnabled"),
-    "copy_send_as": (("Set-Mailbox",), "MessageCopyForSentAsEnabled"),
-    "copy_send_on_behalf": (("Set-Mailbox",), "MessageCopyForSendOnBehalfEnabled"),
-    "audit_enabled": (("Set-Mailbox",), "AuditEnabled"),
-    "mailbox": (("New-Mailbox", "Remove-Mailbox"), None),
-}
+# right → the audited Exchange cmdlets that change it, and the parameter that names the person (or the
+# setting), from the rights table. Sign-in is a Graph user property: Graph directory audits, below.
+CAUSES: dict[str, tuple[tuple[str, ...], str | None]] = {r.key: r.causes for r in rights.TABLE if r.causes[0]}
 
 
 def _params(row: dict[str, Any]) -> dict[str, str]:

@@ -41,8 +41,17 @@ def domain_of(address: str) -> str:
     return smtp_key(address).rpartition("@")[2]
 
 
+def exchange_alias(address: str) -> str:
+    """The Exchange alias mailroom gives a mailbox: its address's local part, in the case written."""
+    value = address.strip()
+    if value[:5].lower() == "smtp:":
+        value = value[5:]
+    return value.rpartition("@")[0]
+
+
 def local_part(address: str) -> str:
-    return smtp_key(address).rpartition("@")[0]
+    """The comparison key of ``exchange_alias`` (Exchange aliases are unique regardless of case)."""
+    return exchange_alias(address).casefold()
 
 
 def in_domains(address: str, domains: Iterable[str]) -> bool:

@@ -10,14 +10,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom import rights
 from mailroom.directory import Directory
 from mailroom.errors import NotFound
 from mailroom.exchange import CmdletResult, ExchangeClient
 from mailroom.identity import access_rights, is_managed_permission, managed_addresses, smtp_key
+from mailroom.rights import PermissionPair, UserProperty
 from mailroom.spec import Grant, MailboxSpec
 from mailroom.textsafe import printable
 
 SHARED = "SharedMailbox"
+# How each is read: the rights table (cmdlet and field).
+_MAILBOX, _MEMBER, _AUTOMAP, _SEND_AS, _SEND_ON_BEHALF, _ALIAS = (
+    rights.right(k) for k in ("mailbox", "member", "automap", "send_as", "send_on_behalf", "alias"))
 
 
 @dataclass
@@ -43,7 +48,7 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
               account_enabled: bool | None, directory: Directory, written: dict[str, str],
               domains: Sequence[str], automap: Mapping[str, bool] | None = None) -> LiveMailbox:
     """``automap``: the last known AutoMapping per member (address key), used when the row has none."""
-    primary = str(mailbox.get("PrimarySmtpAddress") or "")
+    primary = str(mailbox.get(_MAILBOX.read.field) or "")
     trustees: dict[str, str] = {}
     unresolved: list[str] = []
 
@@ -54,48 +59,58 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
         trustees[smtp_key(address)] = identity
         return address
 
-    members = []
     known = automap or {}
-    for row in full_access:
-        if is_managed_permission(row) and "fullaccess" in access_rights(row):
-            # Exchange Online does not report AutoMapping in Get-MailboxPermission (it is the
-            # msExchDelegateListLink attribute, which the admin API does not expose), so a grant's
-            # AutoMapping is the one last set through mailroom; a row that does carry it wins.
-            address = canon(str(row["User"]))
-            value = row.get("AutoMapping", known.get(smtp_key(address), True))
-            members.append(Grant(address, bool(value)))
-    senders = [canon(str(row["Trustee"])) for row in send_as
-               if is_managed_permission(row) and "sendas" in access_rights(row)]
-    on_behalf = [canon(str(name)) for name in mailbox.get("GrantSendOnBehalfTo") or ()]
-    aliases = [a for k, a in managed_addresses(mailbox.get("EmailAddresses") or (), domains).items()
+    members = []
+    for row in _granted(full_access, _MEMBER):
+        # Exchange Online does not report AutoMapping in Get-MailboxPermission (it is the
+        # msExchDelegateListLink attribute, which the admin API does not expose), so a grant's
+        # AutoMapping is the one last set through mailroom; a row that does carry it wins.
+        address = canon(str(row[_MEMBER.read.field]))
+        value = row.get(_AUTOMAP.read.field, known.get(smtp_key(address), True))  # True: Exchange's default
+        members.append(Grant(address, bool(value)))
+    senders = [canon(str(row[_SEND_AS.read.field])) for row in _granted(send_as, _SEND_AS)]
+    on_behalf = [canon(str(name)) for name in mailbox.get(_SEND_ON_BEHALF.read.field) or ()]
+    aliases = [a for k, a in managed_addresses(mailbox.get(_ALIAS.read.field) or (), domains).items()
                if k != smtp_key(primary)]
+    settings = {r.attr: _setting(r, mailbox, account_enabled) for r in rights.SETTINGS}
     spec = MailboxSpec(
         address=primary,
-        display_name=str(mailbox.get("DisplayName") or ""),
         aliases=tuple(sorted(aliases, key=smtp_key)),
         members=tuple(sorted(members, key=lambda g: smtp_key(g.address))),
         send_as=tuple(sorted(senders, key=smtp_key)),
         send_on_behalf=tuple(sorted(on_behalf, key=smtp_key)),
-        hidden_from_gal=bool(mailbox.get("HiddenFromAddressListsEnabled", False)),
-        copy_send_as=bool(mailbox.get("MessageCopyForSentAsEnabled", False)),
-        copy_send_on_behalf=bool(mailbox.get("MessageCopyForSendOnBehalfEnabled", False)),
-        audit_enabled=bool(mailbox.get("AuditEnabled", True)),
-        sign_in_blocked=account_enabled is False,
         domains=tuple(domains),
+        **settings,
     )
     return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
                        str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
                        str(mailbox.get("RecipientTypeDetails") or "unknown recipient type"))
 
 
+def _granted(rows: Sequence[dict[str, Any]], right: rights.Right) -> list[dict[str, Any]]:
+    """The rows of a permission list that grant ``right``: explicit, allowed, not a system principal."""
+    assert isinstance(right.write, PermissionPair)
+    access = right.write.access.casefold()
+    return [row for row in rows if is_managed_permission(row) and access in access_rights(row)]
+
+
+def _setting(right: rights.Right, mailbox: Mapping[str, Any], account_enabled: bool | None) -> Any:
+    """A setting as the tenant reports it; a missing field means what the table says it means."""
+    if isinstance(right.write, UserProperty):  # read from Graph, not from Get-Mailbox
+        return right.read.absent if account_enabled is None else right.write.value(account_enabled)
+    value = mailbox.get(right.read.field, right.read.absent)
+    return str(value or "") if isinstance(right.read.absent, str) else bool(value)
+
+
 async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Directory, address: str,
                        people: Sequence[str], domains: Sequence[str],
                        automap: Mapping[str, bool] | None = None) -> LiveMailbox | None:
     """Read one mailbox (one $batch for mailbox + both permission lists, one Graph GET)."""
+    assert isinstance(_SEND_AS.write, PermissionPair)
     mbx, fa, sa = await exchange.batch([
-        ("Get-Mailbox", {"Identity": address}),
-        ("Get-MailboxPermission", {"Identity": address}),
-        ("Get-RecipientPermission", {"Identity": address, "AccessRights": "SendAs"}),
+        (_MAILBOX.read.source, {"Identity": address}),
+        (_MEMBER.read.source, {"Identity": address}),
+        (_SEND_AS.read.source, {"Identity": address, "AccessRights": _SEND_AS.write.access}),
     ])
     if isinstance(mbx, NotFound) or (isinstance(mbx, CmdletResult) and not mbx.value):
         return None
@@ -104,8 +119,8 @@ async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Director
             raise result
     assert isinstance(mbx, CmdletResult) and isinstance(fa, CmdletResult) and isinstance(sa, CmdletResult)
     row = mbx.value[0]
-    names = [str(r.get("User")) for r in fa.value] + [str(r.get("Trustee")) for r in sa.value]
-    names += [str(n) for n in row.get("GrantSendOnBehalfTo") or ()]
+    names = [str(r.get(_MEMBER.read.field)) for r in fa.value] + [str(r.get(_SEND_AS.read.field)) for r in sa.value]
+    names += [str(n) for n in row.get(_SEND_ON_BEHALF.read.field) or ()]
     await directory.resolve(list(people) + names)
     user = await graph.get_user(str(row.get("ExternalDirectoryObjectId"))) if row.get("ExternalDirectoryObjectId") \
         else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from mailroom.identity import smtp_key
+from mailroom.identity import exchange_alias, smtp_key
 
 
 class State(str, Enum):
@@ -53,6 +53,11 @@ class Defaults:
     hidden_from_gal: bool = False
 
 
+# The one declaration of the defaults: a mailbox the file says nothing more about, and what spec.py's
+# MailboxSpec assumes for a value its state lacks.
+DEFAULTS = Defaults()
+
+
 @dataclass(frozen=True)
 class Policy:
     require_owner: bool = False
@@ -60,6 +65,9 @@ class Policy:
     send_as_requires_member: bool = False
     allow_external_members: bool = False
     max_removals_per_apply: int = 10
+
+
+POLICY = Policy()  # the policy of a file that states none
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,10 @@ class Mailbox:
     members: tuple[Member, ...] = ()
     send_as: tuple[str, ...] = ()
     send_on_behalf: tuple[str, ...] = ()
-    hidden_from_gal: bool = False
-    sent_items: SentItems = SentItems()
-    audit_enabled: bool = True
-    sign_in_blocked: bool = True
+    hidden_from_gal: bool = DEFAULTS.hidden_from_gal
+    sent_items: SentItems = DEFAULTS.sent_items
+    audit_enabled: bool = DEFAULTS.audit_enabled
+    sign_in_blocked: bool = DEFAULTS.sign_in_blocked
     state: State = State.PRESENT
     origin: Origin | None = field(default=None, compare=False)
 
@@ -85,7 +93,7 @@ class Mailbox:
     @property
     def alias(self) -> str:
         """The Exchange alias mailroom gives the mailbox: the local part of its address."""
-        return self.address.strip().rpartition("@")[0]
+        return exchange_alias(self.address)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mailroom import rights
 from mailroom.identity import smtp_key
-from mailroom.model import Mailbox
+from mailroom.model import DEFAULTS, Mailbox
 
 
 @dataclass(frozen=True)
 class Grant:
     address: str
-    automap: bool = True
+    automap: bool = DEFAULTS.automap
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,20 @@ class MailboxSpec:
     members: tuple[Grant, ...] = ()
     send_as: tuple[str, ...] = ()
     send_on_behalf: tuple[str, ...] = ()
-    hidden_from_gal: bool = False
-    copy_send_as: bool = True
-    copy_send_on_behalf: bool = True
-    audit_enabled: bool = True
-    sign_in_blocked: bool = True
+    # The file's defaults (model.DEFAULTS): also what a state written without a value means.
+    hidden_from_gal: bool = DEFAULTS.hidden_from_gal
+    copy_send_as: bool = DEFAULTS.sent_items.copy_send_as
+    copy_send_on_behalf: bool = DEFAULTS.sent_items.copy_send_on_behalf
+    audit_enabled: bool = DEFAULTS.audit_enabled
+    sign_in_blocked: bool = DEFAULTS.sign_in_blocked
     state: str = "present"
     # Accepted domains: which addresses of the mailbox are the file's to manage.
     domains: tuple[str, ...] = field(default=(), compare=False)
 
     def grants(self) -> list[tuple[str, str]]:
         """Every (right, person) the mailbox gives: Full Access, Send As, Send on Behalf."""
-        return ([("member", g.address) for g in self.members] + [("send_as", a) for a in self.send_as]
-                + [("send_on_behalf", a) for a in self.send_on_behalf])
+        return [(r.key, held.address if isinstance(held, Grant) else held)
+                for r in rights.GRANTS for held in getattr(self, r.attr)]
 
     def people(self) -> list[str]:
         return [person for _, person in self.grants()]
@@ -63,14 +65,15 @@ class MailboxSpec:
             address=str(props["address"]),
             display_name=str(props.get("display_name") or ""),
             aliases=tuple(props.get("aliases") or ()),
-            members=tuple(Grant(str(m["address"]), bool(m.get("automap", True))) for m in props.get("members") or ()),
+            members=tuple(Grant(str(m["address"]), bool(m.get("automap", _BLANK_GRANT.automap)))
+                          for m in props.get("members") or ()),
             send_as=tuple(props.get("send_as") or ()),
             send_on_behalf=tuple(props.get("send_on_behalf") or ()),
-            hidden_from_gal=bool(props.get("hidden_from_gal", False)),
-            copy_send_as=bool(props.get("copy_send_as", True)),
-            copy_send_on_behalf=bool(props.get("copy_send_on_behalf", True)),
-            audit_enabled=bool(props.get("audit_enabled", True)),
-            sign_in_blocked=bool(props.get("sign_in_blocked", True)),
+            hidden_from_gal=bool(props.get("hidden_from_gal", _BLANK.hidden_from_gal)),
+            copy_send_as=bool(props.get("copy_send_as", _BLANK.copy_send_as)),
+            copy_send_on_behalf=bool(props.get("copy_send_on_behalf", _BLANK.copy_send_on_behalf)),
+            audit_enabled=bool(props.get("audit_enabled", _BLANK.audit_enabled)),
+            sign_in_blocked=bool(props.get("sign_in_blocked", _BLANK.sign_in_blocked)),
             state=str(props.get("state") or "present"),
             domains=tuple(props.get("domains") or ()),
         )
@@ -85,3 +88,8 @@ class MailboxSpec:
             audit_enabled=mb.audit_enabled, sign_in_blocked=mb.sign_in_blocked, state=mb.state.value,
             domains=domains,
         )
+
+
+# A value the state lacks (written by an older mailroom) is the field's default, not a second copy of it.
+_BLANK = MailboxSpec(address="")
+_BLANK_GRANT = Grant(address="")

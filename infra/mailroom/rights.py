@@ -1,0 +1,178 @@
+"""The rights and settings of a shared mailbox, each declared once: one row says everything about it.
+
+Plans (label, whether removing it takes access away), comparison (which MailboxSpec attribute holds
+it), the tenant read (cmdlet and field), the tenant write (how it is written), drift attribution
+(which audited cmdlets cause it) and the access matrix (its mark) all read this table, so adding a
+right, or asking "where is Send As granted?", means reading one row.
+
+There are five ways a right is written (``Write``):
+
+- ``PermissionPair``: one person's grant, added and removed by a pair of cmdlets (Full Access, Send As).
+  A changed option of a grant (AutoMapping) cannot be set in place: the grant is removed and added again.
+- ``MailboxList``: a multi-valued Set-Mailbox parameter, changed with ``@{Add=...; Remove=...}``.
+- ``MailboxSetting``: a scalar Set-Mailbox parameter, set to its absolute value.
+- ``UserProperty``: a property of the mailbox's own Entra user, through Graph (possibly inverted).
+- ``Lifecycle``: the mailbox itself, created and deleted.
+
+Pure data: no I/O, no imports from the rest of mailroom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+Call = tuple[str, dict[str, Any]]  # (cmdlet, parameters), as ExchangeClient.batch takes them
+
+
+class Shape(str, Enum):
+    """What the right looks like on a MailboxSpec, which decides how two specs are compared."""
+
+    MAILBOX = "mailbox"  # the mailbox itself (created, adopted, deleted)
+    GRANT = "grant"  # a set of people who hold it
+    OPTION = "option"  # a per-person option of another right's grant (AutoMapping of a member)
+    ADDRESSES = "addresses"  # a set of the mailbox's own secondary addresses
+    SETTING = "setting"  # one value
+
+
+@dataclass(frozen=True)
+class Read:
+    """How the tenant reports it: the cmdlet (or Graph object) and the field of each row."""
+
+    source: str
+    field: str
+    absent: Any = None  # what a row without the field means (for settings)
+
+
+@dataclass(frozen=True)
+class PermissionPair:
+    add: str
+    remove: str
+    person: str  # the parameter that names the person (User, Trustee)
+    access: str  # the AccessRights value the pair grants; also how a read row is recognised
+    extra: tuple[tuple[str, Any], ...] = ()
+    option: str | None = None  # the parameter an add carries the grant's option in (AutoMapping)
+
+    def call(self, add: bool, identity: str, person: str, option: Any = None) -> Call:
+        params: dict[str, Any] = {"Identity": identity, self.person: person, "AccessRights": [self.access],
+                                  **dict(self.extra), "Confirm": False}
+        if add and self.option and option is not None:
+            params[self.option] = bool(option)
+        return (self.add if add else self.remove), params
+
+
+@dataclass(frozen=True)
+class MailboxList:
+    param: str
+    proxies: bool = False  # values are written as secondary proxy addresses (``smtp:``), not as people
+
+
+@dataclass(frozen=True)
+class MailboxSetting:
+    param: str
+
+
+@dataclass(frozen=True)
+class UserProperty:
+    prop: str
+    inverted: bool = False  # the right is on when the property is false (sign-in blocked = not accountEnabled)
+
+    def value(self, on: Any) -> bool:
+        return not bool(on) if self.inverted else bool(on)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    create: str
+    delete: str
+
+
+Write = PermissionPair | MailboxList | MailboxSetting | UserProperty | Lifecycle
+SET_MAILBOX = "Set-Mailbox"
+
+
+@dataclass(frozen=True)
+class Right:
+    key: str  # the name in Changes, findings, the audit log and the state
+    label: str  # how plans and reports name it
+    takes_access: bool  # removing it takes access away: what the mass-removal guard counts
+    shape: Shape
+    attr: str  # the MailboxSpec attribute that holds it
+    file_key: str  # where the file says it (dotted: a nested key; ``members[].automap``: in an entry)
+    read: Read
+    write: Write
+    mark: tuple[str, str] | None = None  # access-matrix mark and what it stands for
+    fresh: Any = None  # what New-Mailbox -Shared leaves (settings with a fixed initial value)
+
+    @property
+    def causes(self) -> tuple[tuple[str, ...], str | None]:
+        """The audited Exchange cmdlets that change it, and the parameter that names its person or value.
+
+        A Graph user property is audited by Graph, not by Exchange: no cmdlets."""
+        w = self.write
+        if isinstance(w, PermissionPair):
+            return (w.add, w.remove), w.person
+        if isinstance(w, (MailboxList, MailboxSetting)):
+            return (SET_MAILBOX,), w.param
+        if isinstance(w, Lifecycle):
+            return (w.create, w.delete), None
+        return (), None
+
+
+_FULL_ACCESS = PermissionPair("Add-MailboxPermission", "Remove-MailboxPermission", "User", "FullAccess",
+                              extra=(("InheritanceType", "All"),), option="AutoMapping")
+_SEND_AS = PermissionPair("Add-RecipientPermission", "Remove-RecipientPermission", "Trustee", "SendAs")
+
+
+def _setting(key: str, label: str, field: str, file_key: str, fresh: Any) -> Right:
+    """A scalar Set-Mailbox setting: Exchange reads and writes it under the same name."""
+    return Right(key, label, False, Shape.SETTING, key, file_key, Read("Get-Mailbox", field, fresh),
+                 MailboxSetting(field), fresh=fresh)
+
+
+TABLE: tuple[Right, ...] = (
+    Right("mailbox", "mailbox", True, Shape.MAILBOX, "state", "address",
+          Read("Get-Mailbox", "PrimarySmtpAddress"), Lifecycle("New-Mailbox", "Remove-Mailbox")),
+    Right("member", "member", True, Shape.GRANT, "members", "members",
+          Read("Get-MailboxPermission", "User"), _FULL_ACCESS, mark=("FA", "Full Access")),
+    # Exchange Online does not report AutoMapping (see live.live_spec): read only when a row has it.
+    Right("automap", "AutoMapping", False, Shape.OPTION, "members", "members[].automap",
+          Read("Get-MailboxPermission", "AutoMapping"), _FULL_ACCESS),
+    Right("send_as", "Send As", True, Shape.GRANT, "send_as", "send_as",
+          Read("Get-RecipientPermission", "Trustee"), _SEND_AS, mark=("SA", "Send As")),
+    Right("send_on_behalf", "Send on Behalf", True, Shape.GRANT, "send_on_behalf", "send_on_behalf",
+          Read("Get-Mailbox", "GrantSendOnBehalfTo"), MailboxList("GrantSendOnBehalfTo"),
+          mark=("SoB", "Send on Behalf")),
+    Right("alias", "alias", False, Shape.ADDRESSES, "aliases", "aliases",
+          Read("Get-Mailbox", "EmailAddresses"), MailboxList("EmailAddresses", proxies=True)),
+    # New-Mailbox is given the file's display name: no fixed initial value.
+    Right("display_name", "display name", False, Shape.SETTING, "display_name", "display_name",
+          Read("Get-Mailbox", "DisplayName", ""), MailboxSetting("DisplayName")),
+    _setting("hidden_from_gal", "hidden from GAL", "HiddenFromAddressListsEnabled", "hidden_from_gal", False),
+    _setting("copy_send_as", "copy Send As to Sent Items", "MessageCopyForSentAsEnabled",
+             "sent_items.copy_send_as", False),
+    _setting("copy_send_on_behalf", "copy Send on Behalf to Sent Items", "MessageCopyForSendOnBehalfEnabled",
+             "sent_items.copy_send_on_behalf", False),
+    _setting("audit_enabled", "auditing", "AuditEnabled", "audit.enabled", True),
+    # A new shared mailbox's Entra account can sign in; with no user read, sign-in counts as not blocked.
+    Right("sign_in_blocked", "sign-in blocked", False, Shape.SETTING, "sign_in_blocked", "sign_in_blocked",
+          Read("Graph user", "accountEnabled", False), UserProperty("accountEnabled", inverted=True), fresh=False),
+)
+
+BY_KEY: dict[str, Right] = {r.key: r for r in TABLE}
+SETTINGS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.SETTING)
+GRANTS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.GRANT)
+ADDRESSES: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.ADDRESSES)
+# grant right → the option its grants carry (member → automap), by the attribute both live in
+OPTION_OF: dict[str, Right] = {g.key: o for g in GRANTS for o in TABLE if o.shape is Shape.OPTION and o.attr == g.attr}
+
+
+def right(key: str) -> Right:
+    return BY_KEY[key]
+
+
+def label(key: str | None) -> str:
+    """The plan label of ``key``; an unknown key is shown as itself."""
+    row = BY_KEY.get(key or "")
+    return row.label if row else (key or "")

@@ -1,0 +1,186 @@
+"""The rights table (mailroom.rights) and what derives from it: labels, comparison, the read, attribution,
+the access matrix, the defaults and the alias rule. Pure: no tenant, no processes."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+import pytest
+from mailroom import rights
+from mailroom.compare import RIGHTS, SETTINGS, Change, changes, show
+from mailroom.drift import DriftFinding
+from mailroom.history import CAUSES
+from mailroom.identity import exchange_alias, local_part
+from mailroom.live import live_spec
+from mailroom.model import DEFAULTS, POLICY, Mailbox, Policy
+from mailroom.report import RIGHT_MARK
+from mailroom.rights import Lifecycle, MailboxList, MailboxSetting, PermissionPair, Shape, UserProperty
+from mailroom.spec import Grant, MailboxSpec
+
+SPEC_FIELDS = {f.name for f in fields(MailboxSpec)}
+
+BEFORE = MailboxSpec(address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
+                     members=(Grant("alice@contoso.com"), Grant("bob@contoso.com", False)),
+                     send_as=("alice@contoso.com",), send_on_behalf=("bob@contoso.com",))
+# Differs from BEFORE in every right and setting, so that every key shows up in one diff.
+AFTER = MailboxSpec(address="support@contoso.com", display_name="Customer Support", aliases=("hd@contoso.com",),
+                    members=(Grant("alice@contoso.com", False), Grant("carol@contoso.com")),
+                    send_as=("carol@contoso.com",), send_on_behalf=("alice@contoso.com",), hidden_from_gal=True,
+                    copy_send_as=False, copy_send_on_behalf=False, audit_enabled=False, sign_in_blocked=False)
+
+
+def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
+    keys = [r.key for r in rights.TABLE]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == {"mailbox", "member", "automap", "send_as", "send_on_behalf", "alias", "display_name",
+                         "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
+                         "sign_in_blocked"}
+    assert RIGHTS == {r.key: (r.label, r.takes_access) for r in rights.TABLE}
+    assert SETTINGS == ("display_name", "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
+                        "sign_in_blocked")
+    assert {k for k, (_, takes) in RIGHTS.items() if takes} == {"mailbox", "member", "send_as", "send_on_behalf"}
+    for r in rights.TABLE:
+        assert r.attr in SPEC_FIELDS, r.key
+
+
+def test_every_change_a_diff_makes_has_a_row_and_its_line_the_rows_label() -> None:
+    diff = changes(AFTER, BEFORE)
+    assert {c.right for c in diff} == {r.key for r in rights.TABLE} - {"mailbox"}
+    for c in diff:
+        assert rights.right(c.right).label in c.line(), c
+    created = changes(AFTER, None)
+    assert created[0].line() == '+ create shared mailbox "Customer Support"'
+    assert "+ member  carol@contoso.com (AutoMapping on)" in [c.line() for c in created]
+
+
+def test_a_new_mailbox_is_compared_with_what_new_mailbox_leaves() -> None:
+    # The table's initial values: no sent-items copies, visible, audited, sign-in allowed.
+    assert {r.key: r.fresh for r in rights.SETTINGS} == {
+        "display_name": None, "hidden_from_gal": False, "copy_send_as": False, "copy_send_on_behalf": False,
+        "audit_enabled": True, "sign_in_blocked": False}
+    sets = {c.right: (c.before, c.after) for c in changes(MailboxSpec(address="a@contoso.com", display_name="A"),
+                                                           None) if c.op == "set"}
+    assert sets == {"copy_send_as": (False, True), "copy_send_on_behalf": (False, True),
+                    "sign_in_blocked": (False, True)}
+
+
+def test_write_kinds_are_as_exchange_and_graph_take_them() -> None:
+    kinds = {r.key: type(r.write) for r in rights.TABLE}
+    assert kinds == {"mailbox": Lifecycle, "member": PermissionPair, "automap": PermissionPair,
+                     "send_as": PermissionPair, "send_on_behalf": MailboxList, "alias": MailboxList,
+                     "display_name": MailboxSetting, "hidden_from_gal": MailboxSetting,
+                     "copy_send_as": MailboxSetting, "copy_send_on_behalf": MailboxSetting,
+                     "audit_enabled": MailboxSetting, "sign_in_blocked": UserProperty}
+    for r in rights.TABLE:
+        if isinstance(r.write, (MailboxSetting, MailboxList)):
+            # Exchange reads and writes a mailbox property under one name.
+            assert (r.read.source, r.read.field) == ("Get-Mailbox", r.write.param), r.key
+    send_as = rights.right("send_as").write
+    assert isinstance(send_as, PermissionPair)
+    assert send_as.call(True, "guid", "x@contoso.com") == (
+        "Add-RecipientPermission", {"Identity": "guid", "Trustee": "x@contoso.com", "AccessRights": ["SendAs"],
+                                    "Confirm": False})
+    blocked = rights.right("sign_in_blocked").write
+    assert isinstance(blocked, UserProperty) and blocked.value(True) is False and blocked.value(False) is True
+
+
+def test_attribution_causes_are_the_audited_cmdlets_of_each_write() -> None:
+    assert CAUSES == {
+        "member": (("Add-MailboxPermission", "Remove-MailboxPermission"), "User"),
+        "automap": (("Add-MailboxPermission", "Remove-MailboxPermission"), "User"),
+        "send_as": (("Add-RecipientPermission", "Remove-RecipientPermission"), "Trustee"),
+        "send_on_behalf": (("Set-Mailbox",), "GrantSendOnBehalfTo"),
+        "alias": (("Set-Mailbox",), "EmailAddresses"),
+        "display_name": (("Set-Mailbox",), "DisplayName"),
+        "hidden_from_gal": (("Set-Mailbox",), "HiddenFromAddressListsEnabled"),
+        "copy_send_as": (("Set-Mailbox",), "MessageCopyForSentAsEnabled"),
+        "copy_send_on_behalf": (("Set-Mailbox",), "MessageCopyForSendOnBehalfEnabled"),
+        "audit_enabled": (("Set-Mailbox",), "AuditEnabled"),
+        "mailbox": (("New-Mailbox", "Remove-Mailbox"), None),
+    }
+    assert "sign_in_blocked" not in CAUSES  # Graph directory audits, not Exchange's
+
+
+def test_matrix_marks_and_grants_follow_the_grant_rows() -> None:
+    assert RIGHT_MARK == {"member": "FA", "send_as": "SA", "send_on_behalf": "SoB"}
+    assert [r.key for r in rights.GRANTS] == ["member", "send_as", "send_on_behalf"]
+    assert BEFORE.grants() == [("member", "alice@contoso.com"), ("member", "bob@contoso.com"),
+                               ("send_as", "alice@contoso.com"), ("send_on_behalf", "bob@contoso.com")]
+    assert rights.OPTION_OF == {"member": rights.right("automap")}
+    assert all(r.shape is Shape.GRANT for r in rights.TABLE if r.mark)
+
+
+def test_one_way_to_show_a_value_in_plans_and_drift() -> None:
+    assert [show(v) for v in (True, False, "Help", 3)] == ["on", "off", '"Help"', "3"]
+    setting = DriftFinding("changed_setting", "a@contoso.com", "hidden_from_gal", expected=True, actual=False)
+    assert setting.describe() == "hidden from GAL: file on, tenant off"
+    automap = DriftFinding("changed_setting", "a@contoso.com", "automap", "x@contoso.com", True, False)
+    assert automap.describe() == "file: on, tenant: off"
+    assert DriftFinding("changed_setting", "a@contoso.com", "unknown").describe() == "unknown: file None, tenant None"
+    assert rights.label(None) == ""
+
+
+class _Directory:
+    """Every identity resolves to itself: the field mapping is under test, not name resolution."""
+
+    def canonical(self, identity: str, written: dict[str, str]) -> str:
+        return identity
+
+    def lookup(self, identity: str) -> Any:
+        return object()
+
+
+def test_live_spec_reads_each_right_from_the_field_the_table_names() -> None:
+    row = {"PrimarySmtpAddress": "support@contoso.com", "DisplayName": "Support", "Guid": "g-1",
+           "ExternalDirectoryObjectId": "u-1", "RecipientTypeDetails": "SharedMailbox",
+           "EmailAddresses": ["SMTP:support@contoso.com", "smtp:help@contoso.com", "smtp:s@contoso.onmicrosoft.com"],
+           "GrantSendOnBehalfTo": ["bob@contoso.com"], "HiddenFromAddressListsEnabled": True,
+           "MessageCopyForSentAsEnabled": True, "MessageCopyForSendOnBehalfEnabled": False, "AuditEnabled": False}
+    full_access = [{"User": "alice@contoso.com", "AccessRights": ["FullAccess"]},
+                   {"User": "bob@contoso.com", "AccessRights": ["FullAccess"], "AutoMapping": False},
+                   {"User": "NT AUTHORITY\\SELF", "AccessRights": ["FullAccess"]},
+                   {"User": "eve@contoso.com", "AccessRights": ["ReadPermission"]}]
+    send_as = [{"Trustee": "alice@contoso.com", "AccessRights": ["SendAs"]}]
+    live = live_spec(row, full_access, send_as, False, _Directory(), {}, ["contoso.com"])
+    assert live.spec == MailboxSpec(
+        address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
+        members=(Grant("alice@contoso.com", True), Grant("bob@contoso.com", False)), send_as=("alice@contoso.com",),
+        send_on_behalf=("bob@contoso.com",), hidden_from_gal=True, copy_send_as=True, copy_send_on_behalf=False,
+        audit_enabled=False, sign_in_blocked=True)
+    # A row without the settings: what the table says a missing field means; no user: sign-in not blocked.
+    bare = live_spec({"PrimarySmtpAddress": "x@contoso.com"}, [], [], None, _Directory(), {}, ["contoso.com"])
+    assert (bare.spec.display_name, bare.spec.hidden_from_gal, bare.spec.copy_send_as, bare.spec.copy_send_on_behalf,
+            bare.spec.audit_enabled, bare.spec.sign_in_blocked) == ("", False, False, False, True, False)
+    assert live_spec(row, [], [], True, _Directory(), {}, []).spec.sign_in_blocked is False
+
+
+def test_defaults_are_declared_once_in_the_model() -> None:
+    spec = MailboxSpec(address="a@contoso.com")
+    assert (spec.hidden_from_gal, spec.copy_send_as, spec.copy_send_on_behalf, spec.audit_enabled,
+            spec.sign_in_blocked) == (DEFAULTS.hidden_from_gal, DEFAULTS.sent_items.copy_send_as,
+                                      DEFAULTS.sent_items.copy_send_on_behalf, DEFAULTS.audit_enabled,
+                                      DEFAULTS.sign_in_blocked)
+    assert Grant("x@contoso.com").automap is DEFAULTS.automap
+    mailbox = Mailbox(address="a@contoso.com", display_name="A")
+    assert (mailbox.hidden_from_gal, mailbox.sent_items, mailbox.audit_enabled, mailbox.sign_in_blocked) == (
+        DEFAULTS.hidden_from_gal, DEFAULTS.sent_items, DEFAULTS.audit_enabled, DEFAULTS.sign_in_blocked)
+    # A state without the values (an older mailroom wrote it) means the defaults.
+    assert MailboxSpec.from_props({"address": "a@contoso.com", "members": [{"address": "x@contoso.com"}]}) == \
+        MailboxSpec(address="a@contoso.com", members=(Grant("x@contoso.com"),))
+    assert MailboxSpec.from_props(AFTER.to_props()) == AFTER
+    assert POLICY == Policy() and POLICY.max_removals_per_apply == 10
+
+
+@pytest.mark.parametrize("address, alias", [("Support@contoso.com", "Support"), (" help@contoso.com ", "help"),
+                                             ("smtp:Desk@contoso.com", "Desk")])
+def test_the_alias_rule_once(address: str, alias: str) -> None:
+    assert exchange_alias(address) == alias
+    assert local_part(address) == alias.casefold()
+    assert Mailbox(address=address.strip(), display_name="").alias == exchange_alias(address.strip())
+
+
+def test_is_removal_comes_from_the_table() -> None:
+    assert Change("m", "remove", "send_on_behalf", "x").is_removal
+    assert not Change("m", "remove", "alias", "x").is_removal
+    assert Change("m", "delete", "mailbox").is_removal
