@@ -10,12 +10,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from mailroom import rights
 from mailroom.drift import KINDS, DriftFinding, ScanResult
 from mailroom.identity import smtp_key
 from mailroom.model import Desired
 from mailroom.textsafe import html, md_inline_code, md_text, printable
 
-RIGHT_MARK = {"member": "FA", "send_as": "SA", "send_on_behalf": "SoB"}
+# right → its access-matrix mark, and the legend that explains the marks (the rights table)
+RIGHT_MARK = {r.key: r.mark[0] for r in rights.TABLE if r.mark}
+_MARK_LEGEND = ", ".join(f"{r.mark[0]} = {r.mark[1]}" for r in rights.TABLE if r.mark)
 
 
 def summary(found: Sequence[DriftFinding]) -> dict[str, int]:
@@ -134,7 +137,7 @@ def render_html(found: Sequence[DriftFinding], desired: Desired, result: ScanRes
 <h2>Access matrix</h2>
 <p class="legend"><span class="ok">as in the file</span><span class="extra">extra (not in the file)</span>
 <span class="missing">missing (in the file only)</span><span class="stale">disabled or deleted account</span>
-FA = Full Access, SA = Send As, SoB = Send on Behalf</p>
+{_MARK_LEGEND}</p>
 <table class="matrix" id="matrix"><thead><tr><th>mailbox</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <h2>Shared mailboxes the file does not manage</h2><ul id="unmanaged">{unmanaged or '<li>none</li>'}</ul>
 <h2>Finding kinds</h2><ul>{kinds}</ul>
