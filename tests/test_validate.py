@@ -639,3 +639,47 @@ def test_yaml_1_2_core_scalars() -> None:
     assert data["a"] == ["yes", "No", "on", "OFF", "y", "n", True, False, None, None, 15, 31, 17, "1:20", "1_000",
                          1000.0, float("-inf"), "2026-01-01", 12, "12", 12]
     assert type(data["a"][6]) is bool and type(data["a"][10]) is int
+
+
+def test_a_bad_policy_value_is_located_and_the_other_policies_still_apply(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("version: 1\ntenant: {domains: [contoso.com]}\npolicy:\n  require_owner: true\n"
+                    "  max_members: lots\n  allow_external_members: false\n"
+                    "mailboxes:\n  - address: s@contoso.com\n    display_name: S\n"
+                    "    members: [x@fabrikam.com]\n")
+    found_ = [(f.code, f.line, f.pointer) for f in load_desired(str(path)).findings]
+    assert found_ == [("wrong-type", 5, "/policy/max_members"), ("owner-required", 8, "/mailboxes/0"),
+                      ("external-member", 10, "/mailboxes/0/members/0")]
+
+
+def test_a_bad_default_falls_back_alone(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("version: 1\ntenant: {domains: [contoso.com]}\n"
+                    "defaults: {automap: maybe, sign_in_blocked: false, sent_items: {copy_send_as: 1, "
+                    "copy_send_on_behalf: false}}\nmailboxes: [{address: s@contoso.com, display_name: S}]\n")
+    result = load_desired(str(path))
+    assert [(f.code, f.pointer) for f in result.findings] == [
+        ("wrong-type", "/defaults/automap"), ("wrong-type", "/defaults/sent_items/copy_send_as")]
+    from mailroom.load import _build
+
+    docs = list(result.documents.values())
+    desired, _ = _build(docs, set(), {f.pointer for f in result.findings})
+    assert desired.defaults.sign_in_blocked is False and desired.defaults.automap is True
+    assert desired.defaults.sent_items.copy_send_as is True and desired.defaults.sent_items.copy_send_on_behalf is False
+
+
+def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load builds from the model's dataclass defaults: change one there and the file follows."""
+    from mailroom.model import Defaults, Policy, SentItems
+
+    monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4))
+    monkeypatch.setattr(SentItems.__init__, "__defaults__", (False, False))
+    monkeypatch.setattr(Defaults.__init__, "__defaults__", (False, False, SentItems(True, True), False, True))
+    path = tmp_path / "m.yaml"
+    path.write_text(MINI + "policy: {max_members: 9, require_owner: false}\n" + ONE)
+    desired = load_desired(str(path)).desired
+    assert desired is not None
+    assert desired.policy == Policy(False, 9, True, True, 4)
+    assert desired.defaults == Defaults(False, False, SentItems(False, False), False, True)
+    mb = desired.mailboxes[0]
+    assert (mb.sign_in_blocked, mb.audit_enabled, mb.hidden_from_gal) == (False, False, True)

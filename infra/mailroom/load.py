@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mailroom import rules, schema
@@ -99,7 +99,8 @@ def _load_desired(path: str) -> LoadResult:
     # Parts whose shape is wrong are left out of the model, so that the rules can
     # still report every other mistake in the same run.
     broken = {(f.file, _prefix(f.pointer)) for f in result.errors}
-    desired, partial = _build(docs, broken)
+    spoiled = {f.pointer for f in result.errors if f.file == main.path and not f.pointer.startswith("/mailboxes")}
+    desired, partial = _build(docs, broken, spoiled)
     result.findings.extend(rules.check(desired, result.documents, partial))
     result.findings.sort(key=Finding.sort_key)
     if not result.errors:
@@ -341,28 +342,45 @@ def _expand(base: str, base_real: str, pattern: str) -> tuple[list[tuple[str, st
     return sorted(set(matches)), problems
 
 
-def _build(docs: list[Document], broken: set[tuple[str, str]]) -> tuple[Desired, list[Mailbox]]:
+def _build(docs: list[Document], broken: set[tuple[str, str]],
+           spoiled: set[str]) -> tuple[Desired, list[Mailbox]]:
     """The model from the well-formed parts, plus the addresses of broken mailboxes (so that a
-    duplicate address is reported even while the mailbox that holds it has a schema error)."""
+    duplicate address is reported even while the mailbox that holds it has a schema error).
+
+    ``spoiled``: JSON pointers of the main file's errors. A setting (tenant, defaults, policy) with an
+    error falls back to the model's default on its own, so that one bad value is reported at its line
+    while every other setting, and every check it drives, still works.
+    """
     main = docs[0]
-    root: dict[str, Any] = {k: v for k, v in main.data.items() if (main.path, f"/{k}") not in broken}
-    d = root.get("defaults") or {}
-    sent = d.get("sent_items") or {}
-    defaults = Defaults(
-        sign_in_blocked=d.get("sign_in_blocked", True),
-        automap=d.get("automap", True),
-        sent_items=SentItems(sent.get("copy_send_as", True), sent.get("copy_send_on_behalf", True)),
-        audit_enabled=(d.get("audit") or {}).get("enabled", True),
-        hidden_from_gal=d.get("hidden_from_gal", False),
-    )
-    p = root.get("policy") or {}
-    policy = Policy(
-        require_owner=p.get("require_owner", False),
-        max_members=p.get("max_members"),
-        send_as_requires_member=p.get("send_as_requires_member", False),
-        allow_external_members=p.get("allow_external_members", False),
-        max_removals_per_apply=p.get("max_removals_per_apply", 10),
-    )
+
+    def usable(at: str, *, inside_too: bool = True) -> bool:
+        """No error at ``at`` or above it (a wrong-type section), nor, with ``inside_too``, below it."""
+        return not any(p == at or (p and at.startswith(p + "/")) or (inside_too and p.startswith(at + "/"))
+                       for p in spoiled)
+
+    def section(data: Any, at: str) -> dict[str, Any]:
+        """A mapping of settings; an error inside it spoils only that setting."""
+        return data if isinstance(data, dict) and usable(at, inside_too=False) else {}
+
+    def settings(cls: type, data: dict[str, Any], at: str) -> dict[str, Any]:
+        """The keys of ``data`` that are fields of ``cls`` and hold no error; missing ones take the
+        dataclass's default, so each default is declared once, in the model."""
+        return {f.name: data[f.name] for f in fields(cls)
+                if f.name in data and usable(f"{at}/{f.name}")}
+
+    d = section(main.data.get("defaults"), "/defaults")
+    sent = section(d.get("sent_items"), "/defaults/sent_items")
+    audit = section(d.get("audit"), "/defaults/audit")
+    given = settings(Defaults, d, "/defaults")
+    given.pop("sent_items", None)
+    given.pop("audit_enabled", None)  # written as audit.enabled
+    if "enabled" in audit and usable("/defaults/audit/enabled"):
+        given["audit_enabled"] = audit["enabled"]
+    defaults = Defaults(sent_items=SentItems(**settings(SentItems, sent, "/defaults/sent_items")), **given)
+    policy = Policy(**settings(Policy, section(main.data.get("policy"), "/policy"), "/policy"))
+    listed = section(main.data.get("tenant"), "/tenant").get("domains")
+    domains = tuple(dom for i, dom in enumerate(listed) if isinstance(dom, str) and usable(f"/tenant/domains/{i}")
+                    ) if isinstance(listed, list) and usable("/tenant/domains", inside_too=False) else ()
     mailboxes: list[Mailbox] = []
     partial: list[Mailbox] = []
     for doc in docs:
@@ -376,7 +394,6 @@ def _build(docs: list[Document], broken: set[tuple[str, str]]) -> tuple[Desired,
                 aliases: list[Any] = raw["aliases"] if isinstance(raw.get("aliases"), list) else []
                 partial.append(Mailbox(address=raw["address"].strip(), display_name="", origin=origin,
                                        aliases=tuple(a.strip() for a in aliases if isinstance(a, str))))
-    domains = tuple((root.get("tenant") or {}).get("domains") or ())
     return Desired(domains, defaults, policy, tuple(mailboxes), tuple(doc.path for doc in docs)), partial
 
 
@@ -404,6 +421,6 @@ def _mailbox(raw: dict[str, Any], defaults: Defaults, origin: Origin) -> Mailbox
                              sent.get("copy_send_on_behalf", defaults.sent_items.copy_send_on_behalf)),
         audit_enabled=(raw.get("audit") or {}).get("enabled", defaults.audit_enabled),
         sign_in_blocked=raw.get("sign_in_blocked", defaults.sign_in_blocked),
-        state=State(raw.get("state", "present")),
         origin=origin,
+        **({"state": State(raw["state"])} if "state" in raw else {}),  # else the model's default
     )
