@@ -344,9 +344,31 @@ def test_schema_fast_path_agrees_with_jsonschema() -> None:
         {"address": "a@b.co", "display_name": "", "sent_items": {"copy_send_as": False}},
         {"address": 5, "display_name": "A"}, {"address": "a@b.co", "display_name": "A", "extra": 1},
         {"address": "a@b.co", "display_name": "A", "audit": {"enabled": "yes"}},
+        # addresses: the SMTP pattern in every address-valued field
+        {"address": "a b@b.co", "display_name": "A"}, {"address": " a@b.co", "display_name": "A"},
+        {"address": "a@b", "display_name": "A"}, {"address": "s\u0430les@b.co", "display_name": "A"},
+        {"address": "a@b.co", "display_name": "A", "owner": "boss"},
+        {"address": "a@b.co", "display_name": "A", "aliases": ["x@b.co", "x@@b.co"]},
+        {"address": "a@b.co", "display_name": "A", "members": ["x@b.co", "x"]},
+        {"address": "a@b.co", "display_name": "A", "members": [{"user": "y@b..co"}]},
+        {"address": "a@b.co", "display_name": "A", "members": [{"group": "g@b.c"}]},
+        {"address": "a@b.co", "display_name": "A", "send_as": ["x@b.co\n"]},
+        {"address": "a@b.co", "display_name": "A", "send_on_behalf": ["<x@b.co>"]},
+        {"address": "a.b+c@sub.b.co", "display_name": "A", "owner": "o@b.co", "send_as": ["x@b.co"]},
     ]
     for sample in samples:
         assert fast(sample) == slow.is_valid(sample), sample
+    include = schema_mod.include_schema()
+    fast_include = compile_schema(include, documents={schema_mod.SCHEMA_PATH.name: root})
+    slow_include = schema_mod._include_validator()
+    for top in [{"mailboxes": []}, {"allow_empty": True, "version": 1}, {"tenant": {"domains": ["b.co"]}},
+                {"mailboxes": [], "allow_empty": "yes"}, {"mailboxes": {}}, {"include": ["x"]}, {"version": 2}]:
+        assert fast_include(top) == slow_include.is_valid(top), top
+    fast_root = compile_schema(root)
+    slow_root = Draft202012Validator(root)
+    for top in [{"tenant": {"domains": ["contoso.com"]}}, {"tenant": {"domains": ["contoso"]}},
+                {"tenant": {"domains": ["c\u043entoso.com"]}}, {"tenant": {"domains": ["-x.com"]}}]:
+        assert fast_root(top) == slow_root.is_valid(top), top
 
 
 def test_duplicate_address_is_reported_even_in_a_mailbox_with_a_schema_error(tmp_path: Path) -> None:
@@ -617,6 +639,53 @@ def test_main_file_must_be_a_regular_file_in_its_own_directory(tmp_path: Path) -
 # --- issue 10: the file format, tightened
 
 
+def test_the_schemas_smtp_pattern_is_mailrooms_own() -> None:
+    """Editors check addresses with the schema's pattern, validate with identity's: they are one."""
+    from mailroom import identity
+    from mailroom import schema as schema_mod
+
+    defs = schema_mod.schema()["$defs"]
+    assert defs["smtp"]["pattern"] == identity._SMTP.pattern
+    assert identity._SMTP.pattern.endswith("@" + defs["domain"]["pattern"].lstrip("^"))
+    assert all(c.isascii() for c in defs["smtp"]["pattern"] + defs["domain"]["pattern"])
+
+
+ADDRESS_FIELDS = [
+    ("address", '    address: "support@contoso"\n    display_name: S\n', 9, "/mailboxes/0/address"),
+    ("alias", '    address: s@contoso.com\n    display_name: S\n    aliases: ["help contoso.com"]\n', 11,
+     "/mailboxes/0/aliases/0"),
+    ("owner", '    address: s@contoso.com\n    display_name: S\n    owner: alice\n', 11, "/mailboxes/0/owner"),
+    ("member", '    address: s@contoso.com\n    display_name: S\n    members: ["a@contoso.com", "b@"]\n', 11,
+     "/mailboxes/0/members/1"),
+    ("user", '    address: s@contoso.com\n    display_name: S\n    members: [{user: "u@@contoso.com"}]\n', 11,
+     "/mailboxes/0/members/0/user"),
+    ("group", '    address: s@contoso.com\n    display_name: S\n    members: [{group: "g@contoso..com"}]\n', 11,
+     "/mailboxes/0/members/0/group"),
+    ("send_as", '    address: s@contoso.com\n    display_name: S\n    send_as: [" a@contoso.com"]\n', 11,
+     "/mailboxes/0/send_as/0"),
+    ("send_on_behalf", '    address: s@contoso.com\n    display_name: S\n    send_on_behalf: ["<a@contoso.com>"]\n',
+     11, "/mailboxes/0/send_on_behalf/0"),
+]
+
+
+@pytest.mark.parametrize("name,body,line,pointer_", ADDRESS_FIELDS, ids=[a[0] for a in ADDRESS_FIELDS])
+def test_every_address_field_is_checked_once_at_its_line(tmp_path: Path, name: str, body: str, line: int,
+                                                         pointer_: str) -> None:
+    path = write(tmp_path, "  -" + body[3:])
+    result = load_desired(str(path))
+    assert [(f.code, f.line, f.pointer) for f in result.findings] == [("address-syntax", line, pointer_)]
+    assert "is not a valid SMTP address" in result.findings[0].message and result.desired is None
+
+
+def test_a_bad_accepted_domain_is_located_and_the_others_still_count(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("version: 1\ntenant:\n  domains: [contoso.com, 'fabr\u0456kam.com', localhost]\n"
+                    "mailboxes: [{address: a@example.com, display_name: A}]\n")
+    found_ = [(f.code, f.line, f.pointer) for f in load_desired(str(path)).findings]
+    assert found_ == [("address-not-ascii", 3, "/tenant/domains/1"), ("address-syntax", 3, "/tenant/domains/2"),
+                      ("domain-not-accepted", 4, "/mailboxes/0/address")]
+
+
 def test_yaml_1_2_booleans_yes_is_text_not_true(tmp_path: Path) -> None:
     """PyYAML reads YAML 1.1 (yes/no/on/off are booleans); the schema and editors read YAML 1.2."""
     body = "  - address: s@contoso.com\n    display_name: S\n    sign_in_blocked: {}\n"
@@ -683,3 +752,23 @@ def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert desired.defaults == Defaults(False, False, SentItems(False, False), False, True)
     mb = desired.mailboxes[0]
     assert (mb.sign_in_blocked, mb.audit_enabled, mb.hidden_from_gal) == (False, False, True)
+
+
+def test_included_files_have_their_own_schema(tmp_path: Path) -> None:
+    from jsonschema import Draft202012Validator
+    from mailroom import schema as schema_mod
+
+    include = schema_mod.include_schema()
+    assert set(include["properties"]) == {"mailboxes", "allow_empty", "version"}
+    Draft202012Validator.check_schema(include)
+    for shipped in sorted((ROOT / "mailboxes.d").glob("*.yaml")):
+        assert shipped.read_text().splitlines()[0] == \
+            "# yaml-language-server: $schema=../schema/mailboxes-include.schema.json"
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.yaml").write_text("allow_empty: true\nmailboxs: []\ndefaults: {automap: false}\n")
+    main_file = tmp_path / "m.yaml"
+    main_file.write_text(MINI + ONE + "include: ['d/*.yaml']\n")
+    findings = load_desired(str(main_file)).findings
+    assert [(f.code, f.line, f.pointer) for f in findings] == [
+        ("unknown-field", 2, "/mailboxs"), ("include-redefines", 3, "/defaults")]
+    assert "did you mean `mailboxes`?" in findings[0].message

@@ -24,8 +24,6 @@ from mailroom.model import Defaults, Desired, Mailbox, Member, Origin, Policy, S
 from mailroom.source import MAX_FILE_BYTES, Document, SourceError, file_kind, gc_paused, load
 from mailroom.textsafe import UNSAFE, printable
 
-ROOT_ONLY_KEYS = ("tenant", "defaults", "policy", "include", "version")
-
 # Files one include pattern may match; more is refused (a pattern meant for a department, not the disk).
 MAX_INCLUDE_MATCHES = 1_000
 # Directory levels below the main file's directory that a pattern (`**` included) may reach.
@@ -206,14 +204,8 @@ def _includes(main: Document, path: str, result: LoadResult) -> list[Document]:
                 result.findings.append(exc.finding)
                 continue
             result.findings.extend(doc.findings)
-            result.findings.extend(schema.check(doc))
+            result.findings.extend(schema.check(doc, main_file=main.path))  # include-redefines too
             if isinstance(doc.data, dict):
-                for key in ROOT_ONLY_KEYS:
-                    if key in doc.data and key != "version":
-                        result.findings.append(doc.finding(
-                            (key,), "include-redefines",
-                            f"`{key}` may only be set in the main file {main.path}; included files "
-                            "hold only `mailboxes`", key=True))
                 if _mailbox_count(doc) == 0 and not _allows_empty(doc):
                     at_doc: tuple[str | int, ...] = ("mailboxes",) if "mailboxes" in doc.data else ()
                     result.findings.append(doc.finding(

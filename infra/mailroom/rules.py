@@ -2,6 +2,11 @@
 
 Every rule reports through the document that holds the offending value, so
 each finding carries the right file, line and JSON pointer.
+
+Address syntax is the schema's to report (its SMTP and domain patterns are
+``identity``'s, and it words the finding with ``address_problem`` below): the
+mailboxes and domains in the model have passed it, and of a mailbox with a
+schema error only the addresses that are valid take part in the checks here.
 """
 
 from __future__ import annotations
@@ -63,15 +68,15 @@ def check(desired: Desired, docs: Mapping[str, Document], partial: Sequence[Mail
     seen_alias: dict[str, tuple[Mailbox, Path]] = {}
     people: dict[str, tuple[Mailbox, Path]] = {}  # address key -> first use as a person (owner, member, sender)
     domains = desired.domains
-    _check_domains(ctx, docs)
     order = {path: n for n, path in enumerate(docs)}
     incomplete = set(map(id, partial))
     everything = sorted([*desired.mailboxes, *partial],
                         key=lambda m: (order.get(m.origin.file, 0), m.origin.index) if m.origin else (0, 0))
     for mb in everything:
-        _check_addresses(ctx, mb, domains, seen_address)
-        _check_exchange_alias(ctx, mb, seen_alias)
-        if id(mb) in incomplete:
+        checked = id(mb) not in incomplete  # its addresses passed the schema's SMTP pattern
+        _check_addresses(ctx, mb, domains, seen_address, checked)
+        _check_exchange_alias(ctx, mb, seen_alias, checked)
+        if not checked:
             continue
         _check_people(ctx, mb, people)
         if mb.state is State.PRESENT:
@@ -81,43 +86,32 @@ def check(desired: Desired, docs: Mapping[str, Document], partial: Sequence[Mail
     return ctx.findings
 
 
-def _check_domains(ctx: _Ctx, docs: Mapping[str, Document]) -> None:
-    """Accepted domains are ASCII (an internationalized domain is written in its xn-- form): a look-alike
-    letter here would make every address that copies it look right and be wrong."""
-    if not docs:
-        return
-    main = next(iter(docs.values()))
-    for i, domain in enumerate(ctx.desired.domains):
-        if isinstance(domain, str) and not domain.isascii():
-            ctx.findings.append(main.finding(("tenant", "domains", i), "address-not-ascii",
-                                             f"domain {quote(domain)} {_non_ascii(domain)}; write an "
-                                             "internationalized domain in its xn-- (punycode) form"))
-
-
 def _non_ascii(value: str) -> str:
     """Names the first character outside ASCII, since it usually looks exactly like the ASCII one."""
     pos, ch = next((i, c) for i, c in enumerate(value) if not c.isascii())
     return f"holds {describe_char(ch)} at position {pos + 1}, which is not ASCII (a look-alike letter?)"
 
 
-def _bad_address(ctx: _Ctx, mb: Mailbox, parts: Path, addr: str) -> bool:
-    """Report ``addr`` when it is no SMTP address (with the look-alike letter named); True if reported."""
-    if is_valid_smtp(addr):
-        return False
-    if UNSAFE.search(addr):
-        return True  # the loader reported it as unsafe-character, naming the character
-    if not addr.isascii():
-        ctx.report(mb, parts, "address-not-ascii", f"address {quote(addr)} {_non_ascii(addr)}; addresses "
-                                                   "must be ASCII")
-    else:
-        ctx.report(mb, parts, "address-syntax", f"{quote(addr)} is not a valid SMTP address")
-    return True
+def address_problem(value: str, *, domain: bool = False) -> tuple[str, str] | None:
+    """(code, message) for a value that is no SMTP address (``domain``: no accepted domain), with a
+    look-alike letter named; None when it holds an unsafe character, which the loader already named."""
+    if UNSAFE.search(value):
+        return None
+    if not value.isascii():
+        if domain:
+            return "address-not-ascii", (f"domain {quote(value)} {_non_ascii(value)}; write an internationalized "
+                                         "domain in its xn-- (punycode) form")
+        return "address-not-ascii", f"address {quote(value)} {_non_ascii(value)}; addresses must be ASCII"
+    spaces = " (without the spaces around it)" if value != value.strip() else ""
+    if domain:
+        return "address-syntax", f"{quote(value)} is not a valid domain name such as contoso.com{spaces}"
+    return "address-syntax", f"{quote(value)} is not a valid SMTP address{spaces}"
 
 
 def _check_addresses(ctx: _Ctx, mb: Mailbox, domains: tuple[str, ...],
-                     seen: dict[str, tuple[Mailbox, Path]]) -> None:
+                     seen: dict[str, tuple[Mailbox, Path]], checked: bool) -> None:
     for parts, addr in _addresses(mb):
-        if _bad_address(ctx, mb, parts, addr):
+        if not checked and not is_valid_smtp(addr):
             continue
         if domains and not in_domains(addr, domains):
             ctx.report(mb, parts, "domain-not-accepted",
@@ -134,8 +128,8 @@ def _check_addresses(ctx: _Ctx, mb: Mailbox, domains: tuple[str, ...],
             seen[key] = (mb, parts)
 
 
-def _check_exchange_alias(ctx: _Ctx, mb: Mailbox, seen: dict[str, tuple[Mailbox, Path]]) -> None:
-    if not is_valid_smtp(mb.address):
+def _check_exchange_alias(ctx: _Ctx, mb: Mailbox, seen: dict[str, tuple[Mailbox, Path]], checked: bool) -> None:
+    if not checked and not is_valid_smtp(mb.address):
         return
     alias = local_part(mb.address)
     if alias in seen:
@@ -151,8 +145,6 @@ def _check_exchange_alias(ctx: _Ctx, mb: Mailbox, seen: dict[str, tuple[Mailbox,
 def _check_people(ctx: _Ctx, mb: Mailbox, people: dict[str, tuple[Mailbox, Path]]) -> None:
     lists: dict[str, dict[str, int]] = {}
     for parts, addr in _people(mb):
-        if _bad_address(ctx, mb, parts, addr):
-            continue
         seen = lists.setdefault(str(parts[0]), {})
         key = smtp_key(addr)
         if key in seen:
@@ -161,7 +153,7 @@ def _check_people(ctx: _Ctx, mb: Mailbox, people: dict[str, tuple[Mailbox, Path]
         else:
             seen[key] = int(parts[1])
             people.setdefault(key, (mb, parts))
-    if mb.owner is not None and not _bad_address(ctx, mb, ("owner",), mb.owner):
+    if mb.owner is not None:
         people.setdefault(smtp_key(mb.owner), (mb, ("owner",)))
 
 
@@ -203,11 +195,11 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
                                "policy.send_as_requires_member is on")
     if not policy.allow_external_members and ctx.desired.domains:
         for parts, addr in _people(mb):
-            if is_valid_smtp(addr) and not in_domains(addr, ctx.desired.domains):
+            if not in_domains(addr, ctx.desired.domains):
                 ctx.report(mb, parts, "external-member",
                            f"{addr} is outside the tenant's domains; policy.allow_external_members is off")
         owner = mb.owner
-        if owner and is_valid_smtp(owner) and not in_domains(owner, ctx.desired.domains):
+        if owner and not in_domains(owner, ctx.desired.domains):
             ctx.report(mb, ("owner",), "external-member",
                        f"owner {owner} is outside the tenant's domains; policy.allow_external_members is off")
 
