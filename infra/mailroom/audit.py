@@ -61,7 +61,6 @@ but they are only as trustworthy as the next anchor.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import getpass
 import hashlib
 import json
@@ -428,13 +427,18 @@ def git_head(start: str | os.PathLike[str] | None = None) -> str | None:
 
 
 def default_path(project_dir: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """``$MAILROOM_AUDIT_LOG`` if set, else ``.mailroom/audit.jsonl``; relative paths are
-    taken relative to ``project_dir`` (default: the current directory)."""
+    """``$MAILROOM_AUDIT_LOG`` if set (relative: to ``project_dir``, default the current directory),
+    else ``audit.jsonl`` in the state directory (``paths.state_dir``: ``$MAILROOM_STATE_DIR``, else
+    the project's ``.mailroom``), which is where apply writes it."""
+    from mailroom import paths
+
     environ = os.environ if env is None else env
-    base = Path(project_dir) if project_dir is not None else Path.cwd()
     configured = _env(environ, ENV_VAR)
-    path = Path(configured).expanduser() if configured else DEFAULT_PATH
-    return path if path.is_absolute() else base / path
+    if configured:
+        path = Path(configured).expanduser()
+        base = Path(project_dir) if project_dir is not None else Path.cwd()
+        return path if path.is_absolute() else base / path
+    return paths.audit_log(Path(project_dir) if project_dir is not None else None, environ)
 
 
 def canonical_json(obj: Any) -> str:
@@ -590,6 +594,8 @@ class AuditLog:
         created = not self.path.exists()
         # Owner-only: the log names every person with access to every mailbox.
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        import fcntl  # POSIX only: imported where it is used, so `mailroom --help` runs anywhere
+
         try:
             if os.fstat(fd).st_mode & 0o077:
                 os.fchmod(fd, 0o600)
@@ -692,6 +698,8 @@ class AuditLog:
 
 def _snapshot_size(fh: IO[bytes]) -> int:
     """Size of the file at a moment no writer holds the lock, i.e. at a batch boundary."""
+    import fcntl  # POSIX only, see append
+
     fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
     try:
         return os.fstat(fh.fileno()).st_size

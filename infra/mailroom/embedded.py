@@ -9,7 +9,6 @@ someone else (tests start their own) instead.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from mailroom import paths
 from mailroom.engine import private_dir
 from mailroom.engine import state_dir as mailroom_state_dir
 from mailroom.errors import ConfigError
@@ -70,6 +70,8 @@ def ensure_running(project_dir: Path) -> LocalTenantInfo:
         return _info(external, health)
     state_dir = mailroom_state_dir(project_dir)
     private_dir(state_dir)
+    import fcntl  # POSIX only: imported where it is used, so `mailroom --help` runs anywhere
+
     with open(state_dir / "tenant.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once must not start two servers
         info_file = state_dir / "tenant.json"
@@ -84,7 +86,7 @@ def ensure_running(project_dir: Path) -> LocalTenantInfo:
 
 
 def _start(state_dir: Path) -> LocalTenantInfo:
-    db = state_dir / "tenant.db"
+    db = state_dir / paths.TENANT_DB_NAME
     port_file = state_dir / "tenant.port"
     port_file.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "localtenant", "serve", "--state", str(db), "--port", "0",
