@@ -30,9 +30,12 @@ class Project:
         monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
 
     def run(self, *args: str, capsys: pytest.CaptureFixture[str] | None = None) -> tuple[int, str]:
+        """``mailroom *args`` on this project's file, on the local stack unless ``args`` names one
+        (CI sets ``CI``, where mailroom never assumes the local stack)."""
         if capsys is not None:
             capsys.readouterr()
-        code = main([*args, "--file", str(self.file)])
+        stack = [] if "--stack" in args else ["--stack", "local"]
+        code = main([*args, "--file", str(self.file), *stack])
         out = capsys.readouterr().out if capsys is not None else ""
         return code, out
 

@@ -598,6 +598,8 @@ def test_git_head_reads_refs_without_git(tmp_path: Path) -> None:
 
 def test_default_path(tmp_path: Path) -> None:
     assert default_path(tmp_path, env={}) == tmp_path / ".mailroom" / "audit.jsonl"
+    # where apply writes it: the state directory, also when MAILROOM_STATE_DIR moves it
+    assert default_path(tmp_path, env={"MAILROOM_STATE_DIR": "/d"}) == Path("/d/audit.jsonl")
     assert default_path(tmp_path, env={"MAILROOM_AUDIT_LOG": "logs/a.jsonl"}) == tmp_path / "logs" / "a.jsonl"
     assert default_path(tmp_path, env={"MAILROOM_AUDIT_LOG": "/var/log/a.jsonl"}) == Path("/var/log/a.jsonl")
 
@@ -702,7 +704,7 @@ def test_cli_verify_expect_head(log_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["audit", "verify", str(log_path), "--expect-head", sha(lines[-1])]) == 1
     assert "BROKEN" in capsys.readouterr().out
     missing = log_path.with_name("missing.jsonl")
-    assert main(["audit", "verify", str(missing)]) == 2
+    assert main(["audit", "verify", str(missing)]) == 1  # an error: 2 is only ever "changes" or "drift"
     assert main(["audit", "verify", str(missing), "--expect-head", sha(lines[-1])]) == 1
 
 
@@ -716,15 +718,15 @@ def test_cli_verify_expect_head(log_path: Path, capsys: pytest.CaptureFixture[st
         ["audit", "frobnicate"],
     ],
 )
-def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_usage_errors_exit_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    assert exc.value.code == 2
+    assert exc.value.code == 64
     assert "usage:" in capsys.readouterr().err
 
 
-def test_cli_audit_without_subcommand_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["audit"]) == 2
+def test_cli_audit_without_subcommand_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit"]) == 64
     assert "verify" in capsys.readouterr().err
 
 
@@ -734,7 +736,7 @@ def test_cli_help_lists_exit_codes(sub: str, capsys: pytest.CaptureFixture[str])
         main(["audit", sub, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "exit codes:" in out and "  2  usage error" in out
+    assert "exit codes:" in out and "  64  usage error" in out
 
 
 def test_cli_show_table_and_json(log_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -757,15 +759,18 @@ def test_cli_show_table_and_json(log_path: Path, capsys: pytest.CaptureFixture[s
     assert [row.split()[1] for row in out[1:]] == ["change", "change_failed"]
     assert "recent" in out[1] and "failed" in out[2]
     assert main(["audit", "show", str(log_path), "--kind", "run_start,run_end", "--kind", "drift_new", "--json"]) == 0
-    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    entries = json.loads(capsys.readouterr().out)["entries"]
     assert [entry["kind"] for entry in entries] == ["run_start", "drift_new", "run_end"]
+    assert main(["audit", "show", str(log_path), "--kind", "run_start,run_end", "--kind", "drift_new", "--jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == entries
     assert main(["audit", "show", str(log_path), "--mailbox", "nobody@contoso.com"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and "no matching entries" in captured.err
 
 
 def test_cli_show_errors(log_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["audit", "show", str(log_path)]) == 2
+    assert main(["audit", "show", str(log_path)]) == 1  # no log there
     lines = make_log(log_path)
     write_lines(log_path, [*lines, b"{oops"])
     assert main(["audit", "show", str(log_path)]) == 1
@@ -776,11 +781,13 @@ def test_cli_uses_the_env_default_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILROOM_STATE_DIR", raising=False)
     make_log(tmp_path / ".mailroom" / "audit.jsonl")
     assert main(["audit", "verify"]) == 0
     custom = tmp_path / "elsewhere.jsonl"
     monkeypatch.setenv("MAILROOM_AUDIT_LOG", str(custom))
-    assert main(["audit", "verify"]) == 2
+    assert main(["audit", "verify"]) == 1  # no log there yet
     make_log(custom, n=3)
+    capsys.readouterr()
     assert main(["audit", "verify", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["lines_checked"] == 3
+    assert json.loads(capsys.readouterr().out)["lines_checked"] == 3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,7 @@ def test_out_of_band_changes_are_reported_with_who_then_remediated(project: Proj
         assert found[key]["changed_at"]
     assert all(f["first_seen"] for f in report["findings"])
 
-    code, _ = drift(project, tmp_path, "--remediate")
+    code, _ = drift(project, tmp_path, "--remediate", "--yes")
     assert code == 2  # drift was found (and handed to apply)
     support = view(project.tenant, "support@contoso.com")
     assert support is not None and "mallory@contoso.com" not in support["members"]
@@ -130,3 +132,39 @@ def test_scan_under_5xx_on_every_service_equals_fault_free(project: Project, tmp
         assert (code2, strip(faulty)) == (code, strip(clean)), seed
         assert faulty["scan"]["retries"] > 0
     project.tenant.set_profile({})
+
+
+def test_remediate_confirms_and_keeps_to_the_mass_removal_guard(project: Project, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """drift --remediate is apply: no terminal and no --yes changes nothing; the guard holds (exit 3)."""
+    out_of_band(project.tenant)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal
+
+    def mallory_has_access() -> bool:
+        support = view(project.tenant, "support@contoso.com")
+        return support is not None and "mallory@contoso.com" in support["members"]
+
+    code, report = drift(project, tmp_path, "--remediate")
+    assert code == 1 and report["drift"] is True
+    assert mallory_has_access()  # nothing was changed
+
+    # Reverting the out-of-band changes removes two grants from mallory: over a limit of 1.
+    project.edit("max_removals_per_apply: 10", "max_removals_per_apply: 1")
+    code, _ = drift(project, tmp_path, "--remediate", "--yes")
+    assert code == 3
+    assert mallory_has_access()
+
+    code, _ = drift(project, tmp_path, "--remediate", "--yes", "--allow-mass-removal")
+    assert code == 2  # drift was found, and reverted
+    assert not mallory_has_access()
+    runs = [json.loads(line) for line in project.audit.read_text().splitlines()]
+    refused = [e for e in runs if e["kind"] == "run_end" and e["result"] == "refused"]
+    assert refused and refused[-1]["after"]["limit"] == 1
+
+
+def test_drift_json_on_stdout_is_one_document(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    out_of_band(project.tenant)
+    code, out = project.run("drift", "--json", capsys=capsys)
+    doc = json.loads(out)  # the whole of stdout: no text report before it
+    assert code == 2 and (doc["format_version"], doc["command"], doc["drift"]) == (1, "drift", True)
+    assert doc["remediation"] is None and doc["findings"] and "scan" in doc

@@ -106,7 +106,10 @@ class Plan:
         return "\n".join(out) + "\n"
 
     def to_json(self) -> str:
+        from mailroom.output import FORMAT_VERSION
+
         return json.dumps({
+            "format_version": FORMAT_VERSION,
             "has_changes": self.has_changes,
             "summary": self.summary(),
             "removals": len(self.removals),

@@ -39,7 +39,10 @@ def render_text(found: Sequence[DriftFinding], resolved: Sequence[dict[str, Any]
 
 
 def render_json(found: Sequence[DriftFinding], resolved: Sequence[dict[str, Any]], stats: dict[str, Any]) -> str:
-    return json.dumps({"drift": bool(found), "summary": summary(found), "findings": [f.to_dict() for f in found],
+    from mailroom.output import FORMAT_VERSION
+
+    return json.dumps({"format_version": FORMAT_VERSION, "command": "drift", "drift": bool(found),
+                       "summary": summary(found), "findings": [f.to_dict() for f in found],
                        "resolved": list(resolved), "scan": stats}, indent=2, default=str)
 
 

@@ -9,9 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mailroom import audit
+from mailroom import audit, error_handler, output, paths
+from mailroom.commands import options
 
-_FILE_HELP = f"the audit log (default: ${audit.ENV_VAR}, else {audit.DEFAULT_PATH} in the current directory)"
+_FILE_HELP = (f"the audit log (default: ${paths.AUDIT_LOG_ENV}, else {paths.AUDIT_LOG_NAME} in the state directory: "
+              f"${paths.STATE_DIR_ENV}, else .mailroom in the project; where apply writes it)")
 
 AUDIT_EPILOG = """\
 The audit log is append-only JSON Lines; every line carries `prev`, the SHA-256
@@ -22,9 +24,9 @@ that `mailroom audit verify` prints (e.g. as a CI artifact) and pass it back
 with --expect-head next time.
 
 exit codes (see each sub-command's --help):
-  0  success
-  1  the log is broken or cannot be read
-  2  usage error (bad arguments, no log at the given path)
+  0   success
+  1   the log is broken, missing or cannot be read
+  64  usage error (bad arguments)
 """
 
 VERIFY_EPILOG = """\
@@ -38,11 +40,14 @@ examples:
   mailroom audit verify .mailroom/audit.jsonl --expect-head "$(cat audit-head.txt)"
   mailroom audit verify --json > verify.json && jq -r .head verify.json > audit-head.txt
 
+--json prints one document: {"format_version": 1, "command": "audit verify", "path", "ok",
+"lines_checked", "head", "first_bad_line", "reason"} (the keys of the result).
+
 exit codes:
-  0  the chain is intact (and contains the --expect-head entry, if given)
-  1  the log is broken: the first bad line and the reason are printed
-  2  usage error: bad arguments, malformed --expect-head, or no log at FILE
-     (with --expect-head, a missing log counts as broken: 1)
+  0   the chain is intact (and contains the --expect-head entry, if given)
+  1   the log is broken (the first bad line and the reason are printed), or there is no log at
+      FILE, or it cannot be read
+  64  usage error: bad arguments, malformed --expect-head
 """
 
 SHOW_EPILOG = """\
@@ -53,12 +58,15 @@ has an offset: 2024-05-01, 2024-05-01T09:30Z) or an age: 90s, 30m, 24h, 7d, 2w.
 
 examples:
   mailroom audit show --mailbox Sales@Contoso.com --since 7d
-  mailroom audit show --kind change,change_failed --json | jq .
+  mailroom audit show --kind change,change_failed --json | jq '.entries[]'
+
+--json prints one document: {"format_version": 1, "command": "audit show", "path", "entries":
+[entry, ...]}, each entry as it is in the log; --jsonl prints the entries as JSON Lines instead.
 
 exit codes:
-  0  success (also when nothing matches)
-  1  the log cannot be read (a line is not JSON, ...)
-  2  usage error: bad arguments or no log at FILE
+  0   success (also when nothing matches)
+  1   no log at FILE, or the log cannot be read (a line is not JSON, ...)
+  64  usage error: bad arguments
 """
 
 
@@ -101,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     def _no_subcommand(args: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)
-        return 2
+        return error_handler.USAGE
 
     parser.set_defaults(func=_no_subcommand)
 
@@ -119,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_hash_arg,
         help="head hash from an earlier verify: fail unless that entry is still in the log",
     )
-    verify.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    options.add_json(verify)
     verify.set_defaults(func=run_verify)
 
     show = sub.add_parser(
@@ -139,11 +147,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="extend",
         help=f"only these kinds: {', '.join(_KINDS)}",
     )
-    show.add_argument("--json", action="store_true", help="print matching entries as JSON Lines")
+    output_format = show.add_mutually_exclusive_group()
+    options.add_json(output_format, "the matching entries")
+    output_format.add_argument("--jsonl", action="store_true", help="print the matching entries as JSON Lines")
     show.set_defaults(func=run_show)
 
 
 def _path(args: argparse.Namespace) -> Path:
+    # audit.default_path is paths.audit_log: the log apply writes, also under $MAILROOM_STATE_DIR.
     return Path(args.file) if args.file else audit.default_path()
 
 
@@ -154,7 +165,7 @@ def run_verify(args: argparse.Namespace) -> int:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         if args.expect_head is None:
             print(f"mailroom audit verify: no audit log at {path}", file=sys.stderr)
-            return 2
+            return error_handler.ERROR
         result = audit.VerifyResult(
             ok=False,
             lines_checked=0,
@@ -163,9 +174,9 @@ def run_verify(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         print(f"mailroom audit verify: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return error_handler.ERROR
     if args.json:
-        print(json.dumps({"path": str(path), **result.to_dict()}, sort_keys=True))
+        output.print_document("audit verify", {"path": str(path), **result.to_dict()})
     elif result.ok:
         print(f"OK: {path}: {result.lines_checked} line(s), chain intact")
         print(f"head: {result.head}")
@@ -209,6 +220,10 @@ def run_show(args: argparse.Namespace) -> int:
     try:
         entries = audit.read(path, mailbox=args.mailbox, since=args.since, kinds=args.kind)
         if args.json:
+            matching = list(entries)
+            count = len(matching)
+            output.print_document("audit show", {"path": str(path), "entries": matching})
+        elif args.jsonl:
             count = 0
             for entry in entries:
                 print(audit.canonical_json(entry))
@@ -222,7 +237,7 @@ def run_show(args: argparse.Namespace) -> int:
                     print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         print(f"mailroom audit show: no audit log at {path}", file=sys.stderr)
-        return 2
+        return error_handler.ERROR
     except audit.AuditError as exc:
         print(f"mailroom audit show: {exc}", file=sys.stderr)
         return 1

@@ -5,25 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mailroom import paths
 from mailroom.commands import apply as apply_cmd
+from mailroom.commands import options
 from mailroom.commands import plan as plan_cmd
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="apply the shipped mailboxes.yaml to the local tenant, then plan again",
                        description="Validate mailboxes.yaml, apply it to the embedded local tenant (started on "
-                                   "demand), then show that a second plan has no changes.",
-                       epilog="exit codes: 0 done and the second plan is clean, 1 otherwise")
-    p.add_argument("--file", default="mailboxes.yaml")
+                                   "demand), then show that a second plan has no changes. Always the local "
+                                   "stack, also in CI.",
+                       epilog="exit codes: 0 done and the second plan is clean, 1 otherwise, 64 usage error")
+    options.add_file(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    common = {"file": args.file, "stack": "local", "json": False}
+    # The demo is the local tenant by definition: the stack is named here, so CI runs it too.
     print("== mailroom apply (local tenant) ==", file=sys.stderr)
-    code = apply_cmd.run(argparse.Namespace(**common, yes=True, allow_mass_removal=False))
-    if code != 0:
+    if apply_cmd.apply_file(args.file, paths.LOCAL_STACK, yes=True) != 0:
         return 1
     print("\n== mailroom plan (should show no changes) ==", file=sys.stderr)
-    code = plan_cmd.run(argparse.Namespace(**common, refresh=True, markdown=None))
-    return 0 if code == 0 else 1
+    return 0 if plan_cmd.plan(args.file, paths.LOCAL_STACK, refresh=True) == 0 else 1

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from datetime import datetime, timezone
 from typing import Any
 
 from mailroom import drift as drift_mod
-from mailroom import history, report
-from mailroom.commands.plan import add_common
+from mailroom import error_handler, history, output, paths, report
+from mailroom.commands import apply as apply_cmd
+from mailroom.commands import options
 from mailroom.drift import DriftFinding, ScanResult
-from mailroom.engine import state_dir
 from mailroom.identity import smtp_key
-from mailroom.runner import Invalid, Run, prepare, progress
+from mailroom.runner import Invalid, Run, prepare
 from mailroom.tenant import Tenant
 from mailroom.textsafe import printable
 
 EPILOG = """exit codes:
-  0  no drift
-  1  error: the file is invalid, or a mailbox could not be read (it is reported, never as clean)
-  2  drift found
-  3  --remediate: apply refused by the mass-removal guard
+  0   no drift
+  1   error: the file is invalid, or a mailbox could not be read (it is reported, never as clean);
+      --remediate: the apply failed, refused a mailbox, or was not confirmed (no terminal and no --yes)
+  2   drift found (with --remediate: and reverted)
+  3   --remediate: apply refused by the mass-removal guard; nothing was changed
+  64  usage error
+
+--json prints one document: {"format_version": 1, "command": "drift", "drift": bool, "summary",
+"findings": [{"mailbox", "kind", "right", "subject", "expected", "actual", "detail", "first_seen",
+"last_seen", "changed_by", "changed_at"}], "resolved": [...], "scan": {"mailboxes", "unmanaged",
+"exchange_requests", "graph_requests", "retries", "throttled", "errors"}, "remediation": null |
+<apply's document without format_version and command>}. --json FILE writes it to FILE instead
+(and prints the text report).
 """
 
 
@@ -32,19 +42,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "access, changed settings, missing or unmanaged mailboxes and stale access, "
                                    "each with when it was first seen and who made the change.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON (- for stdout)")
-    p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
-    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with the access matrix")
+    options.add_common(p)
+    # --json as everywhere; an optional FILE keeps the older `--json drift.json` working.
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="print the report as exactly one JSON document on stdout (format_version 1) and nothing "
+                        "else; with FILE, write it there instead")
+    options.add_markdown(p, "the report")
+    options.add_html(p, "the report with the access matrix")
     p.add_argument("--remediate", action="store_true",
-                   help="hand over to apply (with its mass-removal guard) to revert managed drift")
+                   help="revert managed drift through apply: the same plan, confirmation and mass-removal guard")
+    apply_cmd.add_confirmation(p)
     p.add_argument("--concurrency", type=int, default=32,
                    help="most requests in flight (default 32); the request rate adapts to throttling by itself")
     p.set_defaults(func=run)
 
 
 def _bar(done: int, total: int) -> None:
-    if sys.stderr.isatty():
+    if output.is_terminal(sys.stderr):  # a bar redrawn in place means nothing in a log
         width = 30
         filled = int(width * done / max(total, 1))
         print(f"\r  scanning [{'#' * filled}{'.' * (width - filled)}] {done}/{total} mailboxes", end="",
@@ -79,24 +93,27 @@ async def collect(prepared: Run, concurrency: int) -> tuple[list[DriftFinding], 
 
 
 def run(args: argparse.Namespace) -> int:
+    stack = options.stack(args.stack)
+    as_json = args.json == "-"
     try:
-        prepared = prepare(args.file, args.stack)
+        prepared = prepare(args.file, stack)
     except Invalid as exc:
-        sys.stdout.write(str(exc))
-        return 1
-    except Exception as exc:
-        print(f"mailroom drift: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
-        return 1
+        if as_json:
+            output.print_document("drift", {"valid": False, "findings": [f.to_dict() for f in exc.result.findings]})
+        else:
+            sys.stdout.write(str(exc))
+        print(f"{printable(args.file)}: invalid; nothing was scanned", file=sys.stderr)
+        return error_handler.ERROR
     log = prepared.audit_log()
     log.start_run(detail="drift", context={"file": str(prepared.file)})
-    progress(f"mailroom: scanning stack {prepared.stack} ({len(prepared.desired.mailboxes)} managed mailboxes)")
+    output.progress(f"mailroom: scanning stack {prepared.stack} ({len(prepared.desired.mailboxes)} managed "
+                    "mailboxes)")
     try:
         found, result, stats = asyncio.run(collect(prepared, args.concurrency))
-    except Exception as exc:
+    except BaseException as exc:  # recorded, then reported by the one error handler
         log.end_run("failed", {"error": str(exc)})
-        print(f"mailroom drift: scan failed: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
-        return 1
-    found, resolved = drift_mod.track(found, drift_mod.state_path(state_dir(prepared.project_dir), prepared.stack))
+        raise
+    found, resolved = drift_mod.track(found, paths.drift_state(prepared.stack, prepared.project_dir))
     entries = []
     for f in found:
         kind = "drift_new" if f.first_seen == f.last_seen else "drift_present"
@@ -109,32 +126,37 @@ def run(args: argparse.Namespace) -> int:
     if entries:
         log.append(entries)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    if args.json == "-":
-        print(report.render_json(found, resolved, stats))
-    else:
+    if not as_json:
         sys.stdout.write(report.render_text(found, resolved))
-        if args.json:
-            _write(args.json, report.render_json(found, resolved, stats))
+    if args.json and not as_json:
+        _write(args.json, report.render_json(found, resolved, stats))
     if args.markdown:
         _write(args.markdown, report.render_markdown(found, resolved))
     if args.html:
         _write(args.html, report.render_html(found, prepared.desired, result, generated))
-    code = 1 if result.errors else (2 if found else 0)
+    code = error_handler.ERROR if result.errors else (error_handler.CHANGES if found else error_handler.OK)
     log.end_run("error" if result.errors else ("drift" if found else "clean"), {"findings": len(found), **stats})
+    remediation: apply_cmd.Applied | None = None
     if args.remediate and found and not result.errors:
-        from mailroom.commands import apply as apply_cmd
-
-        progress("mailroom: --remediate: handing over to apply")
-        applied = apply_cmd.run(argparse.Namespace(file=args.file, stack=args.stack, yes=True,
-                                                   allow_mass_removal=False, json=False))
-        remediation = prepared.audit_log()
-        remediation.start_run(detail="drift remediation")
-        remediation.end_run({0: "ok", 3: "refused"}.get(applied, "failed"), {"apply_exit": applied})
-        if applied == 3:
-            return 3
-        if applied != 0:
-            return 1
+        remediation = _remediate(args, prepared, as_json)
+        if remediation.code != error_handler.OK:  # reverted: still 2, drift was found
+            code = remediation.code
+    if as_json:
+        body = json.loads(report.render_json(found, resolved, stats))
+        body["remediation"] = remediation.document() if remediation is not None else None
+        output.print_document("drift", body)
     return code
+
+
+def _remediate(args: argparse.Namespace, drifted: Run, as_json: bool) -> apply_cmd.Applied:
+    """Revert managed drift with apply itself: its plan, confirmation and mass-removal guard."""
+    output.progress("mailroom: --remediate: applying the file")
+    prepared = prepare(args.file, drifted.stack)  # a run of its own in the audit log
+    done = apply_cmd.apply(prepared, yes=args.yes, allow_mass_removal=args.allow_mass_removal,
+                           show=apply_cmd.show_plan(as_json, args.yes), detail="drift --remediate")
+    if not as_json:
+        sys.stdout.write(done.render_text())
+    return done
 
 
 def _write(path: str, text: str) -> None:

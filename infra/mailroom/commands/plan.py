@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 
+from mailroom import output
+from mailroom.commands import options
 from mailroom.compare import Change, changes
-from mailroom.errors import TenantError
 from mailroom.identity import smtp_key
 from mailroom.live import read_mailbox
 from mailroom.plan import MailboxPlan, Plan, PlanCollector
-from mailroom.runner import Invalid, Run, prepare, progress
+from mailroom.runner import Invalid, Run, prepare
 from mailroom.spec import MailboxSpec
 from mailroom.tenant import Tenant
 from mailroom.textsafe import printable
 
 EPILOG = """exit codes:
-  0  no changes: the tenant matches the file
-  1  error (invalid file, engine or tenant failure, or a mailbox refused: its address belongs to a
-     person's mailbox, a room or a group); nothing was changed
-  2  changes pending
+  0   no changes: the tenant matches the file
+  1   error (invalid file, engine or tenant failure, or a mailbox refused: its address belongs to a
+      person's mailbox, a room or a group); nothing was changed
+  2   changes pending
+  64  usage error
+
+--json prints one document: {"format_version": 1, "command": "plan", "has_changes", "summary",
+"removals", "releases", "refusals", "mailboxes": [{"address", "op", "changes": [{"mailbox", "op",
+"right", "subject", "before", "after"}], "refused"?}]}, also when there are no changes.
 """
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--file", default="mailboxes.yaml", help="the mailboxes file (default: mailboxes.yaml)")
-    p.add_argument("--stack", default="local",
-                   help="Pulumi stack; `local` (default) is the embedded local tenant, others name a real tenant "
-                        "in Pulumi.<stack>.yaml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,17 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "setting that would change. Makes no write request; without --refresh, an "
                                    "unchanged file makes no tenant request at all.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
+    options.add_common(p)
     p.add_argument("--refresh", action="store_true",
                    help="read every managed mailbox first, so changes made outside git show in the plan")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument("--markdown", metavar="FILE", help="also write the plan as Markdown (a pull-request comment)")
+    options.add_json(p, "the plan")
+    options.add_markdown(p, "the plan (a pull-request comment)")
     p.set_defaults(func=run)
 
 
 def make_plan(run: Run, *, refresh: bool) -> Plan:
     collector = PlanCollector()
-    progress(f"mailroom: previewing stack {run.stack} ({len(run.desired.mailboxes)} mailboxes)"
+    output.progress(f"mailroom: previewing stack {run.stack} ({len(run.desired.mailboxes)} mailboxes)"
              + (" with a refresh of live state" if refresh else ""))
     run.engine().preview(collector, refresh=refresh)
     plan = collector.finish()
@@ -87,21 +87,39 @@ async def _look_up_unmanaged(run: Run, planned: list[MailboxPlan]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return plan(args.file, options.stack(args.stack), refresh=args.refresh, as_json=args.json,
+                markdown=args.markdown)
+
+
+def plan_document(result: Plan) -> dict[str, object]:
+    """The plan as the body of a --json document (apply and drift --remediate embed it too)."""
+    body: dict[str, object] = json.loads(result.to_json())
+    body.pop("format_version", None)
+    return body
+
+
+def plan(file: str, stack: str, *, refresh: bool = False, as_json: bool = False, markdown: str | None = None) -> int:
+    """Preview ``file`` on ``stack``; print the plan; 0 no changes, 2 changes pending, 1 refused."""
     try:
-        prepared = prepare(args.file, args.stack)
-        plan = make_plan(prepared, refresh=args.refresh)
+        prepared = prepare(file, stack)
     except Invalid as exc:
-        sys.stdout.write(str(exc))
-        print(f"{args.file}: invalid; nothing was planned", file=sys.stderr)
+        # The findings are the result of a plan of an invalid file: stdout, as validate prints them.
+        if as_json:
+            output.print_document("plan", {"valid": False, "findings": [f.to_dict() for f in exc.result.findings]})
+        else:
+            sys.stdout.write(str(exc))
+        print(f"{printable(file)}: invalid; nothing was planned", file=sys.stderr)
         return 1
-    except (TenantError, Exception) as exc:  # the engine raises CommandError with its own output
-        print(f"mailroom plan: {type(exc).__name__}: {exc}", file=sys.stderr)
+    result = make_plan(prepared, refresh=refresh)
+    if as_json:
+        output.print_document("plan", plan_document(result))
+    else:
+        sys.stdout.write(result.render_text())
+    if markdown:
+        with open(markdown, "w", encoding="utf-8") as fh:
+            fh.write(result.render_markdown())
+    if result.refusals:
+        print(f"mailroom plan: {len(result.refusals)} mailbox(es) refused; apply would change nothing",
+              file=sys.stderr)
         return 1
-    sys.stdout.write(plan.to_json() + "\n" if args.json else plan.render_text())
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(plan.render_markdown())
-    if plan.refusals:
-        print(f"mailroom plan: {len(plan.refusals)} mailbox(es) refused; apply would change nothing", file=sys.stderr)
-        return 1
-    return 2 if plan.has_changes else 0
+    return 2 if result.has_changes else 0

@@ -11,6 +11,8 @@ import argparse
 import subprocess
 import sys
 
+from mailroom import error_handler, paths
+
 EPILOG = """The local tenant speaks the Exchange Online admin API (InvokeCommand, $batch),
 Microsoft Graph v1.0 (users, mailboxSettings, $batch, directoryAudits) and the Entra token
 endpoint on one loopback port, with state in SQLite. Control routes (not part of the real
@@ -20,8 +22,10 @@ GET|PUT /_emulator/profile (fault profile at run time).
 fault profile (YAML or JSON), e.g.:
   {seed: 7, latency_ms: {mean: 300, jitter: 50}, rate_limit: {per_second: 50, burst: 100},
    max_concurrency_per_app: 20, throttle_rate: 0.2, error_rate: 0.05, drop_rate: 0.01}
+
+exit codes: serve and seed pass the emulator's own through (0 done); 64 usage error.
 """
-DEFAULT_STATE = ".mailroom/tenant.db"
+DEFAULT_STATE = f"${paths.STATE_DIR_ENV}/{paths.TENANT_DB_NAME}, else .mailroom/{paths.TENANT_DB_NAME}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Serve the local tenant until interrupted. An empty state file is seeded with the shipped "
                     "Contoso directory (30 users, a disabled leaver, 3 mail-enabled security groups).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    serve.add_argument("--state", default=DEFAULT_STATE, help=f"SQLite state file (default: {DEFAULT_STATE})")
+    serve.add_argument("--state", help=f"SQLite state file (default: {DEFAULT_STATE})")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one (default: 8765)")
     serve.add_argument("--port-file", metavar="FILE", help="write the bound port to FILE once listening")
@@ -53,18 +57,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "that already exist are left alone. The format is documented in infra/localtenant/seed.py; "
                     "infra/localtenant/data/directory.yaml is the shipped example.")
     seed.add_argument("file", metavar="FILE", help="directory file (YAML or JSON)")
-    seed.add_argument("--state", default=DEFAULT_STATE, help=f"SQLite state file (default: {DEFAULT_STATE})")
+    seed.add_argument("--state", help=f"SQLite state file (default: {DEFAULT_STATE})")
     seed.set_defaults(func=run_seed)
     stop = actions.add_parser(
         "stop", help="stop the embedded local tenant that plan/apply/drift started in the background",
         description="Stop the local tenant that mailroom started on demand (its state in .mailroom/tenant.db "
                     "is kept; the next command starts it again).",
-        epilog="exit codes: 0 stopped, 1 none was running")
+        epilog="exit codes: 0 stopped, 1 none was running, 64 usage error")
     stop.set_defaults(func=run_stop)
 
     def usage(_args: argparse.Namespace) -> int:
         p.print_help(sys.stderr)
-        return 2
+        return error_handler.USAGE
 
     p.set_defaults(func=usage)
 
@@ -77,7 +81,7 @@ def _localtenant(argv: list[str]) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    argv = ["serve", "--state", args.state, "--host", args.host, "--port", str(args.port)]
+    argv = ["serve", "--state", _state(args), "--host", args.host, "--port", str(args.port)]
     for flag, value in (("--port-file", args.port_file), ("--profile", args.profile),
                         ("--skiptoken-ttl", args.skiptoken_ttl)):
         if value is not None:
@@ -88,14 +92,18 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_seed(args: argparse.Namespace) -> int:
-    return _localtenant(["seed", "--state", args.state, args.file])
+    return _localtenant(["seed", "--state", _state(args), args.file])
+
+
+def _state(args: argparse.Namespace) -> str:
+    # The same database the commands start the local tenant on (paths.tenant_db), not a second one.
+    return str(args.state or paths.tenant_db())
 
 
 def run_stop(_args: argparse.Namespace) -> int:
     from mailroom.embedded import stop
-    from mailroom.engine import PROJECT_DIR
 
-    if stop(PROJECT_DIR):
+    if stop(paths.PROJECT_DIR):
         print("mailroom: local tenant stopped")
         return 0
     print("mailroom: no local tenant was running")

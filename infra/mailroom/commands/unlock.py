@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from mailroom.commands import options
 from mailroom.engine import PROJECT_DIR, Engine, EngineSettings
 from mailroom.locks import stack_locks
 
 EPILOG = """exit codes:
   0  the stack is not locked (any lock was removed)
   1  error, or the lock's holder still runs on this machine (use --force only when it is stuck)
+  64 usage error
 
 mailroom removes a lock by itself when it can prove the run that took it is gone (same machine,
 no Pulumi process with its pid). This command is for the rest: a lock taken on another machine
@@ -25,32 +27,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Show and remove the lock on a stack's Pulumi state that a killed or crashed "
                                    "run left behind. Touches no tenant.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stack", default="local", help="the stack to unlock (default: local)")
+    options.add_stack(p)
     p.add_argument("--force", action="store_true", help="remove it even though its holder still runs here")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = EngineSettings(args.stack, Path(PROJECT_DIR))
-    locks = stack_locks(settings.backend_url(), args.stack)
-    if locks is None:  # not a file backend: the backend's own cancel
-        try:
-            Engine(settings).stack.cancel()
-        except Exception as exc:
-            print(f"mailroom unlock: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
-        print(f"stack {args.stack}: the current update was cancelled and its lock released")
+    stack = options.stack(args.stack)
+    settings = EngineSettings(stack, Path(PROJECT_DIR))
+    locks = stack_locks(settings.backend_url(), stack)
+    if locks is None:  # not a file backend: the backend's own cancel (its failure: the error handler's)
+        Engine(settings).stack.cancel()
+        print(f"stack {stack}: the current update was cancelled and its lock released")
         return 0
     if not locks:
-        print(f"stack {args.stack}: not locked")
+        print(f"stack {stack}: not locked")
         return 0
     running = [lock for lock in locks if lock.holder_running()]
     if running and not args.force:
         for lock in running:
-            print(f"stack {args.stack}: locked, {lock.describe()}, and that process still runs; wait for it, or "
+            print(f"stack {stack}: locked, {lock.describe()}, and that process still runs; wait for it, or "
                   "pass --force if it is stuck", file=sys.stderr)
         return 1
     for lock in locks:
         lock.path.unlink(missing_ok=True)
-        print(f"stack {args.stack}: removed the lock {lock.path.name}, {lock.describe()}")
+        print(f"stack {stack}: removed the lock {lock.path.name}, {lock.describe()}")
     return 0

@@ -6,14 +6,21 @@ import argparse
 import json
 import sys
 
+from mailroom import output, paths
+from mailroom.commands import options
+from mailroom.error_handler import UsageError
 from mailroom.findings import Finding, Severity
 from mailroom.load import LoadResult, load_desired
 from mailroom.textsafe import printable
 
 EPILOG = """exit codes:
-  0  valid (warnings allowed unless --strict)
-  1  invalid: at least one error (or a warning with --strict)
-  2  usage error
+  0   valid (warnings allowed unless --strict)
+  1   invalid: at least one error (or a warning with --strict)
+  64  usage error
+
+--json prints one document: {"format_version": 1, "command": "validate", "file", "valid",
+"errors", "warnings", "mailboxes", "findings": [{"file", "line", "column", "pointer", "severity",
+"code", "message"}]}. --format json is the older form: the list of findings alone.
 """
 
 
@@ -23,9 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Check the mailboxes file (schema, semantics, policy) and report every finding "
                     "with path:line:column and the field's JSON pointer. Makes no tenant request.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", nargs="?", default="mailboxes.yaml", help="the main file (default: mailboxes.yaml)")
+    # The positional is the older spelling of --file; both work, --file as on every other command.
+    p.add_argument("path", nargs="?", metavar="FILE", help=f"the main file (default: {paths.DEFAULT_FILE})")
+    p.add_argument("--file", help="the same as FILE")
+    options.add_json(p, "the findings")
     p.add_argument("--format", choices=("text", "json", "github"), default="text",
-                   help="text (default), json (a list of findings), github (workflow annotations)")
+                   help="text (default), json (the list of findings alone; prefer --json), github (workflow "
+                        "annotations)")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
     p.set_defaults(func=run)
 
@@ -60,19 +71,33 @@ def _load(path: str) -> LoadResult:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = _load(args.file)
+    if args.path and args.file and args.path != args.file:
+        raise UsageError(f"two files given: {args.path} and --file {args.file}")
+    return validate(args.file or args.path or paths.DEFAULT_FILE, fmt="json-document" if args.json else args.format,
+                    strict=args.strict)
+
+
+def validate(file: str, *, fmt: str = "text", strict: bool = False) -> int:
+    """Check ``file``; print the findings as ``fmt`` (text, json-document, json, github)."""
+    result = _load(file)
     findings = result.findings
-    if args.format == "json":
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = len(findings) - errors
+    valid = result.ok(strict=strict)
+    if fmt == "json-document":
+        output.print_document("validate", {
+            "file": file, "valid": valid, "errors": errors, "warnings": warnings,
+            "mailboxes": len(result.desired.mailboxes) if result.desired is not None else None,
+            "findings": [f.to_dict() for f in findings]})
+    elif fmt == "json":
         sys.stdout.write(json.dumps([f.to_dict() for f in findings], indent=2) + "\n")
-    elif args.format == "github":
+    elif fmt == "github":
         sys.stdout.write(render_github(findings))
     else:
         sys.stdout.write(render_text(findings))
-        errors = sum(f.severity is Severity.ERROR for f in findings)
-        warnings = len(findings) - errors
         if result.desired is not None and not errors:
-            print(f"{printable(args.file)}: valid, {len(result.desired.mailboxes)} mailboxes in "
+            print(f"{printable(file)}: valid, {len(result.desired.mailboxes)} mailboxes in "
                   f"{len(result.desired.files)} file(s), {warnings} warning(s)", file=sys.stderr)
         else:
-            print(f"{printable(args.file)}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
-    return 0 if result.ok(strict=args.strict) else 1
+            print(f"{printable(file)}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 0 if valid else 1
