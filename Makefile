@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-engine: venv ## the pinned Pulumi CLI + Python language host (built from Go modules if not on PATH)
+engine: venv ## the Pulumi CLI, >= the pinned SDK (built from Go modules unless an official one is on PATH)
 	@bash ci/build-pulumi.sh >/dev/null
 
 browser: ## Debian's chromium, for the HTML report test

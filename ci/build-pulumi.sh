@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# Build the Pulumi CLI (engine) and a Python language host from Go modules, offline except for the
-# Go module proxy. Idempotent: a second run with a finished build exits at once.
+# Build the Pulumi CLI (engine) from Go modules, offline except for the Go module proxy. Idempotent: a second
+# run with a finished build exits at once.
 #
 # Output: $CACHE/pulumi-v<VER>/bin with
 #   pulumi                         github.com/pulumi/pulumi/pkg/v3/cmd/pulumi @ v<VER>
-#   pulumi-language-python         ci/pulumi/pulumi-language-python (our minimal host, see ci/pulumi/README.md)
-#   pulumi-language-python-exec    script from github.com/pulumi/pulumi/sdk/v3 @ v<SCRIPTS_VERSION>
 #   pulumi-resource-pulumi-python  script from github.com/pulumi/pulumi/sdk/v3 @ v<SCRIPTS_VERSION>
+# No language host: mailroom runs its program inline (the Automation API serves the language runtime in the
+# mailroom process), so the engine only starts the dynamic-provider plugin, this script.
 # CACHE = ${MAILROOM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mailroom}. The Go module cache and build cache
 # used for the build live under $CACHE/pulumi-build (gomod/, gocache/), so CI can cache that one directory.
 #
 # stdout: only the absolute bin dir, as the last line. Progress and errors go to stderr.
-# If `pulumi` on PATH already prints the pinned version (v$PINNED_VERSION, e.g. an official install),
-# its directory is printed instead and nothing is built.
+# If `pulumi` on PATH already prints v$PINNED_VERSION or newer (e.g. an official install), its directory is
+# printed instead and nothing is built.
 set -euo pipefail
 
-# The version the project pins (Python SDK pulumi==3.272.0). An official CLI of this version is preferred.
+# The version the project pins (Python SDK pulumi==3.272.0): the engine must be at least this one (an engine
+# newer than the SDK is the supported pairing, an older one is not).
 PINNED_VERSION=3.272.0
-# The newest github.com/pulumi/pulumi/pkg/v3 the module proxy serves (3.260.0 and later answer 403).
-VERSION=3.259.0
-# Run-time scripts are taken from the sdk/v3 module at the Python SDK's version.
+# The newest github.com/pulumi/pulumi/pkg/v3 the module proxy serves that is >= PINNED_VERSION (checked
+# 2026-12-01 with `go list -m -versions`: v3.274.0 ... v3.276.0 download; v3.260.0-v3.273.x answer 403).
+# ci/pulumi/go.mod requires the same version.
+VERSION=3.276.0
+# The run-time script is taken from the sdk/v3 module at the Python SDK's version.
 SCRIPTS_VERSION=3.272.0
 SCRIPTS_SUM="h1:MoJElH3Y/VwV1tfTVNCh2BJuc3HxB7OPmvvYzaDe89c="
 
@@ -28,8 +31,8 @@ log() { printf 'build-pulumi: %s\n' "$*" >&2; }
 install_hint() {
   cat >&2 <<EOF
 build-pulumi: could not provide a Pulumi CLI.
-  Install Pulumi officially (https://www.pulumi.com/docs/install/), version v$PINNED_VERSION if possible,
-  and put its directory (the one holding pulumi and pulumi-language-python) on PATH.
+  Install Pulumi officially (https://www.pulumi.com/docs/install/), v$PINNED_VERSION or newer,
+  and put its directory (the one holding pulumi and pulumi-resource-pulumi-python) on PATH.
 EOF
 }
 
@@ -42,11 +45,15 @@ BIN="$OUT/bin"
 BUILD="$CACHE/pulumi-build"
 export PULUMI_SKIP_UPDATE_CHECK=true
 
-# 1. A pulumi of the pinned version on PATH wins.
+# at_least A B: version A >= version B (both without the leading v).
+at_least() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$2" ]; }
+
+# 1. A pulumi on PATH of at least the pinned version wins.
 if path_pulumi="$(command -v pulumi 2>/dev/null)"; then
-  if [ "$(timeout 20 "$path_pulumi" version 2>/dev/null || true)" = "v$PINNED_VERSION" ]; then
+  path_version="$(timeout 20 "$path_pulumi" version 2>/dev/null || true)"
+  if [[ "$path_version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] && at_least "${path_version#v}" "$PINNED_VERSION"; then
     dir="$(cd "$(dirname "$path_pulumi")" && pwd)"
-    log "using pulumi v$PINNED_VERSION found on PATH"
+    log "using pulumi $path_version found on PATH"
     echo "$dir"
     exit 0
   fi
@@ -57,14 +64,13 @@ stamp() {
   {
     echo "version=$VERSION scripts=$SCRIPTS_VERSION/$SCRIPTS_SUM"
     cat "$SRC_DIR/go.mod" "$SRC_DIR/go.sum"
-    find "$SRC_DIR" -name '*.go' -type f | LC_ALL=C sort | xargs cat
   } | sha256sum | cut -d' ' -f1
 }
 WANT_STAMP="$(stamp)"
 
 cached_ok() {
   local f
-  for f in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
+  for f in pulumi pulumi-resource-pulumi-python; do
     [ -x "$BIN/$f" ] || return 1
   done
   [ "$(cat "$BIN/.stamp" 2>/dev/null)" = "$WANT_STAMP" ] || return 1
@@ -96,7 +102,7 @@ export GOMODCACHE="$BUILD/gomod" GOCACHE="$BUILD/gocache"
 export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 need_go="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$SRC_DIR/go.mod")"
 have_go="$(go env GOVERSION | sed 's/^go//')"
-if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_go" ]; then
+if ! at_least "$have_go" "$need_go"; then
   log "Go $need_go or newer is needed, found $have_go."
   exit 1
 fi
@@ -120,10 +126,8 @@ build() {
 }
 log "downloading modules and compiling pulumi (the engine; the longest step)..."
 build pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-log "compiling pulumi-language-python..."
-build pulumi-language-python ./pulumi-language-python
 
-log "fetching run-time scripts from github.com/pulumi/pulumi/sdk/v3@v$SCRIPTS_VERSION..."
+log "fetching the dynamic-provider script from github.com/pulumi/pulumi/sdk/v3@v$SCRIPTS_VERSION..."
 tmpmod="$(mktemp -d)"
 json="$(cd "$tmpmod" && GOFLAGS=-modcacherw go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$SCRIPTS_VERSION")"
 rm -rf "$tmpmod"
@@ -134,7 +138,6 @@ if [ "$sum" != "$SCRIPTS_SUM" ] || [ ! -d "$dir" ]; then
   printf '%s\n' "$json" >&2
   exit 1
 fi
-install -m 0755 "$dir/python/cmd/pulumi-language-python-exec" "$STAGE/pulumi-language-python-exec"
 install -m 0755 "$dir/python/dist/pulumi-resource-pulumi-python" "$STAGE/pulumi-resource-pulumi-python"
 
 got="$("$STAGE/pulumi" version)"

@@ -1,18 +1,33 @@
-"""The real Pulumi engine, through mailroom's wrapper, on a tiny program with one dynamic resource.
+"""The real Pulumi engine, through mailroom's wrapper, on a tiny inline program with one dynamic resource.
 
 preview shows a create; up creates; a second preview shows no change; an
-out-of-band change is reported by refresh-preview; destroy removes it.
+out-of-band change is reported by refresh-preview; destroy removes it. The
+program runs inline: no language host is installed or started.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
+import argparse
+import importlib
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mailroom.commands import engine as engine_command
 from mailroom.engine import Engine, EngineSettings, pulumi_bin_dir
+from mailroom.runner import prepare
+from reconcile_helpers import Project
+
+ROOT = Path(__file__).resolve().parents[1]
+MAILBOX = "urn:pulumi:local::mailroom::pulumi-python:dynamic/mailroom:SharedMailbox::"
+# The URNs in the state of a stack applied before the program ran inline (the shipped file, 2026-12-01):
+# the inline program must name every resource exactly so, or existing stacks would see replacements.
+OLD_URNS = {"urn:pulumi:local::mailroom::pulumi:pulumi:Stack::mailroom-local",
+            "urn:pulumi:local::mailroom::pulumi:providers:pulumi-python::default",
+            *(MAILBOX + name for name in ("payroll@contoso.com", "noreply@contoso.com", "info@contoso.com",
+                                          "support@contoso.com", "old-projects@contoso.com",
+                                          "legal-hold@contoso.com", "careers@contoso.com", "invoices@contoso.com"))}
 
 PROVIDER = '''
 from pathlib import Path
@@ -46,49 +61,52 @@ class File(Resource, module="smoke", name="File"):
         super().__init__(FileProvider(), name, {"path": path, "content": content})
 '''
 
-PROGRAM = '''
-import os
-from fileprov import File
-
-File("greeting", os.environ["SMOKE_FILE"], "hello")
-'''
-
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     proj = tmp_path / "proj"
     proj.mkdir()
-    venv = Path(sys.executable).parents[1]
-    (proj / "Pulumi.yaml").write_text(textwrap.dedent(f"""\
-        name: smoke
-        runtime:
-          name: python
-          options:
-            toolchain: pip
-            virtualenv: {venv}
-        """))
+    (proj / "Pulumi.yaml").write_text("name: smoke\nruntime: python\n")  # no main, no program on disk
     (proj / "fileprov.py").write_text(PROVIDER)
-    (proj / "__main__.py").write_text(PROGRAM)
     (tmp_path / "state").mkdir()
     monkeypatch.setenv("PULUMI_BACKEND_URL", (tmp_path / "state").as_uri())
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "smoke-test")
-    monkeypatch.setenv("SMOKE_FILE", str(tmp_path / "out.txt"))
+    monkeypatch.syspath_prepend(str(proj))  # the program (here) and the provider process import fileprov
     return proj
+
+
+def _version(text: str) -> tuple[int, ...]:
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    assert match, text
+    return tuple(int(part) for part in match.groups())
+
+
+def _pinned_sdk() -> tuple[int, ...]:
+    match = re.search(r'"pulumi==([0-9.]+)"', (ROOT / "pyproject.toml").read_text())
+    assert match
+    return _version(match.group(1))
 
 
 def _ops(summary: dict[str, int] | None) -> dict[str, int]:
     return {k: v for k, v in (summary or {}).items() if k != "same"}
 
 
-def test_engine_version_is_linked_in() -> None:
-    out = subprocess.run([str(pulumi_bin_dir() / "pulumi"), "version"], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().startswith("v3.")  # an empty version would make the Automation API refuse it
+def test_engine_is_at_least_the_pinned_sdk(capsys: pytest.CaptureFixture[str]) -> None:
+    """`mailroom engine` prints the engine's version; an engine older than the SDK is not a supported pairing."""
+    assert engine_command.run(argparse.Namespace()) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(pulumi_bin_dir())
+    assert lines[1].startswith("pulumi v")  # an empty version would make the Automation API refuse it
+    assert _version(lines[1].removeprefix("pulumi ")) >= _pinned_sdk()
 
 
 def test_engine_lifecycle(project: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     events: list[object] = []
-    engine = Engine(EngineSettings("smoke", project_dir=project))
+    fileprov = importlib.import_module("fileprov")
+    settings = EngineSettings("smoke", project_dir=project, env={"PYTHONPATH": str(project)})
+    engine = Engine(settings, program=lambda: fileprov.File("greeting", str(target), "hello"))
+    assert not (pulumi_bin_dir() / "pulumi-language-python").exists()  # the inline program needs no host
 
     preview = engine.preview(events.append)
     assert _ops(preview.change_summary) == {"create": 2}  # the stack and the file
@@ -111,3 +129,29 @@ def test_engine_lifecycle(project: Path, tmp_path: Path) -> None:
 
     engine.destroy()
     assert not target.exists()
+
+
+def test_inline_program_keeps_the_urns_of_existing_state(local_tenant: object, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """mailroom's own program, inline, on the validated model: the same project, stack and resource names."""
+    project = Project(tmp_path, local_tenant, monkeypatch)
+    events: list[Any] = []
+    prepare(str(project.file), "local").engine().preview(events.append)
+    urns = {e.resource_pre_event.metadata.urn for e in events if getattr(e, "resource_pre_event", None)}
+    assert urns == OLD_URNS
+
+
+def test_provider_env_round_trips_and_is_the_one_contract() -> None:
+    """What runner.py writes is what provider.py and supervise.py read; unset stays unset."""
+    from mailroom import audit, plan, providerenv, tenant
+    from mailroom.providerenv import ProviderEnv
+
+    env = ProviderEnv(tenant='{"tenant_id": "t"}', stack="prod", run_id="abc", audit_log="/var/audit.jsonl",
+                      pulumi="/opt/pulumi")
+    assert env.to_env() == {"MAILROOM_TENANT": '{"tenant_id": "t"}', "MAILROOM_STACK": "prod",
+                            "MAILROOM_RUN_ID": "abc", "MAILROOM_AUDIT_LOG": "/var/audit.jsonl",
+                            "MAILROOM_PULUMI": "/opt/pulumi"}
+    assert ProviderEnv.from_env({**env.to_env(), "MAILROOM_PLAN": ""}) == env
+    # The modules that still read one variable themselves name the same one.
+    assert (tenant.ENV_VAR, plan.PLAN_ENV, audit.ENV_VAR) == (providerenv.TENANT, providerenv.PLAN,
+                                                              providerenv.AUDIT_LOG)

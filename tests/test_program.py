@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import dill
 import pulumi
 import pytest
+from mailroom.load import load_desired
+from mailroom.model import Desired
 from mailroom.provider import MailboxProvider
 from mailroom.spec import Grant, MailboxSpec
 
@@ -41,11 +44,17 @@ def mocks() -> Iterator[Mocks]:
     loop.close()
 
 
+def _desired() -> Desired:
+    result = load_desired(str(ROOT / "mailboxes.yaml"))
+    assert result.desired is not None and not result.errors
+    return result.desired
+
+
 @pulumi.runtime.test
 def test_program_declares_one_resource_per_mailbox(mocks: Mocks) -> Any:
     from mailroom.program import declare
 
-    resources = declare(str(ROOT / "mailboxes.yaml"))
+    resources = declare(_desired())
 
     def check(addresses: list[str]) -> None:
         shared = [r for r in mocks.resources if r.typ == "pulumi-python:dynamic/mailroom:SharedMailbox"]
@@ -61,14 +70,23 @@ def test_program_declares_one_resource_per_mailbox(mocks: Mocks) -> Any:
         lambda urns: check([u.rsplit("::", 1)[-1] for u in urns]))
 
 
-def test_invalid_file_registers_nothing(mocks: Mocks, tmp_path: Path) -> None:
+@pulumi.runtime.test
+def test_program_declares_the_model_it_is_given_and_reads_no_file(mocks: Mocks, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The program plans exactly the validated model: it never loads a file of its own."""
     from mailroom.program import declare
 
-    bad = tmp_path / "m.yaml"
-    bad.write_text("version: 1\ntenant: {domains: [contoso.com]}\nmailboxes:\n  - address: nope\n")
-    with pytest.raises(pulumi.RunError, match="m.yaml:4"):
-        declare(str(bad))
-    assert mocks.resources == []
+    desired = _desired()
+    kept = tuple(mb for mb in desired.mailboxes if mb.address.casefold() == "support@contoso.com")
+    monkeypatch.chdir(tmp_path)  # no mailboxes.yaml here, and MAILROOM_FILE means nothing any more
+    monkeypatch.setenv("MAILROOM_FILE", str(tmp_path / "missing.yaml"))
+    resources = declare(dataclasses.replace(desired, mailboxes=kept))
+    assert len(resources) == 1
+
+    def check(_urn: str) -> None:
+        assert [r.name for r in mocks.resources] == ["support@contoso.com"]
+
+    return resources[0].urn.apply(check)
 
 
 def test_provider_serialises_by_reference_and_round_trips() -> None:

@@ -4,8 +4,12 @@ Stack, backend, secrets provider, PULUMI_HOME and the environment of the
 engine (and so of the dynamic provider process) are decided here; every
 command runs the real engine through the Automation API with these settings:
 
-- the engine binary comes from ``ci/build-pulumi.sh`` (a pinned official
-  install on PATH, or the build from Go modules cached outside the clone);
+- the program runs inline: the Automation API serves the language runtime
+  in this process, so the engine needs no language host, and the program
+  declares the ``Desired`` this command validated (``program.declare``);
+- the engine binary comes from ``ci/build-pulumi.sh`` (an official install of
+  at least the pinned version on PATH, or the build from Go modules cached
+  outside the clone);
 - no update check, ``PULUMI_HOME`` in the cache, and no plugin downloads;
 - the file backend under ``.mailroom/state/`` unless ``PULUMI_BACKEND_URL``
   names another backend;
@@ -27,12 +31,14 @@ from typing import Any
 
 from mailroom.errors import ConfigError
 from mailroom.locks import clear_dead
-from mailroom.supervise import PULUMI_ENV
+from mailroom.providerenv import ProviderEnv
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_NAME = "mailroom"  # Pulumi.yaml `name:`; part of every URN in state
 LOCAL_STACK = "local"
 LOCAL_PASSPHRASE = "mailroom-local-stack"  # only for the embedded local tenant; documented in README
 EventCallback = Callable[[Any], None]
+Program = Callable[[], None]
 
 
 def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -61,6 +67,20 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def python_for_plugins() -> dict[str, str]:
+    """How the dynamic-provider plugin finds the Python that has mailroom installed: this one.
+
+    The engine starts ``pulumi-resource-pulumi-python`` (a shell script from the SDK), which runs
+    ``$PULUMI_RUNTIME_VIRTUALENV/bin/python -m pulumi.dynamic`` when that variable names a virtualenv,
+    else ``${PULUMI_PYTHON_CMD:-python3}``. Both point at the interpreter running mailroom, by absolute
+    path: the plugin's working directory no longer matters (no ``infra/.venv`` link), and a
+    ``PULUMI_RUNTIME_VIRTUALENV`` of the caller's own is never used by mistake. Pulumi.yaml sets no
+    ``virtualenv`` option, which the engine would pass to the plugin instead.
+    """
+    in_venv = sys.prefix != sys.base_prefix
+    return {"PULUMI_RUNTIME_VIRTUALENV": sys.prefix if in_venv else "", "PULUMI_PYTHON_CMD": sys.executable}
+
+
 def supervisor() -> Path:
     """The ``mailroom-engine`` entry point installed beside this Python (see mailroom.supervise)."""
     path = Path(sys.executable).parent / "mailroom-engine"
@@ -71,7 +91,7 @@ def supervisor() -> Path:
 
 @cache
 def pulumi_bin_dir() -> Path:
-    """Directory holding ``pulumi`` and its Python language host; builds them on first use."""
+    """Directory holding ``pulumi`` and the dynamic-provider script; builds them on first use."""
     script = PROJECT_DIR / "ci" / "build-pulumi.sh"
     proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
     lines = proc.stdout.strip().splitlines()
@@ -98,20 +118,7 @@ class EngineSettings:
             return LOCAL_PASSPHRASE
         raise ConfigError(f"stack {self.stack!r} needs PULUMI_CONFIG_PASSPHRASE (its secrets provider is passphrase)")
 
-    def link_program_venv(self) -> None:
-        """Give the program directory (``main: infra/``) the project's virtualenv.
-
-        The language host resolves Pulumi.yaml's ``virtualenv: .venv`` against the
-        project root, but the engine starts the dynamic-provider plugin script in
-        the program directory, and that script resolves the same relative path
-        against its own working directory. A link makes both find one venv.
-        """
-        link = self.project_dir / "infra" / ".venv"
-        if link.parent.is_dir() and not link.exists() and not link.is_symlink():
-            link.symlink_to(Path("..") / ".venv")
-
     def environment(self) -> dict[str, str]:
-        self.link_program_venv()
         bin_dir = pulumi_bin_dir()
         home = cache_dir() / "pulumi-home"
         home.mkdir(parents=True, exist_ok=True)
@@ -121,6 +128,7 @@ class EngineSettings:
         venv_bin = str(Path(sys.executable).parent)
         return {
             "PATH": os.pathsep.join([str(bin_dir), venv_bin, os.environ.get("PATH", "")]),
+            **python_for_plugins(),
             "PULUMI_HOME": str(home),
             "PULUMI_BACKEND_URL": self.backend_url(),
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase(),
@@ -132,9 +140,13 @@ class EngineSettings:
 
 
 class Engine:
-    """preview / up / refresh-preview / destroy of one stack, with engine events passed to a callback."""
+    """preview / up / refresh-preview / destroy of one stack, with engine events passed to a callback.
 
-    def __init__(self, settings: EngineSettings, work_dir: Path | None = None) -> None:
+    ``program``: the Pulumi program, run inline in this process (``lambda: program.declare(desired)``).
+    Without one the stack can only be managed (cancel, export): there is no program on disk to run.
+    """
+
+    def __init__(self, settings: EngineSettings, program: Program | None = None, work_dir: Path | None = None) -> None:
         from pulumi import automation as auto
 
         self.settings = settings
@@ -145,13 +157,19 @@ class Engine:
         bin_dir = pulumi_bin_dir()
         command = auto.PulumiCommand(root=str(bin_dir.parent), skip_version_check=True)
         # Every CLI command runs under mailroom's supervisor, so the engine never outlives mailroom.
-        env[PULUMI_ENV] = command.command
+        env.update(ProviderEnv(pulumi=command.command).to_env())
         command.command = str(supervisor())
-        opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir or settings.project_dir), env_vars=env,
-                                          pulumi_home=env["PULUMI_HOME"], secrets_provider="passphrase",
-                                          pulumi_command=command)
-        self.stack = auto.create_or_select_stack(settings.stack, work_dir=str(work_dir or settings.project_dir),
-                                                 opts=opts)
+        # The workspace is the project directory: Pulumi.yaml (project name `mailroom`, so the URNs of existing
+        # state are unchanged) and Pulumi.<stack>.yaml (a real tenant's settings, the secrets salt) stay where
+        # they are. No project_settings are passed: the SDK would rewrite Pulumi.yaml in the source tree.
+        cwd = str(work_dir or settings.project_dir)
+        opts = auto.LocalWorkspaceOptions(work_dir=cwd, env_vars=env, pulumi_home=env["PULUMI_HOME"],
+                                          secrets_provider="passphrase", pulumi_command=command)
+        if program is None:
+            self.stack = auto.create_or_select_stack(settings.stack, work_dir=cwd, opts=opts)
+        else:
+            self.stack = auto.create_or_select_stack(settings.stack, project_name=PROJECT_NAME, program=program,
+                                                     opts=opts)
 
     def preview(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
         return self.stack.preview(on_event=on_event, refresh=refresh, diff=False, color="never")

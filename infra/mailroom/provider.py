@@ -2,9 +2,9 @@
 
 The provider lives in an importable module so dill pickles it by reference
 (the state keeps ~60 bytes, and code changes never show as spurious diffs).
-It holds no client: every method builds one from ``MAILROOM_TENANT`` in the
-environment, which mailroom's engine wrapper sets per stack, so no credential
-or connection ever enters Pulumi state.
+It holds no client: every method builds one from the run's ``ProviderEnv`` (the
+environment mailroom's engine wrapper sets per run, see ``providerenv.py``), so no
+credential or connection ever enters Pulumi state.
 
 - ``create`` adopts a *shared* mailbox that already has the address, then converges it; a
   mailbox of any other type (a person's, a room) is refused before any write.
@@ -19,7 +19,6 @@ or connection ever enters Pulumi state.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import pulumi
@@ -37,10 +36,11 @@ from pulumi.dynamic import (
 from mailroom.audit import AuditLog
 from mailroom.compare import Change, changes
 from mailroom.converge import Outcome, apply_changes, create_mailbox
-from mailroom.errors import TenantError
+from mailroom.errors import ConfigError, TenantError
 from mailroom.identity import is_valid_smtp, smtp_key
 from mailroom.live import LiveMailbox, read_mailbox
 from mailroom.plan import Approval, approved
+from mailroom.providerenv import ProviderEnv
 from mailroom.spec import MailboxSpec
 from mailroom.tenant import Tenant, TenantConfig
 
@@ -54,10 +54,18 @@ def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
     return outs
 
 
+def _tenant() -> TenantConfig:
+    """The tenant of the run that started this provider."""
+    raw = ProviderEnv.from_env().tenant
+    if not raw:
+        raise ConfigError("no tenant in the environment: run through `mailroom plan/apply`, which sets it per stack")
+    return TenantConfig.from_json(raw)
+
+
 def _log() -> AuditLog:
-    """The audit log of the run that started this provider (path, stack and run id from the engine's env)."""
-    return AuditLog(os.environ.get("MAILROOM_AUDIT_LOG") or None, stack=os.environ.get("MAILROOM_STACK", "unknown"),
-                    run_id=os.environ.get("MAILROOM_RUN_ID") or None)
+    """The audit log of the run that started this provider (path, stack and run id)."""
+    env = ProviderEnv.from_env()
+    return AuditLog(env.audit_log, stack=env.stack or "unknown", run_id=env.run_id)
 
 
 def _audit(outcome: Outcome) -> None:
@@ -83,7 +91,7 @@ async def converge(spec: MailboxSpec, known: MailboxSpec | None = None,
     grant added by hand after the plan was shown is never removed by the apply of that plan.
     Every write is followed by a read-back: a change the tenant does not hold afterwards is failed.
     """
-    cfg = TenantConfig.from_env()
+    cfg = _tenant()
     automap = known.automap_by_key() if known else {}
     approve = approved.check if approved else (lambda _address, _todo: None)
     async with Tenant(cfg) as t:
@@ -174,7 +182,7 @@ class MailboxProvider(ResourceProvider):
         known = MailboxSpec.from_props(props) if props.get("address") else MailboxSpec(address=id_)
 
         async def read() -> LiveMailbox | None:
-            async with Tenant(TenantConfig.from_env()) as t:
+            async with Tenant(_tenant()) as t:
                 return await read_mailbox(t.exchange, t.graph, t.directory, known.address, known.people(),
                                           known.domains, known.automap_by_key())
 

@@ -17,9 +17,9 @@ from mailroom.commands.validate import render_text
 from mailroom.engine import Engine, EngineSettings, private_dir, state_dir
 from mailroom.load import LoadResult, load_desired
 from mailroom.model import Desired
-from mailroom.plan import PLAN_ENV
+from mailroom.providerenv import ProviderEnv
 from mailroom.stacks import tenant_config
-from mailroom.tenant import ENV_VAR, TenantConfig
+from mailroom.tenant import TenantConfig
 
 
 class Invalid(Exception):
@@ -39,18 +39,20 @@ class Run:
     project_dir: Path
 
     def engine(self, plan: Path | None = None) -> Engine:
-        """The engine of this run; ``plan``: the approved plan the provider must keep to (apply)."""
-        env = {
-            ENV_VAR: self.tenant.to_json(),
-            "MAILROOM_FILE": str(self.file),
-            "MAILROOM_STACK": self.stack,
-            "MAILROOM_RUN_ID": self.run_id,
-        }
-        if self.audit_path:
-            env["MAILROOM_AUDIT_LOG"] = self.audit_path
-        if plan is not None:
-            env[PLAN_ENV] = str(plan)
-        return Engine(EngineSettings(self.stack, self.project_dir, env))
+        """The engine of this run; ``plan``: the approved plan the provider must keep to (apply).
+
+        The program is this run's validated ``desired``, declared inline: the file is not read again.
+        """
+        from mailroom.program import declare  # imports pulumi; only commands that run the engine need it
+
+        env = ProviderEnv(tenant=self.tenant.to_json(), stack=self.stack, run_id=self.run_id,
+                          audit_log=self.audit_path, plan=str(plan) if plan is not None else None)
+        desired = self.desired
+
+        def program() -> None:
+            declare(desired)
+
+        return Engine(EngineSettings(self.stack, self.project_dir, env.to_env()), program=program)
 
     def backend_url(self) -> str:
         return EngineSettings(self.stack, self.project_dir).backend_url()

@@ -7,7 +7,7 @@ would go on for minutes: writing to the tenant and the audit log after the run
 ended, and holding the stack's lock. mailroom therefore points the Automation API
 at this small program instead of the CLI. It
 
-- runs the real CLI (``MAILROOM_PULUMI``) in a new session, passing stdio through;
+- runs the real CLI (``ProviderEnv.pulumi``, ``MAILROOM_PULUMI``) in a new session, passing stdio through;
 - becomes a child subreaper (Linux), so every process the engine starts stays its
   descendant even when its parent dies, and can be found and stopped;
 - forwards SIGINT and SIGTERM to the engine as SIGINT: Pulumi's graceful cancel,
@@ -16,7 +16,8 @@ at this small program instead of the CLI. It
   waits ``GRACE`` seconds, then kills the engine and every process it started;
 - after the CLI exits, stops any process the engine left behind.
 
-It uses the standard library only, so it starts in a few milliseconds.
+It uses the standard library only (and ``providerenv``, which does too), so it starts in a few
+milliseconds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-PULUMI_ENV = "MAILROOM_PULUMI"  # the real CLI this program runs
+from mailroom.providerenv import PULUMI, ProviderEnv
+
 GRACE = 5.0  # seconds a cancelled engine gets to finish in-flight writes and release its lock
 POLL = 0.1  # seconds between checks that mailroom is still there
 PR_SET_CHILD_SUBREAPER = 36
@@ -111,9 +113,9 @@ def _sweep(grace: float = 1.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    real = os.environ.get(PULUMI_ENV)
+    real = ProviderEnv.from_env().pulumi
     if not real:
-        print(f"mailroom-engine: {PULUMI_ENV} is not set; this program is started by mailroom", file=sys.stderr)
+        print(f"mailroom-engine: {PULUMI} is not set; this program is started by mailroom", file=sys.stderr)
         return 1
     parent = os.getppid()
     _become_subreaper()

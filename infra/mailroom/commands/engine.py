@@ -10,8 +10,9 @@ from mailroom.engine import pulumi_bin_dir
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("engine", help="make sure the Pulumi engine is installed and show its version",
-                       description="Find the pinned Pulumi CLI on PATH, or build it from Go modules into the "
-                                   "cache (minutes, once), and print where it is and its version.",
+                       description="Find a Pulumi CLI of at least the pinned SDK's version on PATH, or build "
+                                   "one from Go modules into the cache (minutes, once), and print where it is and "
+                                   "its version.",
                        epilog="exit codes: 0 available, 1 not available")
     p.set_defaults(func=run)
 

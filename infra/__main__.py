@@ -1,5 +1,0 @@
-"""mailroom's Pulumi program (Pulumi.yaml `main: infra/`): one resource per shared mailbox."""
-
-from mailroom.program import declare
-
-declare()
