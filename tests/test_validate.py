@@ -321,7 +321,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out.startswith("::error file=")
     with pytest.raises(SystemExit) as exc:
         main(["validate", "--format", "xml"])
-    assert exc.value.code == 2
+    assert exc.value.code == 64  # EX_USAGE (the CLI contract, ccbd8b5)
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 1
     assert "file-not-found" in capsys.readouterr().out
 
