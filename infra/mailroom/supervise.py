@@ -1,7 +1,7 @@
 """`mailroom-engine`: one Pulumi CLI command, supervised so that it never outlives mailroom.
 
 The Automation API starts the ``pulumi`` CLI as a plain child, and the CLI starts
-its language host and the dynamic provider in process groups of their own. When
+the dynamic provider (and any plugin) in process groups of their own. When
 mailroom is killed (``kill -9``, an OOM kill, a cancelled CI job) those processes
 would go on for minutes: writing to the tenant and the audit log after the run
 ended, and holding the stack's lock. mailroom therefore points the Automation API
