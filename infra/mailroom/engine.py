@@ -29,11 +29,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mailroom import paths
 from mailroom.errors import ConfigError
 from mailroom.locks import clear_dead
 from mailroom.providerenv import ProviderEnv
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = paths.PROJECT_DIR
 PROJECT_NAME = "mailroom"  # Pulumi.yaml `name:`; part of every URN in state
 LOCAL_STACK = "local"
 LOCAL_PASSPHRASE = "mailroom-local-stack"  # only for the embedded local tenant; documented in README
@@ -42,17 +43,14 @@ Program = Callable[[], None]
 
 
 def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
-    base = env.get("MAILROOM_CACHE") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+    base = env.get(paths.CACHE_ENV) or os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                                                        "mailroom")
     return Path(base)
 
 
 def state_dir(project_dir: Path = PROJECT_DIR) -> Path:
-    """Where mailroom keeps local state (engine backend, local tenant, drift history, audit log).
-
-    ``MAILROOM_STATE_DIR`` moves it (tests give each run its own); default ``.mailroom/``.
-    """
-    return Path(os.environ.get("MAILROOM_STATE_DIR") or project_dir / ".mailroom")
+    """Where mailroom keeps local state: ``paths.state_dir`` (one answer for every command)."""
+    return paths.state_dir(project_dir)
 
 
 def private_dir(path: Path) -> Path:

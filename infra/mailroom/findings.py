@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -62,3 +63,9 @@ def quote(value: object, limit: int = MAX_QUOTED) -> str:
     cut = len(text) > limit
     shown = printable(json.dumps(text[:limit], ensure_ascii=False))
     return shown + ("…" if cut else "")
+
+
+def render_text(findings: Sequence[Finding]) -> str:
+    """One ``file:line:column: severity: message [code at pointer]`` line per finding."""
+    return "".join(f"{f.file}:{f.line}:{f.column}: {f.severity.value}: {f.message} "
+                   f"[{f.code} at {f.pointer or '/'}]\n" for f in findings)

@@ -13,19 +13,17 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from mailroom import providerenv
+
 # The variables the CLI reads.
 STATE_DIR_ENV = "MAILROOM_STATE_DIR"
-AUDIT_LOG_ENV = "MAILROOM_AUDIT_LOG"
-STACK_ENV = "MAILROOM_STACK"  # the stack when --stack is not given (required in CI, see CI_ENV)
+AUDIT_LOG_ENV = providerenv.AUDIT_LOG
+STACK_ENV = providerenv.STACK  # the stack when --stack is not given (required in CI, see CI_ENV)
 LOCAL_TENANT_URL_ENV = "MAILROOM_LOCAL_TENANT_URL"  # use this running local tenant instead of starting one
 CACHE_ENV = "MAILROOM_CACHE"  # where the Pulumi engine is built
 CI_ENV = "CI"  # set by every CI service: the local stack is then never assumed
-# The variables the CLI sets for the engine's processes (provider, program, supervisor).
-TENANT_ENV = "MAILROOM_TENANT"
-FILE_ENV = "MAILROOM_FILE"
-RUN_ID_ENV = "MAILROOM_RUN_ID"
-PLAN_ENV = "MAILROOM_PLAN"
-PULUMI_ENV = "MAILROOM_PULUMI"
+# The variables the CLI sets for the engine's processes (provider, supervisor) are declared in
+# providerenv.py, which writes and reads them; MAILROOM_STACK and MAILROOM_AUDIT_LOG are among them.
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # mailroom's own project (Pulumi.yaml, mailboxes.yaml)
 DEFAULT_FILE = "mailboxes.yaml"

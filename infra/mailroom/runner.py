@@ -6,15 +6,14 @@ started or any tenant request is made.
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailroom.commands.validate import render_text
+from mailroom import paths
 from mailroom.engine import Engine, EngineSettings, private_dir, state_dir
+from mailroom.findings import render_text
 from mailroom.load import LoadResult, load_desired
 from mailroom.model import Desired
 from mailroom.providerenv import ProviderEnv
@@ -74,21 +73,11 @@ def prepare(file: str, stack: str, *, audit_path: str | None = None) -> Run:
         raise Invalid(result)
     path = Path(file).resolve()
     project_dir = _project_dir(path)
-    audit = audit_path or os.environ.get("MAILROOM_AUDIT_LOG") or str(state_dir(project_dir) / "audit.jsonl")
+    audit = audit_path or str(paths.audit_log(project_dir))
     return Run(path, stack, result.desired, tenant_config(project_dir, stack), uuid.uuid4().hex[:12], audit,
                project_dir)
 
 
 def _project_dir(file: Path) -> Path:
     """The directory holding Pulumi.yaml: the file's own, or mailroom's project."""
-    for parent in [file.parent, *file.parents]:
-        if (parent / "Pulumi.yaml").exists():
-            return parent
-    from mailroom.engine import PROJECT_DIR
-
-    return PROJECT_DIR
-
-
-def progress(message: str) -> None:
-    """One line of progress on stderr (a terminal sees it as it happens)."""
-    print(message, file=sys.stderr, flush=True)
+    return paths.find_project(file.parent) or paths.PROJECT_DIR

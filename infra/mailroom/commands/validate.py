@@ -9,7 +9,7 @@ import sys
 from mailroom import output, paths
 from mailroom.commands import options
 from mailroom.error_handler import UsageError
-from mailroom.findings import Finding, Severity
+from mailroom.findings import Finding, Severity, render_text
 from mailroom.load import LoadResult, load_desired
 from mailroom.textsafe import printable
 
@@ -39,11 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "annotations)")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
     p.set_defaults(func=run)
-
-
-def render_text(findings: list[Finding]) -> str:
-    return "".join(f"{f.file}:{f.line}:{f.column}: {f.severity.value}: {f.message} "
-                   f"[{f.code} at {f.pointer or '/'}]\n" for f in findings)
 
 
 def render_github(findings: list[Finding]) -> str:
