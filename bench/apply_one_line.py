@@ -47,7 +47,8 @@ def writes(metrics: dict[str, Any]) -> int:
 
 def apply(file: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mailroom", "apply", "--yes", "--file", str(file)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "mailroom", "apply", "--yes", "--stack", "local", "--file", str(file)],
+                          env=env,
                           capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:

@@ -63,7 +63,9 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
     marker = f"MAILROOM_STATE_DIR={state}".encode()
     # Slow enough that each point of the run lasts long enough to be hit.
     local_tenant.set_profile({"latency_ms": {"mean": 150}})
-    proc = subprocess.Popen([MAILROOM, "apply", "--yes", "--file", str(work / "mailboxes.yaml")], env=env,
+    # -v: progress lines are logged when stderr is not a terminal; the test waits for them.
+    proc = subprocess.Popen([MAILROOM, "-v", "apply", "--yes", "--stack", "local", "--file",
+                             str(work / "mailboxes.yaml")], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stderr is not None
@@ -92,10 +94,12 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
 
     # The next apply converges with no manual step (no `pulumi cancel`, no state surgery).
     local_tenant.set_profile({})
-    again = subprocess.run([MAILROOM, "apply", "--yes", "--file", str(work / "mailboxes.yaml")], env=env,
+    again = subprocess.run([MAILROOM, "apply", "--yes", "--stack", "local", "--file", str(work / "mailboxes.yaml")],
+                           env=env,
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    check = subprocess.run([MAILROOM, "plan", "--refresh", "--file", str(work / "mailboxes.yaml")], env=env,
+    check = subprocess.run([MAILROOM, "plan", "--refresh", "--stack", "local", "--file",
+                            str(work / "mailboxes.yaml")], env=env,
                            capture_output=True, text=True, timeout=600)
     assert check.returncode == 0 and "No changes" in check.stdout, check.stdout + check.stderr
     support = view(local_tenant, "support@contoso.com")
