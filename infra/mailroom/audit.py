@@ -18,8 +18,9 @@ deterministically (``sort_keys=True``, ``separators=(",", ":")``,
              drift_new, drift_present, drift_resolved
     mailbox  the shared mailbox's SMTP address (null for run_start/run_end)
     subject  the person or address the entry is about, or null
-    right    full_access, send_as, send_on_behalf, alias, display_name,
-             sign_in, audit, hidden_from_gal, sent_items, mailbox ... or null
+    right    a key of mailroom.rights.TABLE (mailbox, member, automap, send_as,
+             send_on_behalf, alias, display_name, hidden_from_gal, copy_send_as,
+             copy_send_on_behalf, audit_enabled, sign_in_blocked), or null
     before   the value before (any JSON), after: the value after
     result   ok / failed / ... or null
     detail   optional free text, or null
