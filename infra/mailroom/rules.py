@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
+from mailroom import rights
 from mailroom.findings import Finding, Severity, quote
 from mailroom.identity import domain_of, in_domains, is_valid_smtp, local_part, smtp_key
 from mailroom.model import Desired, Mailbox, State
@@ -20,7 +21,9 @@ from mailroom.source import Document, describe_char
 from mailroom.textsafe import UNSAFE
 
 Path = tuple[str | int, ...]
-GRANT_LISTS = ("send_as", "send_on_behalf")
+# The file's plain lists of people with a grant (Send As, Send on Behalf): the grants with no per-person
+# option, unlike `members` (AutoMapping), from the rights table.
+GRANT_LISTS = tuple(r.file_key for r in rights.GRANTS if r.key not in rights.OPTION_OF)
 
 
 class _Ctx:
@@ -189,7 +192,7 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
         for name in GRANT_LISTS:
             for j, addr in enumerate(getattr(mb, name)):
                 if smtp_key(addr) not in member_keys:
-                    right = "Send As" if name == "send_as" else "Send on Behalf"
+                    right = rights.label(name)
                     ctx.report(mb, (name, j), "send-requires-member",
                                f"{addr} has {right} on {mb.address} but is not a member; "
                                "policy.send_as_requires_member is on")
