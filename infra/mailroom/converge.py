@@ -20,10 +20,9 @@ from mailroom.compare import Change
 from mailroom.errors import ExchangeError, ProxyAddressExists, TenantError
 from mailroom.exchange import CmdletResult, ExchangeClient, Params, hashtable
 from mailroom.identity import exchange_alias, proxy, smtp_key
-from mailroom.live import SHARED, LiveMailbox
+from mailroom.live import LiveMailbox, recipient_kind, refusal
 from mailroom.rights import Call, MailboxList, MailboxSetting, PermissionPair, UserProperty
 from mailroom.spec import MailboxSpec
-from mailroom.textsafe import printable
 
 
 @dataclass
@@ -50,10 +49,9 @@ async def create_mailbox(exchange: ExchangeClient, spec: MailboxSpec) -> dict[st
         if existing is None:
             raise TenantError(f"{spec.address}: the address belongs to a recipient that is not a mailbox "
                               "(a group, contact or mail user), or its name is taken; nothing was changed") from exc
-        kind = str(existing.get("RecipientTypeDetails") or "unknown recipient type")
-        if kind != SHARED:
-            raise TenantError(f"{spec.address} is a {printable(kind)}, not a shared mailbox; mailroom manages "
-                              "shared mailboxes only and changes nothing on it") from exc
+        refused = refusal(spec.address, recipient_kind(existing), str(existing.get("DisplayName") or ""))
+        if refused:
+            raise TenantError(refused) from exc
         return existing
 
 

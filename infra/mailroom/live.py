@@ -37,11 +37,21 @@ class LiveMailbox:
 
     def refusal(self) -> str | None:
         """Why mailroom must not touch this mailbox (it belongs to a person, a room, ...), or None."""
-        if self.kind == SHARED:
-            return None
-        name = f' "{printable(self.spec.display_name)}"' if self.spec.display_name else ""
-        return (f"{self.spec.address} is a {printable(self.kind)}{name}, not a shared mailbox; mailroom manages "
-                "shared mailboxes only and changes nothing on it")
+        return refusal(self.spec.address, self.kind, self.spec.display_name)
+
+
+def recipient_kind(row: dict[str, Any]) -> str:
+    """A Get-Mailbox row's RecipientTypeDetails; a row without one is never taken for a shared mailbox."""
+    return str(row.get("RecipientTypeDetails") or "unknown recipient type")
+
+
+def refusal(address: str, kind: str, display_name: str = "") -> str | None:
+    """Why mailroom must not touch the mailbox ``address`` of type ``kind``, or None for a shared one."""
+    if kind == SHARED:
+        return None
+    name = f' "{printable(display_name)}"' if display_name else ""
+    return (f"{address} is a {printable(kind)}{name}, not a shared mailbox; mailroom manages "
+            "shared mailboxes only and changes nothing on it")
 
 
 def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], send_as: Sequence[dict[str, Any]],
@@ -84,7 +94,7 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     )
     return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
                        str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
-                       str(mailbox.get("RecipientTypeDetails") or "unknown recipient type"))
+                       recipient_kind(mailbox))
 
 
 def _granted(rows: Sequence[dict[str, Any]], right: rights.Right) -> list[dict[str, Any]]:

@@ -121,10 +121,12 @@ async def converge(spec: MailboxSpec, known: MailboxSpec | None = None,
             todo = changes(spec, live.spec)
             approve(spec.address, todo)
         for attempt in (1, 2):
+            if not todo:
+                break
             step = await apply_changes(t.exchange, t.graph, live, todo, spec)
             outcome.done.extend(step.done)
             outcome.failed.extend(step.failed)
-            if not todo or step.failed:
+            if step.failed:
                 break
             # The read-back: what the tenant holds now, with the AutoMapping just set.
             after = await read(spec.automap_by_key())
