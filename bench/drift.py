@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "infra"))
 
-from mailroom.runner import prepare  # noqa: E402
+from mailroom.engine.runner import prepare  # noqa: E402
 
 USERS = 1000
 
@@ -139,7 +139,7 @@ def main() -> int:
             profile = {"seed": 1, "latency_ms": {"mean": args.latency_ms, "jitter": args.latency_ms / 10},
                        "rate_limit": {"per_second": args.rate, "burst": args.rate}}
             emu.profile(profile)
-            from mailroom.commands.drift import collect
+            from mailroom.cli.drift import collect
 
             prepared = prepare(str(desired), "local")
             start = time.perf_counter()

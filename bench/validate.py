@@ -20,7 +20,7 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "infra"))
-from mailroom.load import load_desired  # noqa: E402
+from mailroom.file.load import load_desired  # noqa: E402
 
 
 def generate(root: str, mailboxes: int, files: int, members: int = 5) -> str:

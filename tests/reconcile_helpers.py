@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailroom.cli import main
+from mailroom.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for the hash-chained audit log (mailroom.audit) and `mailroom audit`."""
+"""Tests for the hash-chained audit log (mailroom.audit.log) and `mailroom audit`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from mailroom import audit
-from mailroom.audit import (
+from mailroom.audit import log as audit
+from mailroom.audit.log import (
     GENESIS,
     REDACTED,
     AuditEntry,
@@ -29,7 +29,7 @@ from mailroom.audit import (
     redact,
     verify,
 )
-from mailroom.cli import main
+from mailroom.cli.main import main
 
 ACTOR = {"type": "local", "name": "tester", "host": "build-01"}
 N = 6  # lines in the sample log

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailroom import error_handler, output, paths
-from mailroom.cli import build_parser, main
-from mailroom.commands import options
-from mailroom.commands import validate as validate_cmd
+from mailroom import output, paths
+from mailroom.cli import error_handler, options
+from mailroom.cli import validate as validate_cmd
+from mailroom.cli.main import build_parser, main
 from mailroom.errors import TenantError
 from reconcile_helpers import ROOT, Project
 
@@ -172,7 +172,7 @@ def test_validate_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_audit_show_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mailroom.audit import AuditLog
+    from mailroom.audit.log import AuditLog
 
     log = AuditLog(tmp_path / "audit.jsonl", stack="local")
     log.start_run(detail="apply")
@@ -233,7 +233,7 @@ def test_paths_follow_the_state_directory(tmp_path: Path, monkeypatch: pytest.Mo
 def test_help_runs_without_fcntl() -> None:
     """`fcntl` is POSIX only: --help must not need it (it is imported where a lock is taken)."""
     code = ("import sys; sys.modules['fcntl'] = None\n"
-            "from mailroom.cli import main\n"
+            "from mailroom.cli.main import main\n"
             "for argv in (['--help'], ['audit', 'verify', '--help'], ['apply', '--help']):\n"
             "    try:\n"
             "        main(argv)\n"

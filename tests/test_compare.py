@@ -1,10 +1,10 @@
-"""The one comparison (mailroom.compare) that plan, drift, the provider and the guard share."""
+"""The one comparison (mailroom.core.compare) that plan, drift, the provider and the guard share."""
 
 from __future__ import annotations
 
-from mailroom.compare import changes, removals
-from mailroom.identity import access_rights, is_managed_permission, managed_addresses, smtp_key
-from mailroom.spec import Grant, MailboxSpec
+from mailroom.core.compare import changes, removals
+from mailroom.core.identity import access_rights, is_managed_permission, managed_addresses, smtp_key
+from mailroom.core.spec import Grant, MailboxSpec
 
 BASE = MailboxSpec(address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
                    members=(Grant("alice@contoso.com"), Grant("bob@contoso.com", False)),

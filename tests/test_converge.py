@@ -12,11 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.engine.plan import Approval, MailboxPlan, Plan, PlanMismatch
+from mailroom.engine.provider import converge
 from mailroom.errors import TenantError
-from mailroom.plan import Approval, MailboxPlan, Plan, PlanMismatch
-from mailroom.provider import converge
-from mailroom.spec import Grant, MailboxSpec
-from mailroom.tenant import ENV_VAR, TenantConfig
+from mailroom.m365.tenant import ENV_VAR, TenantConfig
 from reconcile_helpers import names
 
 FLIPS = 20

@@ -8,12 +8,12 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from mailroom.compare import Change, changes
-from mailroom.converge import apply_changes, plan_calls
+from mailroom.core.compare import Change, changes
+from mailroom.core.spec import Grant, MailboxSpec
 from mailroom.errors import ExchangeError
-from mailroom.exchange import CmdletResult
-from mailroom.live import LiveMailbox
-from mailroom.spec import Grant, MailboxSpec
+from mailroom.m365.exchange import CmdletResult
+from mailroom.reconcile.converge import apply_changes, plan_calls
+from mailroom.reconcile.live import LiveMailbox
 
 MB = "support@contoso.com"
 # The tenant names bob by his display name: a removal must use that name, an addition the file's.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailroom.audit import verify
+from mailroom.audit.log import verify
 from reconcile_helpers import Project, view
 
 ADMIN = "trent@contoso.com"  # a human admin acting outside git

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailroom.commands import engine as engine_command
-from mailroom.engine import Engine, EngineSettings, pulumi_bin_dir
-from mailroom.runner import prepare
+from mailroom.cli import engine as engine_command
+from mailroom.engine.runner import prepare
+from mailroom.engine.workspace import Engine, EngineSettings, pulumi_bin_dir
 from reconcile_helpers import Project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,10 @@ def test_inline_program_keeps_the_urns_of_existing_state(local_tenant: object, t
 
 def test_provider_env_round_trips_and_is_the_one_contract() -> None:
     """What runner.py writes is what provider.py and supervise.py read; unset stays unset."""
-    from mailroom import audit, plan, providerenv, tenant
+    from mailroom import providerenv
+    from mailroom.audit import log as audit
+    from mailroom.engine import plan
+    from mailroom.m365 import tenant
     from mailroom.providerenv import ProviderEnv
 
     env = ProviderEnv(tenant='{"tenant_id": "t"}', stack="prod", run_id="abc", audit_log="/var/audit.jsonl",

@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from mailroom.cli import main
-from mailroom.load import MAX_INCLUDE_DEPTH, MAX_INCLUDE_MATCHES
-from mailroom.source import MAX_DEPTH, MAX_FILE_BYTES
+from mailroom.cli.main import main
+from mailroom.file.load import MAX_INCLUDE_DEPTH, MAX_INCLUDE_MATCHES
+from mailroom.file.source import MAX_DEPTH, MAX_FILE_BYTES
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 EXPECTED: dict[str, str] = json.loads((HOSTILE / "expected.json").read_text())
@@ -216,7 +216,7 @@ sys.addaudithook(hook)
 # Both formats in one child (a child costs half a second): each run's exit code and output, as JSON.
 VALIDATE = """
 import contextlib, io, json
-from mailroom.cli import main
+from mailroom.cli.main import main
 runs = []
 for fmt in ("text", "json"):
     out = io.StringIO()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from mailroom.plan import Plan, step_plan
-from mailroom.spec import Grant, MailboxSpec
+from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.engine.plan import Plan, step_plan
 
 OLD = MailboxSpec(address="support@contoso.com", display_name="Help", members=(Grant("bob@contoso.com"),))
 NEW = MailboxSpec(address="support@contoso.com", display_name="Support", send_as=("alice@contoso.com",))

@@ -12,10 +12,10 @@ from typing import Any
 import dill
 import pulumi
 import pytest
-from mailroom.load import load_desired
-from mailroom.model import Desired
-from mailroom.provider import MailboxProvider
-from mailroom.spec import Grant, MailboxSpec
+from mailroom.core.model import Desired
+from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.engine.provider import MailboxProvider
+from mailroom.file.load import load_desired
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def _desired() -> Desired:
 
 @pulumi.runtime.test
 def test_program_declares_one_resource_per_mailbox(mocks: Mocks) -> Any:
-    from mailroom.program import declare
+    from mailroom.engine.program import declare
 
     resources = declare(_desired())
 
@@ -74,7 +74,7 @@ def test_program_declares_one_resource_per_mailbox(mocks: Mocks) -> Any:
 def test_program_declares_the_model_it_is_given_and_reads_no_file(mocks: Mocks, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> Any:
     """The program plans exactly the validated model: it never loads a file of its own."""
-    from mailroom.program import declare
+    from mailroom.engine.program import declare
 
     desired = _desired()
     kept = tuple(mb for mb in desired.mailboxes if mb.address.casefold() == "support@contoso.com")
@@ -97,7 +97,7 @@ def test_provider_serialises_by_reference_and_round_trips() -> None:
     blob = serialize_provider(provider)
     assert len(blob) < 400  # by reference, not bytecode: code changes never show as diffs
     restored = dill.loads(base64.b64decode(blob))
-    assert type(restored).__module__ == "mailroom.provider"
+    assert type(restored).__module__ == "mailroom.engine.provider"
     spec = MailboxSpec(address="a@contoso.com", display_name="A", members=(Grant("x@contoso.com"),))
     assert restored.diff("a@contoso.com", spec.to_props(), spec.to_props()).changes is False
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailroom.engine import pulumi_bin_dir
-from mailroom.load import load_desired
+from mailroom.engine.workspace import pulumi_bin_dir
+from mailroom.file.load import load_desired
 from reconcile_helpers import Project, view, writes
 
 
@@ -97,7 +97,7 @@ def test_out_of_band_grant_is_seen_by_refresh_and_removed(project: Project) -> N
     resp = project.tenant.exchange("Add-MailboxPermission", client_id="admin-portal", Identity="payroll@contoso.com",
                                    User="mallory@contoso.com", AccessRights=["FullAccess"], AutoMapping=True)
     assert resp.status_code == 200
-    from mailroom.runner import prepare
+    from mailroom.engine.runner import prepare
 
     events: list[Any] = []
     prepare(str(project.file), "local").engine().refresh_preview(events.append)

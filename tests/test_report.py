@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailroom import report
-from mailroom.drift import DriftFinding, ScanResult
-from mailroom.load import load_desired
-from mailroom.textsafe import UNSAFE, printable
+from mailroom.core.textsafe import UNSAFE, printable
+from mailroom.drift.scan import DriftFinding, ScanResult
+from mailroom.file.load import load_desired
+from mailroom.views import report
 from reconcile_helpers import ROOT, Project
 from test_drift import ADMIN, out_of_band
 

@@ -1,4 +1,4 @@
-"""The rights table (mailroom.rights) and what derives from it: labels, comparison, the read, attribution,
+"""The rights table (mailroom.core.rights) and what derives from it: labels, comparison, the read, attribution,
 the access matrix, the defaults and the alias rule. Pure: no tenant, no processes."""
 
 from __future__ import annotations
@@ -7,16 +7,16 @@ from dataclasses import fields
 from typing import Any
 
 import pytest
-from mailroom import rights
-from mailroom.compare import RIGHTS, SETTINGS, Change, changes, show
-from mailroom.drift import DriftFinding
-from mailroom.history import CAUSES
-from mailroom.identity import exchange_alias, local_part
-from mailroom.live import live_spec
-from mailroom.model import DEFAULTS, POLICY, Mailbox, Policy
-from mailroom.report import RIGHT_MARK
-from mailroom.rights import Lifecycle, MailboxList, MailboxSetting, PermissionPair, Shape, UserProperty
-from mailroom.spec import Grant, MailboxSpec
+from mailroom.core import rights
+from mailroom.core.compare import RIGHTS, SETTINGS, Change, changes, show
+from mailroom.core.identity import exchange_alias, local_part
+from mailroom.core.model import DEFAULTS, POLICY, Mailbox, Policy
+from mailroom.core.rights import Lifecycle, MailboxList, MailboxSetting, PermissionPair, Shape, UserProperty
+from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.drift.history import CAUSES
+from mailroom.drift.scan import DriftFinding
+from mailroom.reconcile.live import live_spec
+from mailroom.views.report import RIGHT_MARK
 
 SPEC_FIELDS = {f.name for f in fields(MailboxSpec)}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailroom.commands import apply as apply_command
+from mailroom.cli import apply as apply_command
 from reconcile_helpers import Project, view, writes
 
 PERSON = """  - address: bob@contoso.com
@@ -212,7 +212,7 @@ def test_a_lock_left_by_a_dead_run_is_cleared_and_a_live_one_is_named(
         code, _ = project.run("apply", "--yes")
         assert code == 1 and lock.exists()
         assert f"(pid {holder.pid})" in capsys.readouterr().err
-        from mailroom.cli import main
+        from mailroom.cli.main import main
 
         assert main(["unlock", "--stack", "local"]) == 1
         assert lock.exists()

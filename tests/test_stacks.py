@@ -20,10 +20,10 @@ from azure.identity import (
     ClientSecretCredential,
     WorkloadIdentityCredential,
 )
-from mailroom.auth import CLOUDS, EXCHANGE_SCOPE, GRAPH_SCOPE, AzureTokenSource, azure_credential, cloud_scopes
+from mailroom.engine.stacks import tenant_config
 from mailroom.errors import ConfigError
-from mailroom.stacks import tenant_config
-from mailroom.tenant import TenantConfig, token_source
+from mailroom.m365.auth import CLOUDS, EXCHANGE_SCOPE, GRAPH_SCOPE, AzureTokenSource, azure_credential, cloud_scopes
+from mailroom.m365.tenant import TenantConfig, token_source
 
 TENANT = "00000000-0000-0000-0000-0000000000aa"
 CLIENT = "11111111-1111-1111-1111-1111111111bb"

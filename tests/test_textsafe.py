@@ -7,7 +7,7 @@ import random
 import re
 
 import pytest
-from mailroom.textsafe import UNSAFE, html, md_fence, md_inline_code, md_text, printable, unsafe_chars
+from mailroom.core.textsafe import UNSAFE, html, md_fence, md_inline_code, md_text, printable, unsafe_chars
 
 HOSTILE = [
     "x\n```\n<!-- ", "<script>alert(1)</script>", "\x1b[2J", "\u202egnp.exe", "<img src=x onerror=alert(1)>",

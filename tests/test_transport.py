@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from mailroom.auth import LocalTokenSource
 from mailroom.errors import RetriesExhausted
-from mailroom.tenant import Tenant, TenantConfig
-from mailroom.transport import RetryPolicy, Transport, parse_retry_after
+from mailroom.m365.auth import LocalTokenSource
+from mailroom.m365.tenant import Tenant, TenantConfig
+from mailroom.m365.transport import RetryPolicy, Transport, parse_retry_after
 
 if TYPE_CHECKING:
     from conftest import LocalTenant
@@ -168,7 +168,7 @@ class StaticToken:
 
 
 def test_a_garbage_retry_after_on_a_batch_item_is_retried_with_the_backoff() -> None:
-    from mailroom.exchange import CmdletResult, ExchangeClient
+    from mailroom.m365.exchange import CmdletResult, ExchangeClient
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), BatchScript)
     server.garbage, server.seen = ["soon", "1e309", "-5", "nan"], 0

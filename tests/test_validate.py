@@ -8,10 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from mailroom.cli import main
-from mailroom.findings import Severity
-from mailroom.load import load_desired
-from mailroom.textsafe import UNSAFE
+from mailroom.cli.main import main
+from mailroom.core.textsafe import UNSAFE
+from mailroom.file.findings import Severity
+from mailroom.file.load import load_desired
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -329,8 +329,8 @@ def test_cli_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_schema_fast_path_agrees_with_jsonschema() -> None:
     """The compiled yes/no check and jsonschema must agree on valid and invalid mailboxes."""
     from jsonschema import Draft202012Validator
-    from mailroom import schema as schema_mod
-    from mailroom.schema_fast import compile_schema
+    from mailroom.file import schema as schema_mod
+    from mailroom.file.schema_fast import compile_schema
 
     root = schema_mod.schema()
     fast = compile_schema(root, root["$defs"]["mailbox"])
@@ -421,7 +421,7 @@ def test_include_refuses_non_regular_files_without_opening_them(tmp_path: Path) 
 
 
 def test_include_walk_is_capped_in_matches_and_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mailroom import load as load_mod
+    from mailroom.file import load as load_mod
 
     monkeypatch.setattr(load_mod, "MAX_INCLUDE_MATCHES", 3)
     monkeypatch.setattr(load_mod, "MAX_INCLUDE_DEPTH", 2)
@@ -441,7 +441,7 @@ def test_include_walk_is_capped_in_matches_and_depth(tmp_path: Path, monkeypatch
 
 
 def test_globstar_walk_looks_at_a_bounded_number_of_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mailroom import load as load_mod
+    from mailroom.file import load as load_mod
 
     monkeypatch.setattr(load_mod, "MAX_INCLUDE_SCAN", 50)
     for i in range(60):
@@ -512,7 +512,7 @@ def test_hostile_yaml_is_a_located_error(tmp_path: Path, text: str, code: str, l
 
 
 def test_file_size_is_capped_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mailroom import source
+    from mailroom.file import source
 
     monkeypatch.setattr(source, "MAX_FILE_BYTES", 100)
     path = tmp_path / "m.yaml"
@@ -588,8 +588,8 @@ def test_addresses_must_be_ascii_and_the_lookalike_is_named(tmp_path: Path) -> N
 
 def test_messages_and_annotations_cannot_be_broken_out_of(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from mailroom.commands.validate import render_github, render_text
-    from mailroom.findings import Finding
+    from mailroom.cli.validate import render_github, render_text
+    from mailroom.file.findings import Finding
 
     path = tmp_path / "m.yaml"
     path.write_text(MINI + 'mailboxes:\n  - address: "x\\n::error file=m.yaml,line=1::forged"\n'
@@ -641,8 +641,8 @@ def test_main_file_must_be_a_regular_file_in_its_own_directory(tmp_path: Path) -
 
 def test_the_schemas_smtp_pattern_is_mailrooms_own() -> None:
     """Editors check addresses with the schema's pattern, validate with identity's: they are one."""
-    from mailroom import identity
-    from mailroom import schema as schema_mod
+    from mailroom.core import identity
+    from mailroom.file import schema as schema_mod
 
     defs = schema_mod.schema()["$defs"]
     assert defs["smtp"]["pattern"] == identity._SMTP.pattern
@@ -701,7 +701,7 @@ def test_yaml_1_2_booleans_yes_is_text_not_true(tmp_path: Path) -> None:
 
 
 def test_yaml_1_2_core_scalars() -> None:
-    from mailroom.source import loads
+    from mailroom.file.source import loads
 
     data = loads("a: [yes, No, on, OFF, y, n, true, False, null, ~, 0o17, 0x1F, 017, 1:20, 1_000, 1e3, -.inf, "
                  "2026-01-01, +12, '12', !!int 12]\n", "t.yaml").data
@@ -729,7 +729,7 @@ def test_a_bad_default_falls_back_alone(tmp_path: Path) -> None:
     result = load_desired(str(path))
     assert [(f.code, f.pointer) for f in result.findings] == [
         ("wrong-type", "/defaults/automap"), ("wrong-type", "/defaults/sent_items/copy_send_as")]
-    from mailroom.load import _build
+    from mailroom.file.load import _build
 
     docs = list(result.documents.values())
     desired, _ = _build(docs, set(), {f.pointer for f in result.findings})
@@ -739,7 +739,7 @@ def test_a_bad_default_falls_back_alone(tmp_path: Path) -> None:
 
 def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """load builds from the model's dataclass defaults: change one there and the file follows."""
-    from mailroom.model import Defaults, Policy, SentItems
+    from mailroom.core.model import Defaults, Policy, SentItems
 
     monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4))
     monkeypatch.setattr(SentItems.__init__, "__defaults__", (False, False))
@@ -756,7 +756,7 @@ def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_included_files_have_their_own_schema(tmp_path: Path) -> None:
     from jsonschema import Draft202012Validator
-    from mailroom import schema as schema_mod
+    from mailroom.file import schema as schema_mod
 
     include = schema_mod.include_schema()
     assert set(include["properties"]) == {"mailboxes", "allow_empty", "version"}

@@ -1,0 +1,250 @@
+"""`mailroom audit`: verify and inspect the tamper-evident audit log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mailroom import output, paths
+from mailroom.audit import log as audit
+from mailroom.cli import error_handler, options
+
+_FILE_HELP = (f"the audit log (default: ${paths.AUDIT_LOG_ENV}, else {paths.AUDIT_LOG_NAME} in the state directory: "
+              f"${paths.STATE_DIR_ENV}, else .mailroom in the project; where apply writes it)")
+
+AUDIT_EPILOG = """\
+The audit log is append-only JSON Lines; every line carries `prev`, the SHA-256
+of the line before it (the first line: SHA-256 of the empty string), and `seq`,
+its 1-based line number. Editing, deleting, inserting or reordering lines breaks
+the chain. Deleting or editing only the last line(s) does not: keep the head hash
+that `mailroom audit verify` prints (e.g. as a CI artifact) and pass it back
+with --expect-head next time.
+
+exit codes (see each sub-command's --help):
+  0   success
+  1   the log is broken, missing or cannot be read
+  64  usage error (bad arguments)
+"""
+
+VERIFY_EPILOG = """\
+Prints `head: HASH` - the SHA-256 of the last line. Store it outside the log
+(CI artifact, job output) and pass it to --expect-head on the next run: that
+also catches deleted or edited last lines, which the chain alone cannot.
+Lines appended after the anchored one are accepted.
+
+examples:
+  mailroom audit verify
+  mailroom audit verify .mailroom/audit.jsonl --expect-head "$(cat audit-head.txt)"
+  mailroom audit verify --json > verify.json && jq -r .head verify.json > audit-head.txt
+
+--json prints one document: {"format_version": 1, "command": "audit verify", "path", "ok",
+"lines_checked", "head", "first_bad_line", "reason"} (the keys of the result).
+
+exit codes:
+  0   the chain is intact (and contains the --expect-head entry, if given)
+  1   the log is broken (the first bad line and the reason are printed), or there is no log at
+      FILE, or it cannot be read
+  64  usage error: bad arguments, malformed --expect-head
+"""
+
+SHOW_EPILOG = """\
+Filters combine (AND). --since takes an ISO date or date-time (UTC unless it
+has an offset: 2024-05-01, 2024-05-01T09:30Z) or an age: 90s, 30m, 24h, 7d, 2w.
+--kind may be repeated or comma-separated. show does not check the chain; use
+`mailroom audit verify` for that.
+
+examples:
+  mailroom audit show --mailbox Sales@Contoso.com --since 7d
+  mailroom audit show --kind change,change_failed --json | jq '.entries[]'
+
+--json prints one document: {"format_version": 1, "command": "audit show", "path", "entries":
+[entry, ...]}, each entry as it is in the log; --jsonl prints the entries as JSON Lines instead.
+
+exit codes:
+  0   success (also when nothing matches)
+  1   no log at FILE, or the log cannot be read (a line is not JSON, ...)
+  64  usage error: bad arguments
+"""
+
+
+def _hash_arg(value: str) -> str:
+    try:
+        return audit.normalise_hash(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _since_arg(value: str) -> datetime:
+    try:
+        return audit.parse_since(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_KINDS = [kind.value for kind in audit.Kind]
+
+
+def _kinds_arg(value: str) -> list[str]:
+    kinds = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [kind for kind in kinds if kind not in _KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"invalid kind {', '.join(unknown) or repr(value)} (choose from {', '.join(_KINDS)})"
+        )
+    return kinds
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "audit",
+        help="verify and inspect the tamper-evident audit log",
+        description="Verify and inspect the hash-chained audit log that plan/apply/drift write.",
+        epilog=AUDIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+
+    def _no_subcommand(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return error_handler.USAGE
+
+    parser.set_defaults(func=_no_subcommand)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check the hash chain; print the head hash",
+        description="Check that the audit log's hash chain is intact and print its head hash.",
+        epilog=VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("file", nargs="?", metavar="FILE", help=_FILE_HELP)
+    verify.add_argument(
+        "--expect-head",
+        metavar="HASH",
+        type=_hash_arg,
+        help="head hash from an earlier verify: fail unless that entry is still in the log",
+    )
+    options.add_json(verify)
+    verify.set_defaults(func=run_verify)
+
+    show = sub.add_parser(
+        "show",
+        help="list audit entries, filtered",
+        description="List audit log entries, oldest first.",
+        epilog=SHOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("file", nargs="?", metavar="FILE", help=_FILE_HELP)
+    show.add_argument("--mailbox", metavar="SMTP", help="only this mailbox (case-insensitive)")
+    show.add_argument("--since", metavar="TIME", type=_since_arg, help="only entries at or after TIME")
+    show.add_argument(
+        "--kind",
+        metavar="KIND",
+        type=_kinds_arg,
+        action="extend",
+        help=f"only these kinds: {', '.join(_KINDS)}",
+    )
+    output_format = show.add_mutually_exclusive_group()
+    options.add_json(output_format, "the matching entries")
+    output_format.add_argument("--jsonl", action="store_true", help="print the matching entries as JSON Lines")
+    show.set_defaults(func=run_show)
+
+
+def _path(args: argparse.Namespace) -> Path:
+    # audit.default_path is paths.audit_log: the log apply writes, also under $MAILROOM_STATE_DIR.
+    return Path(args.file) if args.file else audit.default_path()
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    path = _path(args)
+    try:
+        result = audit.verify(path, expect_head=args.expect_head)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        if args.expect_head is None:
+            print(f"mailroom audit verify: no audit log at {path}", file=sys.stderr)
+            return error_handler.ERROR
+        result = audit.VerifyResult(
+            ok=False,
+            lines_checked=0,
+            first_bad_line=1,
+            reason=f"line 1: the log does not exist but the anchored entry {args.expect_head} was expected",
+        )
+    except OSError as exc:
+        print(f"mailroom audit verify: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return error_handler.ERROR
+    if args.json:
+        output.print_document("audit verify", {"path": str(path), **result.to_dict()})
+    elif result.ok:
+        print(f"OK: {path}: {result.lines_checked} line(s), chain intact")
+        print(f"head: {result.head}")
+    else:
+        print(f"BROKEN: {path}:{result.first_bad_line}: {result.reason}")
+        print(f"lines 1..{result.lines_checked} verified; head of the intact part: {result.head}")
+    return 0 if result.ok else 1
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_COLUMNS = ("TIME", "KIND", "MAILBOX", "RIGHT", "SUBJECT", "BEFORE -> AFTER", "RESULT", "ACTOR", "DETAIL")
+
+
+def _row(entry: dict[str, Any]) -> tuple[str, ...]:
+    before, after = entry.get("before"), entry.get("after")
+    change = "" if before is None and after is None else f"{_cell(before)} -> {_cell(after)}"
+    actor = entry.get("actor")
+    who = actor.get("name") if isinstance(actor, dict) else None
+    return (
+        _cell(entry.get("time")),
+        _cell(entry.get("kind")),
+        _cell(entry.get("mailbox")),
+        _cell(entry.get("right")),
+        _cell(entry.get("subject")),
+        change,
+        _cell(entry.get("result")),
+        _cell(who),
+        "" if entry.get("detail") is None else _cell(entry.get("detail")),
+    )
+
+
+def run_show(args: argparse.Namespace) -> int:
+    path = _path(args)
+    try:
+        entries = audit.read(path, mailbox=args.mailbox, since=args.since, kinds=args.kind)
+        if args.json:
+            matching = list(entries)
+            count = len(matching)
+            output.print_document("audit show", {"path": str(path), "entries": matching})
+        elif args.jsonl:
+            count = 0
+            for entry in entries:
+                print(audit.canonical_json(entry))
+                count += 1
+        else:
+            rows = [_row(entry) for entry in entries]
+            count = len(rows)
+            if rows:
+                widths = [max(len(cells[i]) for cells in (_COLUMNS, *rows)) for i in range(len(_COLUMNS))]
+                for cells in (_COLUMNS, *rows):
+                    print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        print(f"mailroom audit show: no audit log at {path}", file=sys.stderr)
+        return error_handler.ERROR
+    except audit.AuditError as exc:
+        print(f"mailroom audit show: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"mailroom audit show: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if count == 0:
+        print("no matching entries", file=sys.stderr)
+    return 0

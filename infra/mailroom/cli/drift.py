@@ -1,0 +1,166 @@
+"""`mailroom drift`: live tenant vs the file, with first/last seen, who did it, and reports."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from mailroom import output, paths
+from mailroom.cli import apply as apply_cmd
+from mailroom.cli import error_handler, options
+from mailroom.core.identity import smtp_key
+from mailroom.core.textsafe import printable
+from mailroom.drift import history
+from mailroom.drift import scan as drift_mod
+from mailroom.drift.scan import DriftFinding, ScanResult
+from mailroom.engine.runner import Invalid, Run, prepare
+from mailroom.m365.tenant import Tenant
+from mailroom.views import report
+
+EPILOG = """exit codes:
+  0   no drift
+  1   error: the file is invalid, or a mailbox could not be read (it is reported, never as clean);
+      --remediate: the apply failed, refused a mailbox, or was not confirmed (no terminal and no --yes)
+  2   drift found (with --remediate: and reverted)
+  3   --remediate: apply refused by the mass-removal guard; nothing was changed
+  64  usage error
+
+--json prints one document: {"format_version": 1, "command": "drift", "drift": bool, "summary",
+"findings": [{"mailbox", "kind", "right", "subject", "expected", "actual", "detail", "first_seen",
+"last_seen", "changed_by", "changed_at"}], "resolved": [...], "scan": {"mailboxes", "unmanaged",
+"exchange_requests", "graph_requests", "retries", "throttled", "errors"}, "remediation": null |
+<apply's document without format_version and command>}. --json FILE writes it to FILE instead
+(and prints the text report).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("drift", help="compare the live tenant with the file and report every difference",
+                       description="Scan every shared mailbox in bulk and report missing grants, unmanaged "
+                                   "access, changed settings, missing or unmanaged mailboxes and stale access, "
+                                   "each with when it was first seen and who made the change.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    options.add_common(p)
+    # --json as everywhere; an optional FILE keeps the older `--json drift.json` working.
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="print the report as exactly one JSON document on stdout (format_version 1) and nothing "
+                        "else; with FILE, write it there instead")
+    options.add_markdown(p, "the report")
+    options.add_html(p, "the report with the access matrix")
+    p.add_argument("--remediate", action="store_true",
+                   help="revert managed drift through apply: the same plan, confirmation and mass-removal guard")
+    apply_cmd.add_confirmation(p)
+    p.add_argument("--concurrency", type=int, default=32,
+                   help="most requests in flight (default 32); the request rate adapts to throttling by itself")
+    p.set_defaults(func=run)
+
+
+def _bar(done: int, total: int) -> None:
+    if output.is_terminal(sys.stderr):  # a bar redrawn in place means nothing in a log
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\r  scanning [{'#' * filled}{'.' * (width - filled)}] {done}/{total} mailboxes", end="",
+              file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+
+async def collect(prepared: Run, concurrency: int) -> tuple[list[DriftFinding], ScanResult, dict[str, Any]]:
+    async with Tenant(prepared.tenant, concurrency=concurrency) as t:
+        result = await drift_mod.scan(t, prepared.desired, _bar)
+        found = drift_mod.findings(prepared.desired, result, t.directory)
+        if found:
+            boxes = sorted({f.mailbox for f in found if f.kind != "scan_error"})
+            rows = await t.exchange.admin_audit_log(boxes) if boxes else []
+            needs_graph = any(f.right == "sign_in_blocked" or f.kind == "stale_access" for f in found)
+            audits = await t.graph.directory_audits() if needs_graph else []
+            ids: dict[str, str] = {}
+            for key, live in result.live.items():
+                ids[key] = live.object_id
+            for f in found:
+                recipient = t.directory.lookup(f.subject) if f.subject else None
+                if recipient is not None:
+                    ids[smtp_key(f.subject or "")] = recipient.id
+            history.attribute(found, rows, audits, t.directory, ids)
+        sent = (t.transport.stats, t.graph_transport.stats)
+        stats = {"mailboxes": len(result.live) + len(result.errors), "unmanaged": len(result.unmanaged),
+                 "exchange_requests": t.transport.stats.requests, "graph_requests": t.graph.requests,
+                 "retries": sum(s.retries for s in sent), "throttled": sum(s.throttled for s in sent),
+                 "errors": len(result.errors)}
+    return found, result, stats
+
+
+def run(args: argparse.Namespace) -> int:
+    stack = options.stack(args.stack)
+    as_json = args.json == "-"
+    try:
+        prepared = prepare(args.file, stack)
+    except Invalid as exc:
+        if as_json:
+            output.print_document("drift", {"valid": False, "findings": [f.to_dict() for f in exc.result.findings]})
+        else:
+            sys.stdout.write(str(exc))
+        print(f"{printable(args.file)}: invalid; nothing was scanned", file=sys.stderr)
+        return error_handler.ERROR
+    log = prepared.audit_log()
+    log.start_run(detail="drift", context={"file": str(prepared.file)})
+    output.progress(f"mailroom: scanning stack {prepared.stack} ({len(prepared.desired.mailboxes)} managed "
+                    "mailboxes)")
+    try:
+        found, result, stats = asyncio.run(collect(prepared, args.concurrency))
+    except BaseException as exc:  # recorded, then reported by the one error handler
+        log.end_run("failed", {"error": str(exc)})
+        raise
+    found, resolved = drift_mod.track(found, paths.drift_state(prepared.stack, prepared.project_dir))
+    entries = []
+    for f in found:
+        kind = "drift_new" if f.first_seen == f.last_seen else "drift_present"
+        entries.append(log.entry(kind, mailbox=f.mailbox, subject=f.subject, right=f.right, before=f.expected,
+                                 after=f.actual, detail=f"{f.kind}: {f.detail}".rstrip(": ")
+                                 + (f" by {f.changed_by} at {f.changed_at}" if f.changed_by else "")))
+    for r in resolved:
+        entries.append(log.entry("drift_resolved", mailbox=r.get("mailbox"), subject=r.get("subject"),
+                                 right=r.get("right"), detail=str(r.get("kind"))))
+    if entries:
+        log.append(entries)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    if not as_json:
+        sys.stdout.write(report.render_text(found, resolved))
+    if args.json and not as_json:
+        _write(args.json, report.render_json(found, resolved, stats))
+    if args.markdown:
+        _write(args.markdown, report.render_markdown(found, resolved))
+    if args.html:
+        _write(args.html, report.render_html(found, prepared.desired, result, generated))
+    code = error_handler.ERROR if result.errors else (error_handler.CHANGES if found else error_handler.OK)
+    log.end_run("error" if result.errors else ("drift" if found else "clean"), {"findings": len(found), **stats})
+    remediation: apply_cmd.Applied | None = None
+    if args.remediate and found and not result.errors:
+        remediation = _remediate(args, prepared, as_json)
+        if remediation.code != error_handler.OK:  # reverted: still 2, drift was found
+            code = remediation.code
+    if as_json:
+        body = json.loads(report.render_json(found, resolved, stats))
+        body["remediation"] = remediation.document() if remediation is not None else None
+        output.print_document("drift", body)
+    return code
+
+
+def _remediate(args: argparse.Namespace, drifted: Run, as_json: bool) -> apply_cmd.Applied:
+    """Revert managed drift with apply itself: its plan, confirmation and mass-removal guard."""
+    output.progress("mailroom: --remediate: applying the file")
+    prepared = prepare(args.file, drifted.stack)  # a run of its own in the audit log
+    done = apply_cmd.apply(prepared, yes=args.yes, allow_mass_removal=args.allow_mass_removal,
+                           show=apply_cmd.show_plan(as_json, args.yes), detail="drift --remediate")
+    if not as_json:
+        sys.stdout.write(done.render_text())
+    return done
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)

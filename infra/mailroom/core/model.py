@@ -1,0 +1,108 @@
+"""The desired model: what the file says, defaults applied, entries in one shape.
+
+Plan, drift and import all read this model; comparison keys come from
+``mailroom.core.identity`` so the rules for equality live in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from mailroom.core.identity import exchange_alias, smtp_key
+
+
+class State(str, Enum):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a mailbox is written: file and index in that file's ``mailboxes`` list."""
+
+    file: str
+    index: int
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Member:
+    address: str  # as written
+    automap: bool
+    is_group: bool = False
+    automap_explicit: bool = False
+
+    @property
+    def key(self) -> str:
+        return smtp_key(self.address)
+
+
+@dataclass(frozen=True)
+class SentItems:
+    copy_send_as: bool = True
+    copy_send_on_behalf: bool = True
+
+
+@dataclass(frozen=True)
+class Defaults:
+    sign_in_blocked: bool = True
+    automap: bool = True
+    sent_items: SentItems = SentItems()
+    audit_enabled: bool = True
+    hidden_from_gal: bool = False
+
+
+# The one declaration of the defaults: a mailbox the file says nothing more about, and what spec.py's
+# MailboxSpec assumes for a value its state lacks.
+DEFAULTS = Defaults()
+
+
+@dataclass(frozen=True)
+class Policy:
+    require_owner: bool = False
+    max_members: int | None = None
+    send_as_requires_member: bool = False
+    allow_external_members: bool = False
+    max_removals_per_apply: int = 10
+
+
+POLICY = Policy()  # the policy of a file that states none
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    address: str
+    display_name: str
+    owner: str | None = None
+    aliases: tuple[str, ...] = ()
+    members: tuple[Member, ...] = ()
+    send_as: tuple[str, ...] = ()
+    send_on_behalf: tuple[str, ...] = ()
+    hidden_from_gal: bool = DEFAULTS.hidden_from_gal
+    sent_items: SentItems = DEFAULTS.sent_items
+    audit_enabled: bool = DEFAULTS.audit_enabled
+    sign_in_blocked: bool = DEFAULTS.sign_in_blocked
+    state: State = State.PRESENT
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return smtp_key(self.address)
+
+    @property
+    def alias(self) -> str:
+        """The Exchange alias mailroom gives the mailbox: the local part of its address."""
+        return exchange_alias(self.address)
+
+
+@dataclass(frozen=True)
+class Desired:
+    domains: tuple[str, ...]
+    defaults: Defaults
+    policy: Policy
+    mailboxes: tuple[Mailbox, ...]
+    files: tuple[str, ...]
+
+    def by_key(self) -> dict[str, Mailbox]:
+        return {m.key: m for m in self.mailboxes}

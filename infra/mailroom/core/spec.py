@@ -1,0 +1,95 @@
+"""MailboxSpec: the one comparable shape of a shared mailbox.
+
+Desired (from the file) and live (read from the tenant, people already mapped
+to the addresses the file uses for them) are both MailboxSpecs; they are also
+the Pulumi resource's inputs and outputs, so the engine's state, the plan,
+drift and import speak the same language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mailroom.core import rights
+from mailroom.core.identity import smtp_key
+from mailroom.core.model import DEFAULTS, Mailbox
+
+
+@dataclass(frozen=True)
+class Grant:
+    address: str
+    automap: bool = DEFAULTS.automap
+
+
+@dataclass(frozen=True)
+class MailboxSpec:
+    address: str
+    display_name: str = ""
+    aliases: tuple[str, ...] = ()
+    members: tuple[Grant, ...] = ()
+    send_as: tuple[str, ...] = ()
+    send_on_behalf: tuple[str, ...] = ()
+    # The file's defaults (model.DEFAULTS): also what a state written without a value means.
+    hidden_from_gal: bool = DEFAULTS.hidden_from_gal
+    copy_send_as: bool = DEFAULTS.sent_items.copy_send_as
+    copy_send_on_behalf: bool = DEFAULTS.sent_items.copy_send_on_behalf
+    audit_enabled: bool = DEFAULTS.audit_enabled
+    sign_in_blocked: bool = DEFAULTS.sign_in_blocked
+    state: str = "present"
+    # Accepted domains: which addresses of the mailbox are the file's to manage.
+    domains: tuple[str, ...] = field(default=(), compare=False)
+
+    def grants(self) -> list[tuple[str, str]]:
+        """Every (right, person) the mailbox gives: Full Access, Send As, Send on Behalf."""
+        return [(r.key, held.address if isinstance(held, Grant) else held)
+                for r in rights.GRANTS for held in getattr(self, r.attr)]
+
+    def people(self) -> list[str]:
+        return [person for _, person in self.grants()]
+
+    def automap_by_key(self) -> dict[str, bool]:
+        """AutoMapping per member, keyed by address (what Exchange does not report back)."""
+        return {smtp_key(g.address): g.automap for g in self.members}
+
+    def to_props(self) -> dict[str, Any]:
+        props = asdict(self)
+        props["members"] = [{"address": g.address, "automap": g.automap} for g in self.members]
+        for key in ("aliases", "send_as", "send_on_behalf", "domains"):
+            props[key] = list(props[key])
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, Any]) -> MailboxSpec:
+        return cls(
+            address=str(props["address"]),
+            display_name=str(props.get("display_name") or ""),
+            aliases=tuple(props.get("aliases") or ()),
+            members=tuple(Grant(str(m["address"]), bool(m.get("automap", _BLANK_GRANT.automap)))
+                          for m in props.get("members") or ()),
+            send_as=tuple(props.get("send_as") or ()),
+            send_on_behalf=tuple(props.get("send_on_behalf") or ()),
+            hidden_from_gal=bool(props.get("hidden_from_gal", _BLANK.hidden_from_gal)),
+            copy_send_as=bool(props.get("copy_send_as", _BLANK.copy_send_as)),
+            copy_send_on_behalf=bool(props.get("copy_send_on_behalf", _BLANK.copy_send_on_behalf)),
+            audit_enabled=bool(props.get("audit_enabled", _BLANK.audit_enabled)),
+            sign_in_blocked=bool(props.get("sign_in_blocked", _BLANK.sign_in_blocked)),
+            state=str(props.get("state") or "present"),
+            domains=tuple(props.get("domains") or ()),
+        )
+
+    @classmethod
+    def from_model(cls, mb: Mailbox, domains: tuple[str, ...]) -> MailboxSpec:
+        return cls(
+            address=mb.address, display_name=mb.display_name, aliases=mb.aliases,
+            members=tuple(Grant(m.address, m.automap) for m in mb.members),
+            send_as=mb.send_as, send_on_behalf=mb.send_on_behalf, hidden_from_gal=mb.hidden_from_gal,
+            copy_send_as=mb.sent_items.copy_send_as, copy_send_on_behalf=mb.sent_items.copy_send_on_behalf,
+            audit_enabled=mb.audit_enabled, sign_in_blocked=mb.sign_in_blocked, state=mb.state.value,
+            domains=domains,
+        )
+
+
+# A value the state lacks (written by an older mailroom) is the field's default, not a second copy of it.
+_BLANK = MailboxSpec(address="")
+_BLANK_GRANT = Grant(address="")

@@ -1,0 +1,1 @@
+"""Drift: the bulk scan of managed and unmanaged mailboxes, findings, who did it."""

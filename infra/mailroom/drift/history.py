@@ -1,0 +1,80 @@
+"""Who made a drifted change, and when: the tenant's own audit history, matched to findings.
+
+Exchange changes come from the admin audit log (Search-AdminAuditLog), sign-in
+changes from Graph directory audits. A finding is attributed to the newest
+entry that touched the same mailbox with a cmdlet or property that can cause
+it and, where the finding names a person, names the same person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mailroom.core import rights
+from mailroom.core.identity import smtp_key
+from mailroom.drift.scan import DriftFinding
+
+# right → the audited Exchange cmdlets that change it, and the parameter that names the person (or the
+# setting), from the rights table. Sign-in is a Graph user property: Graph directory audits, below.
+CAUSES: dict[str, tuple[tuple[str, ...], str | None]] = {r.key: r.causes for r in rights.TABLE if r.causes[0]}
+
+
+def _params(row: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in row.get("CmdletParameters") or []:
+        if isinstance(p, dict):
+            out[str(p.get("Name"))] = str(p.get("Value"))
+    return out
+
+
+def _names(directory: Any, value: str) -> set[str]:
+    """Every spelling of whoever ``value`` names (it may be an address, a UPN, a name, an id)."""
+    keys = {smtp_key(value)}
+    recipient = directory.lookup(value) if directory is not None else None
+    if recipient is not None:
+        keys |= set(recipient.keys)
+    return keys
+
+
+def attribute(found: Sequence[DriftFinding], exchange_rows: Sequence[dict[str, Any]],
+              graph_rows: Sequence[dict[str, Any]], directory: Any,
+              object_ids: dict[str, str]) -> None:
+    """Fill ``changed_by``/``changed_at`` in place. ``object_ids``: mailbox or person key → Entra id."""
+    rows = sorted(exchange_rows, key=lambda r: str(r.get("RunDate") or ""), reverse=True)
+    audits = sorted(graph_rows, key=lambda r: str(r.get("activityDateTime") or ""), reverse=True)
+    for f in found:
+        if f.right == "sign_in_blocked" or (f.kind == "stale_access" and "disabled" in f.detail):
+            target = object_ids.get(smtp_key(f.mailbox if f.right == "sign_in_blocked" else f.subject or ""))
+            for a in audits:
+                if target and any(t.get("id") == target for t in a.get("targetResources") or []):
+                    f.changed_by, f.changed_at = _initiator(a), str(a.get("activityDateTime"))
+                    break
+            continue
+        cmdlets, person_param = CAUSES.get(f.right or "", ((), None))
+        box = _names(directory, f.mailbox)
+        person = _names(directory, f.subject) if f.subject else set()
+        for r in rows:
+            if r.get("CmdletName") not in cmdlets:
+                continue
+            params = _params(r)
+            touched = {smtp_key(str(r.get("ObjectModified") or "")), smtp_key(params.get("Identity", ""))}
+            if f.kind == "unmanaged_mailbox":
+                touched |= {smtp_key(params.get("PrimarySmtpAddress", "")), smtp_key(params.get("Name", ""))}
+            if not touched & box:
+                continue
+            if person_param and (f.subject or f.kind == "changed_setting"):
+                value = params.get(person_param, "")
+                if f.subject and not any(k in value.casefold() for k in person if k):
+                    continue
+                if not f.subject and person_param not in params:
+                    continue
+            f.changed_by, f.changed_at = str(r.get("Caller") or "unknown"), str(r.get("RunDate") or "")
+            break
+
+
+def _initiator(audit: dict[str, Any]) -> str:
+    by = audit.get("initiatedBy") or {}
+    user = by.get("user") or {}
+    app = by.get("app") or {}
+    return str(user.get("userPrincipalName") or app.get("displayName") or app.get("appId") or "unknown")

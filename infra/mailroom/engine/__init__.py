@@ -1,0 +1,1 @@
+"""The Pulumi adapter: the inline program, the provider, the plan, stacks, the engine process."""

@@ -1,0 +1,83 @@
+"""What plan, apply and drift share: validate first, then the tenant, then the engine.
+
+The order matters: an invalid file stops the run before the local tenant is
+started or any tenant request is made.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mailroom import paths
+from mailroom.core.model import Desired
+from mailroom.engine.stacks import tenant_config
+from mailroom.engine.workspace import Engine, EngineSettings, private_dir, state_dir
+from mailroom.file.findings import render_text
+from mailroom.file.load import LoadResult, load_desired
+from mailroom.m365.tenant import TenantConfig
+from mailroom.providerenv import ProviderEnv
+
+
+class Invalid(Exception):
+    def __init__(self, result: LoadResult) -> None:
+        super().__init__(render_text(result.findings))
+        self.result = result
+
+
+@dataclass
+class Run:
+    file: Path
+    stack: str
+    desired: Desired
+    tenant: TenantConfig
+    run_id: str
+    audit_path: str | None
+    project_dir: Path
+
+    def engine(self, plan: Path | None = None) -> Engine:
+        """The engine of this run; ``plan``: the approved plan the provider must keep to (apply).
+
+        The program is this run's validated ``desired``, declared inline: the file is not read again.
+        """
+        from mailroom.engine.program import declare  # imports pulumi; only commands that run the engine need it
+
+        env = ProviderEnv(tenant=self.tenant.to_json(), stack=self.stack, run_id=self.run_id,
+                          audit_log=self.audit_path, plan=str(plan) if plan is not None else None)
+        desired = self.desired
+
+        def program() -> None:
+            declare(desired)
+
+        return Engine(EngineSettings(self.stack, self.project_dir, env.to_env()), program=program)
+
+    def backend_url(self) -> str:
+        return EngineSettings(self.stack, self.project_dir).backend_url()
+
+    def plan_path(self) -> Path:
+        """Where this run keeps the plan it shows, for the engine's provider to keep to (owner-only)."""
+        return private_dir(state_dir(self.project_dir) / "plans") / f"{self.stack}-{self.run_id}.json"
+
+    def audit_log(self) -> Any:
+        from mailroom.audit.log import AuditLog
+
+        return AuditLog(self.audit_path, stack=self.stack, run_id=self.run_id)
+
+
+def prepare(file: str, stack: str, *, audit_path: str | None = None) -> Run:
+    """Validate ``file`` (raises Invalid, having touched nothing), then resolve the stack's tenant."""
+    result = load_desired(file)
+    if result.desired is None or result.errors:
+        raise Invalid(result)
+    path = Path(file).resolve()
+    project_dir = _project_dir(path)
+    audit = audit_path or str(paths.audit_log(project_dir))
+    return Run(path, stack, result.desired, tenant_config(project_dir, stack), uuid.uuid4().hex[:12], audit,
+               project_dir)
+
+
+def _project_dir(file: Path) -> Path:
+    """The directory holding Pulumi.yaml: the file's own, or mailroom's project."""
+    return paths.find_project(file.parent) or paths.PROJECT_DIR

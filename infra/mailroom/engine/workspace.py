@@ -1,0 +1,185 @@
+"""The one place that decides how mailroom runs the Pulumi engine.
+
+Stack, backend, secrets provider, PULUMI_HOME and the environment of the
+engine (and so of the dynamic provider process) are decided here; every
+command runs the real engine through the Automation API with these settings:
+
+- the program runs inline: the Automation API serves the language runtime
+  in this process, so the engine needs no language host, and the program
+  declares the ``Desired`` this command validated (``program.declare``);
+- the engine binary comes from ``ci/build-pulumi.sh`` (an official install of
+  at least the pinned version on PATH, or the build from Go modules cached
+  outside the clone);
+- no update check, ``PULUMI_HOME`` in the cache, and no plugin downloads;
+- the file backend under ``.mailroom/state/`` unless ``PULUMI_BACKEND_URL``
+  names another backend;
+- the passphrase secrets provider; its passphrase comes from
+  ``PULUMI_CONFIG_PASSPHRASE``; only the embedded ``local`` stack falls back to
+  the documented fixed value ``LOCAL_PASSPHRASE``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mailroom import paths
+from mailroom.engine.locks import clear_dead
+from mailroom.errors import ConfigError
+from mailroom.providerenv import ProviderEnv
+
+PROJECT_DIR = paths.PROJECT_DIR
+PROJECT_NAME = "mailroom"  # Pulumi.yaml `name:`; part of every URN in state
+LOCAL_STACK = "local"
+LOCAL_PASSPHRASE = "mailroom-local-stack"  # only for the embedded local tenant; documented in README
+EventCallback = Callable[[Any], None]
+Program = Callable[[], None]
+
+
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    base = env.get(paths.CACHE_ENV) or os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                                       "mailroom")
+    return Path(base)
+
+
+def state_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    """Where mailroom keeps local state: ``paths.state_dir`` (one answer for every command)."""
+    return paths.state_dir(project_dir)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as an owner-only directory (0700), created or tightened whatever the umask.
+
+    The state directory holds the engine's state, the audit log, drift history, saved plans and the
+    local tenant's database with its token-signing key: nobody else on the machine may read them.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def python_for_plugins() -> dict[str, str]:
+    """How the dynamic-provider plugin finds the Python that has mailroom installed: this one.
+
+    The engine starts ``pulumi-resource-pulumi-python`` (a shell script from the SDK), which runs
+    ``$PULUMI_RUNTIME_VIRTUALENV/bin/python -m pulumi.dynamic`` when that variable names a virtualenv,
+    else ``${PULUMI_PYTHON_CMD:-python3}``. Both point at the interpreter running mailroom, by absolute
+    path: the plugin's working directory no longer matters (no ``infra/.venv`` link), and a
+    ``PULUMI_RUNTIME_VIRTUALENV`` of the caller's own is never used by mistake. Pulumi.yaml sets no
+    ``virtualenv`` option, which the engine would pass to the plugin instead.
+    """
+    in_venv = sys.prefix != sys.base_prefix
+    return {"PULUMI_RUNTIME_VIRTUALENV": sys.prefix if in_venv else "", "PULUMI_PYTHON_CMD": sys.executable}
+
+
+def supervisor() -> Path:
+    """The ``mailroom-engine`` entry point installed beside this Python (see mailroom.engine.supervise)."""
+    path = Path(sys.executable).parent / "mailroom-engine"
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: reinstall mailroom (`make setup`)")
+    return path
+
+
+@cache
+def pulumi_bin_dir() -> Path:
+    """Directory holding ``pulumi`` and the dynamic-provider script; builds them on first use."""
+    script = PROJECT_DIR / "ci" / "build-pulumi.sh"
+    proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise ConfigError("no Pulumi engine available (see the messages above); install Pulumi from "
+                          "https://www.pulumi.com/docs/install/ and put it on PATH, or run `make setup`")
+    return Path(lines[-1])
+
+
+@dataclass
+class EngineSettings:
+    stack: str
+    project_dir: Path = PROJECT_DIR
+    env: dict[str, str] = field(default_factory=dict)  # extra variables for the engine and providers
+
+    def backend_url(self) -> str:
+        return os.environ.get("PULUMI_BACKEND_URL") or (state_dir(self.project_dir) / "state").as_uri()
+
+    def passphrase(self) -> str:
+        value = os.environ.get("PULUMI_CONFIG_PASSPHRASE")
+        if value is not None:
+            return value
+        if self.stack == LOCAL_STACK:
+            return LOCAL_PASSPHRASE
+        raise ConfigError(f"stack {self.stack!r} needs PULUMI_CONFIG_PASSPHRASE (its secrets provider is passphrase)")
+
+    def environment(self) -> dict[str, str]:
+        bin_dir = pulumi_bin_dir()
+        home = cache_dir() / "pulumi-home"
+        home.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir(self.project_dir))
+        if self.backend_url().startswith("file://"):
+            private_dir(state_dir(self.project_dir) / "state")
+        venv_bin = str(Path(sys.executable).parent)
+        return {
+            "PATH": os.pathsep.join([str(bin_dir), venv_bin, os.environ.get("PATH", "")]),
+            **python_for_plugins(),
+            "PULUMI_HOME": str(home),
+            "PULUMI_BACKEND_URL": self.backend_url(),
+            "PULUMI_CONFIG_PASSPHRASE": self.passphrase(),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            **self.env,
+        }
+
+
+class Engine:
+    """preview / up / refresh-preview / destroy of one stack, with engine events passed to a callback.
+
+    ``program``: the Pulumi program, run inline in this process (``lambda: program.declare(desired)``).
+    Without one the stack can only be managed (cancel, export): there is no program on disk to run.
+    """
+
+    def __init__(self, settings: EngineSettings, program: Program | None = None, work_dir: Path | None = None) -> None:
+        from pulumi import automation as auto
+
+        self.settings = settings
+        env = settings.environment()
+        for lock in clear_dead(env["PULUMI_BACKEND_URL"], settings.stack):
+            print(f"mailroom: removed the lock of stack {settings.stack} left by a run that is gone "
+                  f"({lock.describe()})", file=sys.stderr, flush=True)
+        bin_dir = pulumi_bin_dir()
+        command = auto.PulumiCommand(root=str(bin_dir.parent), skip_version_check=True)
+        # Every CLI command runs under mailroom's supervisor, so the engine never outlives mailroom.
+        env.update(ProviderEnv(pulumi=command.command).to_env())
+        command.command = str(supervisor())
+        # The workspace is the project directory: Pulumi.yaml (project name `mailroom`, so the URNs of existing
+        # state are unchanged) and Pulumi.<stack>.yaml (a real tenant's settings, the secrets salt) stay where
+        # they are. No project_settings are passed: the SDK would rewrite Pulumi.yaml in the source tree.
+        cwd = str(work_dir or settings.project_dir)
+        opts = auto.LocalWorkspaceOptions(work_dir=cwd, env_vars=env, pulumi_home=env["PULUMI_HOME"],
+                                          secrets_provider="passphrase", pulumi_command=command)
+        if program is None:
+            self.stack = auto.create_or_select_stack(settings.stack, work_dir=cwd, opts=opts)
+        else:
+            self.stack = auto.create_or_select_stack(settings.stack, project_name=PROJECT_NAME, program=program,
+                                                     opts=opts)
+
+    def preview(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
+        return self.stack.preview(on_event=on_event, refresh=refresh, diff=False, color="never")
+
+    def up(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
+        return self.stack.up(on_event=on_event, refresh=refresh, color="never")
+
+    def refresh_preview(self, on_event: EventCallback | None = None) -> Any:
+        return self.stack.preview_refresh(on_event=on_event, color="never")
+
+    def destroy(self, on_event: EventCallback | None = None) -> Any:
+        return self.stack.destroy(on_event=on_event, color="never")
+
+    def export(self) -> dict[str, Any]:
+        return dict(self.stack.export_stack().deployment or {})

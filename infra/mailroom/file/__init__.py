@@ -1,0 +1,1 @@
+"""mailboxes.yaml -> Desired: YAML with positions, the schema, the rules, every finding located."""

@@ -1,0 +1,1 @@
+"""The tenant client: token sources, one pacer and retry policy, Exchange admin REST and Graph."""

@@ -1,0 +1,1 @@
+"""Making one mailbox match, independent of Pulumi: read it, converge it."""

@@ -1,0 +1,138 @@
+"""The live side of a mailbox: what the tenant has, as a MailboxSpec in the file's spelling.
+
+``live_spec`` is pure and shared by the one-mailbox read (provider read and
+update) and the bulk scan (drift), so both see a mailbox the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailroom.core import rights
+from mailroom.core.identity import access_rights, is_managed_permission, managed_addresses, smtp_key
+from mailroom.core.rights import PermissionPair, UserProperty
+from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.core.textsafe import printable
+from mailroom.errors import NotFound
+from mailroom.m365.directory import Directory
+from mailroom.m365.exchange import CmdletResult, ExchangeClient
+
+SHARED = "SharedMailbox"
+# How each is read: the rights table (cmdlet and field).
+_MAILBOX, _MEMBER, _AUTOMAP, _SEND_AS, _SEND_ON_BEHALF, _ALIAS = (
+    rights.right(k) for k in ("mailbox", "member", "automap", "send_as", "send_on_behalf", "alias"))
+
+
+@dataclass
+class LiveMailbox:
+    spec: MailboxSpec
+    identity: str  # what Exchange calls take: the mailbox Guid
+    object_id: str  # its Entra user
+    # canonical address key → how the tenant names that trustee (for Remove-* calls)
+    trustees: dict[str, str] = field(default_factory=dict)
+    unresolved: list[str] = field(default_factory=list)  # trustees that no longer resolve (deleted)
+    kind: str = SHARED  # RecipientTypeDetails: mailroom manages SharedMailbox only
+
+    def refusal(self) -> str | None:
+        """Why mailroom must not touch this mailbox (it belongs to a person, a room, ...), or None."""
+        return refusal(self.spec.address, self.kind, self.spec.display_name)
+
+
+def recipient_kind(row: dict[str, Any]) -> str:
+    """A Get-Mailbox row's RecipientTypeDetails; a row without one is never taken for a shared mailbox."""
+    return str(row.get("RecipientTypeDetails") or "unknown recipient type")
+
+
+def refusal(address: str, kind: str, display_name: str = "") -> str | None:
+    """Why mailroom must not touch the mailbox ``address`` of type ``kind``, or None for a shared one."""
+    if kind == SHARED:
+        return None
+    name = f' "{printable(display_name)}"' if display_name else ""
+    return (f"{address} is a {printable(kind)}{name}, not a shared mailbox; mailroom manages "
+            "shared mailboxes only and changes nothing on it")
+
+
+def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], send_as: Sequence[dict[str, Any]],
+              account_enabled: bool | None, directory: Directory, written: dict[str, str],
+              domains: Sequence[str], automap: Mapping[str, bool] | None = None) -> LiveMailbox:
+    """``automap``: the last known AutoMapping per member (address key), used when the row has none."""
+    primary = str(mailbox.get(_MAILBOX.read.field) or "")
+    trustees: dict[str, str] = {}
+    unresolved: list[str] = []
+
+    def canon(identity: str) -> str:
+        address = directory.canonical(identity, written)
+        if directory.lookup(identity) is None:
+            unresolved.append(identity)
+        trustees[smtp_key(address)] = identity
+        return address
+
+    known = automap or {}
+    members = []
+    for row in _granted(full_access, _MEMBER):
+        # Exchange Online does not report AutoMapping in Get-MailboxPermission (it is the
+        # msExchDelegateListLink attribute, which the admin API does not expose), so a grant's
+        # AutoMapping is the one last set through mailroom; a row that does carry it wins.
+        address = canon(str(row[_MEMBER.read.field]))
+        value = row.get(_AUTOMAP.read.field, known.get(smtp_key(address), True))  # True: Exchange's default
+        members.append(Grant(address, bool(value)))
+    senders = [canon(str(row[_SEND_AS.read.field])) for row in _granted(send_as, _SEND_AS)]
+    on_behalf = [canon(str(name)) for name in mailbox.get(_SEND_ON_BEHALF.read.field) or ()]
+    aliases = [a for k, a in managed_addresses(mailbox.get(_ALIAS.read.field) or (), domains).items()
+               if k != smtp_key(primary)]
+    settings = {r.attr: _setting(r, mailbox, account_enabled) for r in rights.SETTINGS}
+    spec = MailboxSpec(
+        address=primary,
+        aliases=tuple(sorted(aliases, key=smtp_key)),
+        members=tuple(sorted(members, key=lambda g: smtp_key(g.address))),
+        send_as=tuple(sorted(senders, key=smtp_key)),
+        send_on_behalf=tuple(sorted(on_behalf, key=smtp_key)),
+        domains=tuple(domains),
+        **settings,
+    )
+    return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
+                       str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
+                       recipient_kind(mailbox))
+
+
+def _granted(rows: Sequence[dict[str, Any]], right: rights.Right) -> list[dict[str, Any]]:
+    """The rows of a permission list that grant ``right``: explicit, allowed, not a system principal."""
+    assert isinstance(right.write, PermissionPair)
+    access = right.write.access.casefold()
+    return [row for row in rows if is_managed_permission(row) and access in access_rights(row)]
+
+
+def _setting(right: rights.Right, mailbox: Mapping[str, Any], account_enabled: bool | None) -> Any:
+    """A setting as the tenant reports it; a missing field means what the table says it means."""
+    if isinstance(right.write, UserProperty):  # read from Graph, not from Get-Mailbox
+        return right.read.absent if account_enabled is None else right.write.value(account_enabled)
+    value = mailbox.get(right.read.field, right.read.absent)
+    return str(value or "") if isinstance(right.read.absent, str) else bool(value)
+
+
+async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Directory, address: str,
+                       people: Sequence[str], domains: Sequence[str],
+                       automap: Mapping[str, bool] | None = None) -> LiveMailbox | None:
+    """Read one mailbox (one $batch for mailbox + both permission lists, one Graph GET)."""
+    assert isinstance(_SEND_AS.write, PermissionPair)
+    mbx, fa, sa = await exchange.batch([
+        (_MAILBOX.read.source, {"Identity": address}),
+        (_MEMBER.read.source, {"Identity": address}),
+        (_SEND_AS.read.source, {"Identity": address, "AccessRights": _SEND_AS.write.access}),
+    ])
+    if isinstance(mbx, NotFound) or (isinstance(mbx, CmdletResult) and not mbx.value):
+        return None
+    for result in (mbx, fa, sa):
+        if not isinstance(result, CmdletResult):
+            raise result
+    assert isinstance(mbx, CmdletResult) and isinstance(fa, CmdletResult) and isinstance(sa, CmdletResult)
+    row = mbx.value[0]
+    names = [str(r.get(_MEMBER.read.field)) for r in fa.value] + [str(r.get(_SEND_AS.read.field)) for r in sa.value]
+    names += [str(n) for n in row.get(_SEND_ON_BEHALF.read.field) or ()]
+    await directory.resolve(list(people) + names)
+    user = await graph.get_user(str(row.get("ExternalDirectoryObjectId"))) if row.get("ExternalDirectoryObjectId") \
+        else None
+    enabled = None if user is None else bool(user.get("accountEnabled"))
+    return live_spec(row, fa.value, sa.value, enabled, directory, directory.written_by_id(people), domains, automap)

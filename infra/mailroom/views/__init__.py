@@ -1,0 +1,1 @@
+"""Renderings that are more than a line: the HTML access matrix."""
