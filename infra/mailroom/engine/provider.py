@@ -34,14 +34,14 @@ from pulumi.dynamic import (
 )
 
 from mailroom.audit.log import AuditLog
-from mailroom.core.compare import Change, changes
+from mailroom.core.compare import changes
 from mailroom.core.identity import is_valid_smtp, smtp_key
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plan import Approval, approved
 from mailroom.errors import ConfigError, TenantError
 from mailroom.m365.tenant import Tenant, TenantConfig
 from mailroom.providerenv import ProviderEnv
-from mailroom.reconcile.converge import Outcome, apply_changes, create_mailbox
+from mailroom.reconcile.converge import Outcome, converge_mailbox
 from mailroom.reconcile.live import LiveMailbox, read_mailbox
 
 OUTPUT_KEYS = ("object_id", "exchange_id")
@@ -84,72 +84,9 @@ def _audit(outcome: Outcome) -> None:
 
 async def converge(spec: MailboxSpec, known: MailboxSpec | None = None,
                    approved: Approval | None = None) -> tuple[LiveMailbox | None, Outcome]:
-    """Make the tenant match ``spec``; returns the mailbox as it now is and what was done.
-
-    ``known``: the last outputs (what mailroom set), for what Exchange does not report (AutoMapping).
-    ``approved``: the reviewed plan; a change it does not hold is refused before any write, so a
-    grant added by hand after the plan was shown is never removed by the apply of that plan.
-    Every write is followed by a read-back: a change the tenant does not hold afterwards is failed.
-    """
-    cfg = _tenant()
-    automap = known.automap_by_key() if known else {}
-    approve = approved.check if approved else (lambda _address, _todo: None)
-    async with Tenant(cfg) as t:
-        async def read(automap: dict[str, bool]) -> LiveMailbox | None:
-            live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains,
-                                      automap)
-            refusal = live.refusal() if live else None
-            if refusal:
-                raise TenantError(refusal)
-            return live
-
-        live = await read(automap)
-        todo = changes(spec, live.spec if live else None)
-        approve(spec.address, todo)
-        outcome = Outcome()
-        if spec.state == "absent":
-            if live is not None:
-                await t.exchange.remove_mailbox(live.identity)
-                outcome.done.extend(todo)
-            return None, outcome
-        if live is None:
-            await create_mailbox(t.exchange, spec)
-            outcome.done.extend(c for c in todo if c.op == "create")
-            live = await read({})
-            if live is None:
-                raise TenantError(f"{spec.address}: created, but Get-Mailbox does not find it yet")
-            todo = changes(spec, live.spec)
-            approve(spec.address, todo)
-        for attempt in (1, 2):
-            if not todo:
-                break
-            step = await apply_changes(t.exchange, t.graph, live, todo, spec)
-            outcome.done.extend(step.done)
-            outcome.failed.extend(step.failed)
-            if step.failed:
-                break
-            # The read-back: what the tenant holds now, with the AutoMapping just set.
-            after = await read(spec.automap_by_key())
-            if after is None:
-                raise TenantError(f"{spec.address}: changed, but Get-Mailbox no longer finds it")
-            live, todo = after, changes(spec, after.spec)
-            if not todo:
-                break
-            if attempt == 2:
-                _unconfirmed(outcome, todo)
-                break
-            approve(spec.address, todo)
-        return live, outcome
-
-
-def _unconfirmed(outcome: Outcome, missing: list[Change]) -> None:
-    """Changes the read-back does not find in the tenant: failed, whatever the write calls answered."""
-    def family(c: Change) -> tuple[str, str]:
-        return ("member" if c.right == "automap" else c.right, smtp_key(c.subject or ""))
-
-    gone = {family(c) for c in missing}
-    outcome.done[:] = [c for c in outcome.done if family(c) not in gone]
-    outcome.failed.extend((c, "the read-back after apply does not find this in the tenant") for c in missing)
+    """Converge one mailbox on the tenant of this run (see ``reconcile.converge.converge_mailbox``)."""
+    async with Tenant(_tenant()) as t:
+        return await converge_mailbox(t, spec, known, approved.check if approved else None)
 
 
 class MailboxProvider(ResourceProvider):

@@ -11,18 +11,28 @@ crash converges without duplicate grants.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.core import rights
-from mailroom.core.compare import Change
+from mailroom.core.compare import Change, changes
 from mailroom.core.identity import exchange_alias, proxy, smtp_key
 from mailroom.core.rights import Call, MailboxList, MailboxSetting, PermissionPair, UserProperty
 from mailroom.core.spec import MailboxSpec
 from mailroom.errors import ExchangeError, ProxyAddressExists, TenantError
 from mailroom.m365.exchange import CmdletResult, ExchangeClient, Params, hashtable
-from mailroom.reconcile.live import LiveMailbox, recipient_kind, refusal
+from mailroom.m365.tenant import Tenant
+from mailroom.reconcile.live import LiveMailbox, read_mailbox, recipient_kind, refusal
+
+Approve = Callable[[str, Sequence[Change]], None]
+
+
+class Unread:
+    """Marks "not read yet" apart from None (read: no such mailbox)."""
+
+
+UNREAD = Unread()
 
 
 @dataclass
@@ -148,3 +158,76 @@ async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox,
         except TenantError as exc:
             outcome.failed.append((c, str(exc)))
     return outcome
+
+
+async def converge_mailbox(t: Tenant, spec: MailboxSpec, known: MailboxSpec | None = None,
+                           approve: Approve | None = None,
+                           live: LiveMailbox | None | Unread = UNREAD) -> tuple[LiveMailbox | None, Outcome]:
+    """Make the tenant match ``spec``; returns the mailbox as it now is and what was done.
+
+    ``known``: the last outputs (what mailroom set), for what Exchange does not report (AutoMapping).
+    ``approve``: the reviewed plan's check; a change it does not hold is refused before any write, so a
+    grant added by hand after the plan was shown is never removed by the apply of that plan.
+    ``live``: the mailbox as a bulk read of this run found it (None: absent), so it is not read again;
+    by default it is read here.
+    Every write is followed by a read-back: a change the tenant does not hold afterwards is failed.
+    """
+    automap = known.automap_by_key() if known else {}
+    check: Approve = approve or (lambda _address, _todo: None)
+
+    async def read(automap: dict[str, bool]) -> LiveMailbox | None:
+        found = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains,
+                                   automap)
+        refused = found.refusal() if found else None
+        if refused:
+            raise TenantError(refused)
+        return found
+
+    if isinstance(live, Unread):
+        live = await read(automap)
+    todo = changes(spec, live.spec if live else None)
+    check(spec.address, todo)
+    outcome = Outcome()
+    if spec.state == "absent":
+        if live is not None:
+            await t.exchange.remove_mailbox(live.identity)
+            outcome.done.extend(todo)
+        return None, outcome
+    if live is None:
+        await create_mailbox(t.exchange, spec)
+        outcome.done.extend(c for c in todo if c.op == "create")
+        live = await read({})
+        if live is None:
+            raise TenantError(f"{spec.address}: created, but Get-Mailbox does not find it yet")
+        todo = changes(spec, live.spec)
+        check(spec.address, todo)
+    for attempt in (1, 2):
+        if not todo:
+            break
+        step = await apply_changes(t.exchange, t.graph, live, todo, spec)
+        outcome.done.extend(step.done)
+        outcome.failed.extend(step.failed)
+        if step.failed:
+            break
+        # The read-back: what the tenant holds now, with the AutoMapping just set.
+        after = await read(spec.automap_by_key())
+        if after is None:
+            raise TenantError(f"{spec.address}: changed, but Get-Mailbox no longer finds it")
+        live, todo = after, changes(spec, after.spec)
+        if not todo:
+            break
+        if attempt == 2:
+            _unconfirmed(outcome, todo)
+            break
+        check(spec.address, todo)
+    return live, outcome
+
+
+def _unconfirmed(outcome: Outcome, missing: list[Change]) -> None:
+    """Changes the read-back does not find in the tenant: failed, whatever the write calls answered."""
+    def family(c: Change) -> tuple[str, str]:
+        return ("member" if c.right == "automap" else c.right, smtp_key(c.subject or ""))
+
+    gone = {family(c) for c in missing}
+    outcome.done[:] = [c for c in outcome.done if family(c) not in gone]
+    outcome.failed.extend((c, "the read-back after apply does not find this in the tenant") for c in missing)
