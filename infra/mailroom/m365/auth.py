@@ -111,10 +111,12 @@ class _SingleFlight:
 class LocalTokenSource(_SingleFlight):
     """Client credentials against the local tenant's token endpoint (plain HTTP on loopback)."""
 
-    def __init__(self, authority: str, tenant: str, client_id: str, client_secret: str) -> None:
+    def __init__(self, authority: str, tenant: str, client_id: str, client_secret: str, *,
+                 http_transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__()
         self.authority, self.tenant = authority, tenant  # authority e.g. http://127.0.0.1:8765
         self.client_id, self.client_secret = client_id, client_secret
+        self._http_transport = http_transport  # None: the network
 
     async def _fetch(self, scope: str) -> str:
         url = f"{self.authority.rstrip('/')}/{self.tenant}/oauth2/v2.0/token"
@@ -123,7 +125,7 @@ class LocalTokenSource(_SingleFlight):
         last: Exception | None = None
         for attempt in range(8):  # the token endpoint is throttled and faulted like the rest
             try:
-                async with httpx.AsyncClient(timeout=30) as client:
+                async with httpx.AsyncClient(timeout=30, transport=self._http_transport) as client:
                     resp = await client.post(url, data=form)
             except httpx.TransportError as exc:
                 last = exc

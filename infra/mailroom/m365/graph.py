@@ -44,14 +44,22 @@ def _token_provider(tokens: TokenSource, host: str) -> Any:
 
 class GraphClient:
     def __init__(self, base_url: str, tokens: TokenSource, transport: Transport, *,
-                 page_size: int = PAGE_SIZE) -> None:
+                 page_size: int = PAGE_SIZE, http_transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """``http_transport``: what the SDK's own client sends through (default: the network)."""
         from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
         from msgraph import GraphRequestAdapter, GraphServiceClient
 
         self.base_url = base_url.rstrip("/")
         host = urlsplit(self.base_url).hostname or ""
         self.tokens, self.transport, self.page_size = tokens, transport, page_size
-        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(_token_provider(tokens, host)))
+        sdk_http = None
+        if http_transport is not None:  # the SDK's middleware (its RetryHandler) stays in front of it
+            from msgraph_core import GraphClientFactory
+
+            sdk_http = GraphClientFactory.create_with_default_middleware(
+                client=httpx.AsyncClient(timeout=httpx.Timeout(100.0, connect=30.0), transport=http_transport))
+        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(_token_provider(tokens, host)),
+                                      client=sdk_http)
         adapter.base_url = self.base_url  # before the client is built: .batch reads it once
         self.client = GraphServiceClient(request_adapter=adapter)
         self.sdk_requests = 0

@@ -76,32 +76,40 @@ class TenantConfig:
                    graph_url=f"{url}/v1.0", authority=url)
 
 
-def token_source(cfg: TenantConfig) -> TokenSource:
+def token_source(cfg: TenantConfig, *, http_transport: httpx.AsyncBaseTransport | None = None) -> TokenSource:
     if cfg.auth_mode == "local":
-        return LocalTokenSource(cfg.authority, cfg.tenant_id, cfg.client_id or LOCAL_CLIENT_ID, LOCAL_CLIENT_SECRET)
+        return LocalTokenSource(cfg.authority, cfg.tenant_id, cfg.client_id or LOCAL_CLIENT_ID, LOCAL_CLIENT_SECRET,
+                                http_transport=http_transport)
     credential = azure_credential(cfg.auth_mode, cfg.tenant_id, cfg.client_id, authority=cfg.authority)
     return AzureTokenSource(credential, cloud_scopes(CLOUDS[cfg.cloud]))
 
 
 class Tenant:
-    """Async context manager: ``async with Tenant(cfg) as t: await t.exchange.get_mailbox(...)``."""
+    """Async context manager: ``async with Tenant(cfg) as t: await t.exchange.get_mailbox(...)``.
 
-    def __init__(self, cfg: TenantConfig, *, concurrency: int = 32, retry: RetryPolicy | None = None) -> None:
+    ``http_transport``: the httpx transport every request of this tenant goes through (Exchange, Graph and
+    the local tenant's token endpoint); by default the network. Tests pass an in-process app's
+    (``httpx.ASGITransport``)."""
+
+    def __init__(self, cfg: TenantConfig, *, concurrency: int = 32, retry: RetryPolicy | None = None,
+                 http_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.cfg = cfg
         self._concurrency = concurrency
         self._retry = retry
+        self._http_transport = http_transport
         self._graph: Any = None
 
     async def __aenter__(self) -> Tenant:
         maximum = self._concurrency
         limits = httpx.Limits(max_connections=maximum, max_keepalive_connections=maximum)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), limits=limits)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), limits=limits,
+                                       transport=self._http_transport)
         limiter = Limiter(maximum)
         self.transport = Transport(self._http, retry=self._retry, limiter=limiter)
         # Graph meters an app apart from Exchange (wire reference B.6), so it gets its own pacer
         # and statistics; retry policy, connections and the in-flight bound are shared.
         self.graph_transport = Transport(self._http, retry=self._retry, limiter=limiter)
-        self.tokens = token_source(self.cfg)
+        self.tokens = token_source(self.cfg, http_transport=self._http_transport)
         self.exchange = ExchangeClient(self.cfg.exchange_url, self.cfg.tenant_id, self.tokens, self.transport)
         self.directory = Directory(self.exchange)
         return self
@@ -111,7 +119,8 @@ class Tenant:
         if self._graph is None:  # msgraph-sdk is slow to import; only build it when used
             from mailroom.m365.graph import GraphClient
 
-            self._graph = GraphClient(self.cfg.graph_url, self.tokens, self.graph_transport)
+            self._graph = GraphClient(self.cfg.graph_url, self.tokens, self.graph_transport,
+                                      http_transport=self._http_transport)
         return self._graph
 
     async def __aexit__(self, *exc: object) -> None:
