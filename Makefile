@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup venv engine browser test lint demo bench clean
+.PHONY: setup venv engine browser test unit lint demo bench clean
 
 setup: venv engine ## virtual environment + Pulumi engine (idempotent; seconds when done before)
 
@@ -25,6 +25,9 @@ browser: ## Debian's chromium, for the HTML report test
 
 test: setup browser ## the whole test suite (what .ci/run runs)
 	$(BIN)/python -m pytest -q
+
+unit: venv ## only the tests that start no process (not marked e2e): seconds, no engine and no Chromium
+	$(BIN)/python -m pytest -q -m "not e2e"
 
 lint: venv
 	$(BIN)/ruff check infra tests bench

@@ -17,16 +17,25 @@ Stable API (other test suites rely on it): ``base_url``, ``tenant_id``, ``initia
 ``exchange(cmdlet, **params)``, ``graph(method, path, **httpx_kwargs)``, ``metrics()``,
 ``reset_metrics()``, ``set_profile(dict)``, ``restart()`` (same state and port), ``stop()``.
 ``local_tenant_factory(*extra_serve_args)`` starts more emulators (e.g. ``--skiptoken-ttl 1``).
-The emulator is never imported: tests talk to it over HTTP only, as mailroom does.
+The emulator is never imported here: these tests talk to it over HTTP only, as mailroom does.
+(``tests/unit/`` runs the emulator's app in process instead, through ``httpx.ASGITransport``.)
+
+The ``e2e`` marker: every test that starts a process (the emulator server, the Pulumi engine,
+Chromium, the mailroom CLI or Python as a subprocess) is marked ``e2e`` here, at collection:
+by the fixtures it uses (``E2E_FIXTURES``) or by name (``E2E_TESTS``). ``pytest -m "not e2e"``
+(``make unit``) runs the rest in seconds. A test that is not marked and starts a process anyway
+fails, naming what it started (``_no_processes``): add it to ``E2E_TESTS`` (or mark it
+``@pytest.mark.e2e``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +201,122 @@ def local_tenant_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
 def local_tenant(local_tenant_factory: Callable[..., LocalTenant]) -> LocalTenant:
     """A fresh emulator seeded with the shipped directory (function-scoped)."""
     return local_tenant_factory()
+
+
+# ------------------------------------------------------------------ the e2e marker
+
+# Fixtures that start the emulator server: every test using one (directly or through another
+# fixture, such as a Project) is e2e.
+E2E_FIXTURES = frozenset({"local_tenant", "local_tenant_factory"})
+# Tests that start a process some other way, per file ("*": every test of the file), with what they start.
+E2E_TESTS: dict[str, frozenset[str] | str] = {
+    "tests/test_kill.py": "*",  # the mailroom CLI as a subprocess
+    "tests/test_report.py": "*",  # Chromium
+    "tests/test_engine.py": frozenset({"test_engine_is_at_least_the_pinned_sdk",  # the Pulumi engine
+                                       "test_engine_lifecycle"}),
+    "tests/test_audit.py": frozenset({  # writer processes (multiprocessing)
+        "test_concurrent_processes_and_threads_never_lose_or_interleave_lines"}),
+    "tests/test_cli_contract.py": frozenset({"test_help_runs_without_fcntl"}),  # python -c
+    "tests/test_hostile.py": frozenset({"test_the_child_guard_catches_a_socket_and_a_process",  # python -c
+                                        "test_hostile_files_as_subprocesses"}),
+    "tests/test_plugin.py": "*",  # the provider plugin and the engine
+    "tests/localtenant/test_cli.py": "*",  # python -m localtenant / mailroom tenant
+    "tests/localtenant/test_permissions.py": "*",  # python -m localtenant serve / seed
+    "tests/localtenant/test_fault_settings.py": "*",  # python -m localtenant serve
+    "tests/localtenant/test_malformed.py": frozenset({  # its module-scoped emulator (fixture ``tenant``)
+        "test_malformed_request_gets_the_service_envelope",
+        "test_no_malformed_request_answered_500_and_the_tenant_still_works",
+        "test_oversize_header_block_is_refused_by_the_http_layer"}),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: starts a process (the emulator server, the Pulumi engine, Chromium, "
+                                       "a CLI subprocess); `pytest -m \"not e2e\"` runs the rest in seconds")
+
+
+def starts_a_process(item: pytest.Item) -> bool:
+    """Whether ``item`` is e2e by the tables above."""
+    if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    try:
+        path = item.path.relative_to(ROOT).as_posix()
+    except ValueError:  # a test file outside this tree
+        return False
+    names = E2E_TESTS.get(path, frozenset())
+    return names == "*" or getattr(item, "originalname", item.name) in names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if starts_a_process(item):
+            item.add_marker(pytest.mark.e2e)
+
+
+class ProcessNotAllowed(RuntimeError):
+    """A test that is not marked e2e tried to start a process."""
+
+
+HOW = "add it to E2E_TESTS in tests/conftest.py, or mark it @pytest.mark.e2e"
+
+
+def _posix_spawner() -> Any:
+    """``_posixsubprocess``, which multiprocessing starts its processes with (POSIX only)."""
+    try:
+        import _posixsubprocess
+    except ImportError:  # pragma: no cover
+        return None
+    return _posixsubprocess
+
+
+@contextlib.contextmanager
+def _no_processes(item: pytest.Item) -> Iterator[None]:
+    """Refuse (and report) any process a test not marked e2e starts, in its setup, call or teardown."""
+    if item.get_closest_marker("e2e") is not None:
+        yield
+        return
+    started: list[str] = []
+
+    def refuse(name: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            what = f"{name} {args[1]!r}" if name == "subprocess" and len(args) > 1 else name
+            started.append(what)
+            raise ProcessNotAllowed(f"{item.nodeid} is not marked e2e but started a process ({what}); {HOW}")
+        return refused
+
+    # subprocess (and asyncio's subprocesses, so the Pulumi engine and Chromium), multiprocessing, os.*
+    targets: list[tuple[Any, str, str]] = [(subprocess.Popen, "_execute_child", "subprocess")]
+    targets += [(os, name, f"os.{name}") for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system")
+                if hasattr(os, name)]
+    spawner = _posix_spawner()
+    if spawner is not None:
+        targets.append((spawner, "fork_exec", "_posixsubprocess.fork_exec"))
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in targets]
+    for owner, attr, name in targets:
+        setattr(owner, attr, refuse(name))
+    try:
+        yield
+    finally:
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
+    if started:  # also when the code under test caught the refusal
+        pytest.fail(f"{item.nodeid} is not marked e2e but started a process: {', '.join(started)}; {HOW}",
+                    pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _no_processes(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _no_processes(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    with _no_processes(item):
+        return (yield)
