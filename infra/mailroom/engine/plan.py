@@ -19,9 +19,8 @@ from mailroom.core.compare import Change, changes
 from mailroom.core.identity import smtp_key
 from mailroom.core.spec import MailboxSpec
 from mailroom.core.textsafe import md_fence, md_inline_code, printable
+from mailroom.engine.tokens import RESOURCE_TYPE  # the type of every mailbox step
 from mailroom.errors import TenantError
-
-RESOURCE_TYPE = "pulumi-python:dynamic/mailroom:SharedMailbox"
 
 
 @dataclass

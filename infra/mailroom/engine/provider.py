@@ -1,10 +1,12 @@
-"""The Pulumi dynamic provider for shared mailboxes, and its resource.
+"""The SharedMailbox resource and the provider logic behind it.
 
-The provider lives in an importable module so dill pickles it by reference
-(the state keeps ~60 bytes, and code changes never show as spurious diffs).
-It holds no client: every method builds one from the run's ``ProviderEnv`` (the
-environment mailroom's engine wrapper sets per run, see ``providerenv.py``), so no
-credential or connection ever enters Pulumi state.
+``SharedMailbox`` is a ``pulumi.CustomResource`` of type ``mailroom:index:SharedMailbox``
+(``engine/tokens.py``), served by mailroom's own resource provider plugin, ``pulumi-resource-mailroom``
+(``engine/plugin.py``). Nothing of the provider is kept in state: no pickled ``__provider``, no
+client, no credential. The resource declares the type the Python dynamic provider gave it before as
+an alias, so a stack applied then moves over in place (same names, nothing created or deleted).
+
+``MailboxProvider`` holds the logic, whoever calls it:
 
 - ``create`` adopts a *shared* mailbox that already has the address, then converges it; a
   mailbox of any other type (a person's, a room) is refused before any write.
@@ -14,12 +16,18 @@ credential or connection ever enters Pulumi state.
   Deletion happens only through ``state: absent`` (an update).
 - ``diff`` compares inputs with the last known outputs through
   ``mailroom.core.compare``, so refresh reports drift for this resource.
+
+Every tenant call goes through the provider's ``on_tenant``: in the plugin, the one ``Tenant`` of the
+run on the plugin's one event loop (one pacer and retry policy for every mailbox); by default, a tenant
+of the call's own (``own_tenant``), which is how the Python dynamic provider host still runs this class
+for a stack that has not moved over yet (its state names this class, pickled by reference).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import pulumi
 from pulumi.dynamic import (
@@ -28,7 +36,6 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -38,13 +45,48 @@ from mailroom.core.compare import changes
 from mailroom.core.identity import is_valid_smtp, smtp_key
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plan import Approval, approved
+from mailroom.engine.tokens import DYNAMIC_PROVIDER_KEY, DYNAMIC_RESOURCE_TYPE, RESOURCE_TYPE
 from mailroom.errors import ConfigError, TenantError
 from mailroom.m365.tenant import Tenant, TenantConfig
 from mailroom.providerenv import ProviderEnv
-from mailroom.reconcile.converge import Outcome, converge_mailbox
+from mailroom.reconcile.converge import UNREAD, Outcome, Unread, converge_mailbox
 from mailroom.reconcile.live import LiveMailbox, read_mailbox
 
 OUTPUT_KEYS = ("object_id", "exchange_id")
+T = TypeVar("T")
+
+
+class OnTenant(Protocol):
+    """Runs ``work`` on an open tenant and returns its result (blocking the calling thread)."""
+
+    def __call__(self, work: Callable[[Tenant], Awaitable[T]]) -> T: ...
+
+
+def tenant_config() -> TenantConfig:
+    """The tenant of the run that started this provider."""
+    raw = ProviderEnv.from_env().tenant
+    if not raw:
+        raise ConfigError("no tenant in the environment: run through `mailroom plan/apply`, which sets it per stack")
+    return TenantConfig.from_json(raw)
+
+
+def own_tenant(work: Callable[[Tenant], Awaitable[T]]) -> T:
+    """``work`` on a tenant of its own, in an event loop of its own (one call, one client)."""
+    async def run() -> T:
+        async with Tenant(tenant_config()) as t:
+            return await work(t)
+
+    return asyncio.run(run())
+
+
+def known_live(address: str) -> LiveMailbox | None | Unread:
+    """The mailbox at ``address`` as this run already read it (None: it does not exist), or ``UNREAD``.
+
+    The hook for a bulk snapshot of the tenant taken once per run: whatever it returns is passed to
+    ``converge_mailbox(..., live=)`` and used by ``read`` instead of reading the mailbox again. Until
+    that snapshot exists, every mailbox is read on its own: ``UNREAD``.
+    """
+    return UNREAD
 
 
 def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
@@ -52,14 +94,6 @@ def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
     outs["object_id"] = live.object_id if live else ""
     outs["exchange_id"] = live.identity if live else ""
     return outs
-
-
-def _tenant() -> TenantConfig:
-    """The tenant of the run that started this provider."""
-    raw = ProviderEnv.from_env().tenant
-    if not raw:
-        raise ConfigError("no tenant in the environment: run through `mailroom plan/apply`, which sets it per stack")
-    return TenantConfig.from_json(raw)
 
 
 def _log() -> AuditLog:
@@ -82,17 +116,48 @@ def _audit(outcome: Outcome) -> None:
         log.append(entries)
 
 
+async def converge_on(t: Tenant, spec: MailboxSpec, known: MailboxSpec | None = None,
+                      approved: Approval | None = None) -> tuple[LiveMailbox | None, Outcome]:
+    """Converge one mailbox on the open tenant ``t`` (see ``reconcile.converge.converge_mailbox``)."""
+    return await converge_mailbox(t, spec, known, approved.check if approved else None,
+                                  live=known_live(spec.address))
+
+
 async def converge(spec: MailboxSpec, known: MailboxSpec | None = None,
                    approved: Approval | None = None) -> tuple[LiveMailbox | None, Outcome]:
-    """Converge one mailbox on the tenant of this run (see ``reconcile.converge.converge_mailbox``)."""
-    async with Tenant(_tenant()) as t:
-        return await converge_mailbox(t, spec, known, approved.check if approved else None)
+    """Converge one mailbox on a tenant client of its own (``converge_on`` with a fresh ``Tenant``)."""
+    async with Tenant(tenant_config()) as t:
+        return await converge_on(t, spec, known, approved)
+
+
+async def read_live(t: Tenant, known: MailboxSpec) -> LiveMailbox | None:
+    """The mailbox as it is now (None: gone), from this run's snapshot or read on its own."""
+    live = known_live(known.address)
+    if not isinstance(live, Unread):
+        return live
+    return await read_mailbox(t.exchange, t.graph, t.directory, known.address, known.people(), known.domains,
+                              known.automap_by_key())
+
+
+def is_dynamic_state(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """The last state was written by the dynamic provider and the plugin now serves the resource."""
+    return DYNAMIC_PROVIDER_KEY in olds and DYNAMIC_PROVIDER_KEY not in news
 
 
 class MailboxProvider(ResourceProvider):
     # Nothing secret is captured (credentials come from the environment at run time),
-    # so the pickled provider need not be a secret blob in state.
+    # so the pickled provider (dynamic provider host only) need not be a secret blob in state.
     serialize_as_secret_always = False
+
+    # A class default: instances the dynamic provider host unpickles from old state have no attribute.
+    _on_tenant: OnTenant | None = None
+
+    def __init__(self, on_tenant: OnTenant | None = None) -> None:
+        if on_tenant is not None:  # only when given: a default provider pickles to the same few bytes as before
+            self._on_tenant = on_tenant
+
+    def on_tenant(self, work: Callable[[Tenant], Awaitable[T]]) -> T:
+        return (self._on_tenant or own_tenant)(work)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
@@ -108,24 +173,21 @@ class MailboxProvider(ResourceProvider):
         before = MailboxSpec.from_props(olds) if olds.get("address") else None
         if before is not None and smtp_key(before.address) != smtp_key(desired.address):
             return DiffResult(changes=True, replaces=["address"], delete_before_replace=False)
-        return DiffResult(changes=bool(changes(desired, before)))
+        # A state the dynamic provider wrote is rewritten once without its pickled provider (``update``
+        # does that without a tenant call); the plan shows no change for it.
+        return DiffResult(changes=bool(changes(desired, before)) or is_dynamic_state(olds, news))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = MailboxSpec.from_props(props)
-        live, outcome = asyncio.run(converge(spec, approved=approved()))
+        plan = approved()
+        live, outcome = self.on_tenant(lambda t: converge_on(t, spec, approved=plan))
         _audit(outcome)
         _raise_if_failed(spec, outcome)
         return CreateResult(smtp_key(spec.address), _outputs(spec, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         known = MailboxSpec.from_props(props) if props.get("address") else MailboxSpec(address=id_)
-
-        async def read() -> LiveMailbox | None:
-            async with Tenant(_tenant()) as t:
-                return await read_mailbox(t.exchange, t.graph, t.directory, known.address, known.people(),
-                                          known.domains, known.automap_by_key())
-
-        live = asyncio.run(read())
+        live = self.on_tenant(lambda t: read_live(t, known))
         if known.state == "absent":
             spec = MailboxSpec(**{**known.__dict__, "state": "present" if live else "absent"})
             return ReadResult(id_, _outputs(spec, live))
@@ -137,7 +199,11 @@ class MailboxProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = MailboxSpec.from_props(news)
         known = MailboxSpec.from_props(olds) if olds.get("address") else None
-        live, outcome = asyncio.run(converge(spec, known, approved()))
+        if known is not None and is_dynamic_state(olds, news) and not changes(spec, known):
+            # Only the dynamic provider's pickled provider goes; the tenant matched the state already.
+            return UpdateResult({**spec.to_props(), **{k: str(olds.get(k) or "") for k in OUTPUT_KEYS}})
+        plan = approved()
+        live, outcome = self.on_tenant(lambda t: converge_on(t, spec, known, plan))
         _audit(outcome)
         _raise_if_failed(spec, outcome)
         return UpdateResult(_outputs(spec, live))
@@ -161,7 +227,7 @@ def _raise_if_failed(spec: MailboxSpec, outcome: Outcome) -> None:
         raise TenantError(f"{spec.address}: {len(outcome.failed)} change(s) failed ({done} applied): {lines}")
 
 
-class SharedMailbox(Resource, module="mailroom", name="SharedMailbox"):
+class SharedMailbox(pulumi.CustomResource):
     """One shared mailbox, authoritative for everything the file says about it."""
 
     object_id: pulumi.Output[str]
@@ -169,4 +235,6 @@ class SharedMailbox(Resource, module="mailroom", name="SharedMailbox"):
 
     def __init__(self, name: str, spec: MailboxSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {**spec.to_props(), **{k: None for k in OUTPUT_KEYS}}
-        super().__init__(MailboxProvider(), name, props, opts)
+        # The dynamic provider's type, so a stack it made keeps every resource (same name, new type).
+        moved = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=DYNAMIC_RESOURCE_TYPE)])
+        super().__init__(RESOURCE_TYPE, name, props, pulumi.ResourceOptions.merge(opts, moved))

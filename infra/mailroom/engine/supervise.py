@@ -1,7 +1,8 @@
 """`mailroom-engine`: one Pulumi CLI command, supervised so that it never outlives mailroom.
 
 The Automation API starts the ``pulumi`` CLI as a plain child, and the CLI starts
-the dynamic provider (and any plugin) in process groups of their own. When
+mailroom's provider plugin, ``pulumi-resource-mailroom`` (and any other plugin), in process
+groups of their own. When
 mailroom is killed (``kill -9``, an OOM kill, a cancelled CI job) those processes
 would go on for minutes: writing to the tenant and the audit log after the run
 ended, and holding the stack's lock. mailroom therefore points the Automation API
@@ -15,6 +16,9 @@ at this small program instead of the CLI. It
 - watches mailroom: when its parent is gone it cancels the engine the same way,
   waits ``GRACE`` seconds, then kills the engine and every process it started;
 - after the CLI exits, stops any process the engine left behind.
+
+The plugin also watches its parent and exits as soon as the engine is gone (``plugin.py``), so
+nothing waits for this sweep in the common case.
 
 It uses the standard library only (and ``providerenv``, which does too), so it starts in a few
 milliseconds.

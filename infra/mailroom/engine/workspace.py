@@ -1,7 +1,7 @@
 """The one place that decides how mailroom runs the Pulumi engine.
 
 Stack, backend, secrets provider, PULUMI_HOME and the environment of the
-engine (and so of the dynamic provider process) are decided here; every
+engine (and so of mailroom's provider plugin) are decided here; every
 command runs the real engine through the Automation API with these settings:
 
 - the program runs inline: the Automation API serves the language runtime
@@ -10,7 +10,9 @@ command runs the real engine through the Automation API with these settings:
 - the engine binary comes from ``ci/build-pulumi.sh`` (an official install of
   at least the pinned version on PATH, or the build from Go modules cached
   outside the clone);
-- no update check, ``PULUMI_HOME`` in the cache, and no plugin downloads;
+- no update check, ``PULUMI_HOME`` in the cache, and no plugin downloads: the
+  resources are served by ``pulumi-resource-mailroom`` (``plugin.py``), which the
+  engine finds on its PATH, beside this Python;
 - the file backend under ``.mailroom/state/`` unless ``PULUMI_BACKEND_URL``
   names another backend;
 - the passphrase secrets provider; its passphrase comes from
@@ -31,6 +33,7 @@ from typing import Any
 
 from mailroom import paths
 from mailroom.engine.locks import clear_dead
+from mailroom.engine.tokens import PLUGIN
 from mailroom.errors import ConfigError
 from mailroom.providerenv import ProviderEnv
 
@@ -66,7 +69,11 @@ def private_dir(path: Path) -> Path:
 
 
 def python_for_plugins() -> dict[str, str]:
-    """How the dynamic-provider plugin finds the Python that has mailroom installed: this one.
+    """How the Python dynamic-provider plugin finds the Python that has mailroom installed: this one.
+
+    mailroom's resources are served by its own plugin (``provider_plugin``); the dynamic provider is
+    started only for a stack whose state still names it (made before the plugin existed), to read or
+    release those resources while the stack moves over.
 
     The engine starts ``pulumi-resource-pulumi-python`` (a shell script from the SDK), which runs
     ``$PULUMI_RUNTIME_VIRTUALENV/bin/python -m pulumi.dynamic`` when that variable names a virtualenv,
@@ -77,6 +84,19 @@ def python_for_plugins() -> dict[str, str]:
     """
     in_venv = sys.prefix != sys.base_prefix
     return {"PULUMI_RUNTIME_VIRTUALENV": sys.prefix if in_venv else "", "PULUMI_PYTHON_CMD": sys.executable}
+
+
+def provider_plugin() -> Path:
+    """``pulumi-resource-mailroom`` (mailroom.engine.plugin), installed beside this Python.
+
+    The engine finds it as an *ambient* plugin: the first ``pulumi-resource-mailroom`` on its PATH, which
+    ``EngineSettings.environment`` starts with this directory. Nothing is installed into PULUMI_HOME
+    and nothing is downloaded; the plugin always runs the mailroom that runs the command.
+    """
+    path = Path(sys.executable).parent / PLUGIN
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: reinstall mailroom (`make setup`)")
+    return path
 
 
 def supervisor() -> Path:
@@ -123,9 +143,10 @@ class EngineSettings:
         private_dir(state_dir(self.project_dir))
         if self.backend_url().startswith("file://"):
             private_dir(state_dir(self.project_dir) / "state")
-        venv_bin = str(Path(sys.executable).parent)
+        plugin_dir = str(provider_plugin().parent)  # this Python's bin: mailroom's plugin and entry points
         return {
-            "PATH": os.pathsep.join([str(bin_dir), venv_bin, os.environ.get("PATH", "")]),
+            "PATH": os.pathsep.join([plugin_dir, str(bin_dir), os.environ.get("PATH", "")]),
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "false",  # the plugin is found on PATH, whatever the caller set
             **python_for_plugins(),
             "PULUMI_HOME": str(home),
             "PULUMI_BACKEND_URL": self.backend_url(),
