@@ -13,6 +13,7 @@ command runs the real engine through the Automation API with these settings:
 - no update check, ``PULUMI_HOME`` in the cache, and no plugin downloads: the
   resources are served by ``pulumi-resource-mailroom`` (``plugin.py``), which the
   engine finds on its PATH, beside this Python;
+- the engine runs up to ``PARALLEL`` resource operations at once;
 - the file backend under ``.mailroom/state/`` unless ``PULUMI_BACKEND_URL``
   names another backend;
 - the passphrase secrets provider; its passphrase comes from
@@ -41,6 +42,10 @@ PROJECT_DIR = paths.PROJECT_DIR
 PROJECT_NAME = "mailroom"  # Pulumi.yaml `name:`; part of every URN in state
 LOCAL_STACK = "local"
 LOCAL_PASSPHRASE = "mailroom-local-stack"  # only for the embedded local tenant; documented in README
+# Resource operations the engine runs at once (its default is 4 x CPUs: 8 here). mailroom's plugin serves
+# every call it gets at once, on one tenant client whose pacer keeps to the service's rate, so the
+# engine must not be what bounds a run of many mailboxes.
+PARALLEL = 64
 EventCallback = Callable[[Any], None]
 Program = Callable[[], None]
 
@@ -191,16 +196,16 @@ class Engine:
                                                      opts=opts)
 
     def preview(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
-        return self.stack.preview(on_event=on_event, refresh=refresh, diff=False, color="never")
+        return self.stack.preview(on_event=on_event, refresh=refresh, diff=False, color="never", parallel=PARALLEL)
 
     def up(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
-        return self.stack.up(on_event=on_event, refresh=refresh, color="never")
+        return self.stack.up(on_event=on_event, refresh=refresh, color="never", parallel=PARALLEL)
 
     def refresh_preview(self, on_event: EventCallback | None = None) -> Any:
-        return self.stack.preview_refresh(on_event=on_event, color="never")
+        return self.stack.preview_refresh(on_event=on_event, color="never", parallel=PARALLEL)
 
     def destroy(self, on_event: EventCallback | None = None) -> Any:
-        return self.stack.destroy(on_event=on_event, color="never")
+        return self.stack.destroy(on_event=on_event, color="never", parallel=PARALLEL)
 
     def export(self) -> dict[str, Any]:
         return dict(self.stack.export_stack().deployment or {})
