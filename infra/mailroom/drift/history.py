@@ -47,7 +47,7 @@ def attribute(found: Sequence[DriftFinding], exchange_rows: Sequence[dict[str, A
         if f.right == "sign_in_blocked" or (f.kind == "stale_access" and "disabled" in f.detail):
             target = object_ids.get(smtp_key(f.mailbox if f.right == "sign_in_blocked" else f.subject or ""))
             for a in audits:
-                if target and any(t.get("id") == target for t in a.get("targetResources") or []):
+                if target and a.get("result", "success") == "success" and _changes_account_enabled(a, target):
                     f.changed_by, f.changed_at = _initiator(a), str(a.get("activityDateTime"))
                     break
             continue
@@ -55,7 +55,8 @@ def attribute(found: Sequence[DriftFinding], exchange_rows: Sequence[dict[str, A
         box = _names(directory, f.mailbox)
         person = _names(directory, f.subject) if f.subject else set()
         for r in rows:
-            if r.get("CmdletName") not in cmdlets:
+            # The admin audit log records failed cmdlets too: an attempt that failed changed nothing.
+            if r.get("CmdletName") not in cmdlets or r.get("Succeeded") is False:
                 continue
             params = _params(r)
             touched = {smtp_key(str(r.get("ObjectModified") or "")), smtp_key(params.get("Identity", ""))}
@@ -71,6 +72,16 @@ def attribute(found: Sequence[DriftFinding], exchange_rows: Sequence[dict[str, A
                     continue
             f.changed_by, f.changed_at = str(r.get("Caller") or "unknown"), str(r.get("RunDate") or "")
             break
+
+
+def _changes_account_enabled(audit: dict[str, Any], target: str) -> bool:
+    """The directory audit changed ``target``'s sign-in (AccountEnabled), not some other property of it
+    (Exchange copies a mailbox's display name to its account, which is audited on the same account)."""
+    for res in audit.get("targetResources") or []:
+        if res.get("id") == target and any(str(p.get("displayName") or "").casefold() == "accountenabled"
+                                           for p in res.get("modifiedProperties") or []):
+            return True
+    return False
 
 
 def _initiator(audit: dict[str, Any]) -> str:

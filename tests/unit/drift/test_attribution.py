@@ -117,7 +117,6 @@ def test_no_history_explains_nothing(history: Any) -> None:
     assert all(f.changed_by is None and f.changed_at is None for f in found)
 
 
-@pytest.mark.xfail(strict=True, reason="attribute() also takes a failed cmdlet (Succeeded: false) as the cause")
 def test_a_failed_attempt_explains_nothing(tenant_app: TenantApp) -> None:
     """trent gave dave Full Access; later sybil tried to take it away and failed (the admin audit log
     records failed cmdlets too, ``Succeeded: false``). dave's access is trent's doing."""
@@ -141,8 +140,6 @@ def test_a_failed_attempt_explains_nothing(tenant_app: TenantApp) -> None:
     assert finding.changed_by == TRENT
 
 
-@pytest.mark.xfail(strict=True, reason="attribute() takes any directory audit on the account as the cause of a "
-                                       "sign-in finding, also one that changed another property")
 def test_a_directory_audit_of_another_property_explains_no_sign_in_finding(tenant_app: TenantApp) -> None:
     """trent allows sign-in; later sybil renames the mailbox, which Exchange copies to the account's
     display name (a directory audit by Exchange). Sign-in is still trent's doing."""
