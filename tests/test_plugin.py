@@ -48,10 +48,15 @@ class DynamicSharedMailbox(pulumi.dynamic.Resource, module="mailroom", name="Sha
         super().__init__(MailboxProvider(), name, {**spec.to_props(), "object_id": None, "exchange_id": None})
 
 
-def _prepare(tmp_path: Path, tenant: Any, monkeypatch: pytest.MonkeyPatch, count: int) -> Run:
-    """``count`` shared mailboxes in a file of their own, on a local stack of this test's own."""
+def _prepare(tmp_path: Path, tenant: Any, monkeypatch: pytest.MonkeyPatch, count: int, *,
+             ghost: str | None = None) -> Run:
+    """``count`` shared mailboxes in a file of their own, on a local stack of this test's own; ``ghost``: the
+    mailbox that also names a member the tenant does not have (its create fails)."""
     mailboxes = [{"address": f"bulk{i:02d}@contoso.com", "display_name": f"Bulk {i}",
                   "members": ["alice@contoso.com"], "send_as": ["alice@contoso.com"]} for i in range(count)]
+    for mb in mailboxes:
+        if mb["address"] == ghost:
+            mb["members"] = ["alice@contoso.com", "ghost@contoso.com"]
     file = tmp_path / "mailboxes.yaml"
     file.write_text(yaml.safe_dump({"version": 1, "tenant": {"domains": ["contoso.com"]}, "mailboxes": mailboxes}))
     monkeypatch.setenv("MAILROOM_LOCAL_TENANT_URL", tenant.base_url)
@@ -158,6 +163,30 @@ def test_a_stack_made_by_the_dynamic_provider_moves_over_in_place(local_tenant: 
     events.clear()
     engine.preview(events.append, refresh=True)
     assert set(_steps(events).values()) == {"same"}
+
+
+def test_a_failed_apply_still_records_what_it_did_and_the_next_one_converges(
+        local_tenant: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine writes the state once, at the end (no checkpoint per resource): also when the run fails. A
+    mailbox made by a run that left no record (here: its create failed after New-Mailbox) is adopted."""
+    from pulumi.automation.errors import CommandError
+
+    run = _prepare(tmp_path, local_tenant, monkeypatch, 3, ghost="bulk01@contoso.com")
+    engine = run.engine()
+    assert engine.settings.environment()["PULUMI_SKIP_CHECKPOINTS"] == "true"
+    with pytest.raises(CommandError):
+        engine.up()
+    names = {r["urn"].rsplit("::", 1)[-1] for r in engine.export()["resources"] if r["type"] == RESOURCE_TYPE}
+    assert names == {"bulk00@contoso.com", "bulk02@contoso.com"}
+    assert view(local_tenant, "bulk01@contoso.com") is not None  # in the tenant, not in state
+
+    fixed = _prepare(tmp_path, local_tenant, monkeypatch, 3)
+    local_tenant.reset_metrics()
+    events: list[Any] = []
+    assert fixed.engine().up(events.append).summary.result == "succeeded"
+    assert _steps(events)[MAILBOX_URN + "bulk01@contoso.com"] == "create"  # adopted, not made twice
+    assert "New-Mailbox" not in writes(local_tenant.metrics())
+    assert view(local_tenant, "bulk01@contoso.com")["members"] == ["alice@contoso.com"]  # type: ignore[index]
 
 
 # -- the plugin on its own: the provider protocol, and its lifetime ------------------------------------------
