@@ -37,6 +37,17 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def bar(done: int, total: int) -> None:
+    """How far a bulk read is (a ``reconcile.bulk.Progress``): redrawn in place, only on a terminal."""
+    if is_terminal(sys.stderr):  # a bar redrawn in place means nothing in a log
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\r  reading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} mailboxes", end="",
+              file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+
 def progress(message: str) -> None:
     """One line of progress: shown on a terminal as it happens, else only with ``-v``."""
     if is_terminal(sys.stderr):

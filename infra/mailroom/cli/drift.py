@@ -59,19 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _bar(done: int, total: int) -> None:
-    if output.is_terminal(sys.stderr):  # a bar redrawn in place means nothing in a log
-        width = 30
-        filled = int(width * done / max(total, 1))
-        print(f"\r  scanning [{'#' * filled}{'.' * (width - filled)}] {done}/{total} mailboxes", end="",
-              file=sys.stderr, flush=True)
-        if done >= total:
-            print(file=sys.stderr)
-
-
 async def collect(prepared: Run, concurrency: int) -> tuple[list[DriftFinding], ScanResult, dict[str, Any]]:
     async with Tenant(prepared.tenant, concurrency=concurrency) as t:
-        result = await drift_mod.scan(t, prepared.desired, _bar)
+        result = await drift_mod.scan(t, prepared.desired, output.bar)
         found = drift_mod.findings(prepared.desired, result, t.directory)
         if found:
             boxes = sorted({f.mailbox for f in found if f.kind != "scan_error"})

@@ -1,20 +1,16 @@
-"""Drift: the live tenant against the file, for every managed mailbox, in one bulk scan.
+"""Drift: the live tenant against the file, for every managed mailbox, from one bulk scan.
 
-The scan reads every shared mailbox in pages, every Send As grant tenant-wide
-in one paged call, Full Access per mailbox through ``$batch`` (10 a request)
-under adaptive concurrency, all recipients and all users' sign-in state in
-pages. A mailbox that could not be read is an error finding, never "clean".
-Findings come from ``mailroom.core.compare`` (the same comparison apply uses) plus
-what only a scan sees: unmanaged shared mailboxes and stale access.
+The scan is ``mailroom.reconcile.bulk`` (plan and apply start from the same one). A mailbox that could
+not be read is an error finding, never "clean". Findings come from ``mailroom.core.compare`` (the same
+comparison apply uses) plus what only a scan sees: unmanaged shared mailboxes and stale access.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,10 +21,10 @@ from mailroom.core.identity import smtp_key
 from mailroom.core.model import Desired, State
 from mailroom.core.spec import MailboxSpec
 from mailroom.core.textsafe import printable
-from mailroom.errors import ExchangeError
-from mailroom.m365.exchange import CmdletResult
-from mailroom.m365.tenant import Tenant
-from mailroom.reconcile.live import LiveMailbox, live_spec
+from mailroom.reconcile.bulk import ScanResult, scan
+from mailroom.reconcile.live import LiveMailbox
+
+__all__ = ["KINDS", "DriftFinding", "ScanResult", "findings", "scan", "track"]
 
 # kind → what it means to a reader
 KINDS = {
@@ -41,7 +37,6 @@ KINDS = {
     "stale_access": "access held by a disabled or deleted account",
     "scan_error": "could not be read: not checked",
 }
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -90,76 +85,6 @@ class DriftFinding:
         if self.changed_by:
             parts.append(f"— by {self.changed_by} at {self.changed_at}")
         return printable("  ".join(parts))  # for a terminal: tenant values hold no escapes or newlines
-
-
-@dataclass
-class ScanResult:
-    live: dict[str, LiveMailbox] = field(default_factory=dict)  # managed mailbox key → live
-    unmanaged: list[dict[str, Any]] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    disabled: set[str] = field(default_factory=set)  # object ids of accounts with sign-in disabled
-
-
-async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None) -> ScanResult:
-    result = ScanResult()
-    managed = {mb.key: mb for mb in desired.mailboxes}
-    ex = tenant.exchange
-    keys = sorted(managed)
-    done = 0
-
-    async def full_access(chunk: list[str]) -> list[CmdletResult | ExchangeError]:
-        nonlocal done
-        answers = await ex.batch([("Get-MailboxPermission", {"Identity": managed[k].address}) for k in chunk])
-        done += len(chunk)
-        if progress:
-            progress(done, len(keys))
-        return answers
-
-    # Importing msgraph-sdk takes seconds of CPU; in a thread it does not stall the requests.
-    graph_ready = asyncio.create_task(asyncio.to_thread(lambda: tenant.graph))
-
-    async def all_users() -> list[dict[str, Any]]:
-        graph = await graph_ready
-        return list(await graph.list_users())
-
-    # Everything at once: the pacer keeps the whole scan at the service's rate limit, so the
-    # paged listings cost no extra time next to the Full Access batches.
-    chunks = [keys[i:i + 100] for i in range(0, len(keys), 100)]
-    listed = asyncio.gather(ex.list_shared_mailboxes(), ex.recipient_permissions(), tenant.directory.preload(),
-                            all_users())
-    per_mailbox = asyncio.gather(*(full_access(c) for c in chunks))
-    (mailboxes, send_as, _, users), answered = await asyncio.gather(listed, per_mailbox)
-    answers = [a for chunk in answered for a in chunk]
-
-    result.disabled = {str(u["id"]) for u in users if u.get("accountEnabled") is False}
-    enabled = {str(u["id"]): bool(u.get("accountEnabled")) for u in users}
-    rows_by_key: dict[str, dict[str, Any]] = {}
-    for row in mailboxes:
-        key = smtp_key(str(row.get("PrimarySmtpAddress") or ""))
-        if key in managed:
-            rows_by_key[key] = row
-        else:
-            result.unmanaged.append(row)
-    send_as_by_mailbox: dict[str, list[dict[str, Any]]] = {}
-    for row in send_as:
-        recipient = tenant.directory.lookup(str(row.get("Identity") or ""))
-        owner = smtp_key(recipient.primary_smtp) if recipient else smtp_key(str(row.get("Identity") or ""))
-        send_as_by_mailbox.setdefault(owner, []).append(row)
-    for key, answer in zip(keys, answers, strict=True):
-        mb = managed[key]
-        row = rows_by_key.get(key)
-        if row is None:
-            continue  # not a shared mailbox in the tenant: findings() reports it missing
-        if not isinstance(answer, CmdletResult):
-            result.errors[mb.address] = str(answer)
-            continue
-        spec = MailboxSpec.from_model(mb, desired.domains)
-        # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
-        result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
-                                     enabled.get(str(row.get("ExternalDirectoryObjectId"))),
-                                     tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
-                                     spec.automap_by_key())
-    return result
 
 
 def findings(desired: Desired, result: ScanResult, directory: Any) -> list[DriftFinding]:

@@ -39,6 +39,17 @@ class LiveMailbox:
         """Why mailroom must not touch this mailbox (it belongs to a person, a room, ...), or None."""
         return refusal(self.spec.address, self.kind, self.spec.display_name)
 
+    def to_dict(self) -> dict[str, Any]:
+        """As a saved plan and the engine's provider keep it (JSON)."""
+        return {"spec": self.spec.to_props(), "identity": self.identity, "object_id": self.object_id,
+                "trustees": self.trustees, "unresolved": self.unresolved, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> LiveMailbox:
+        return cls(MailboxSpec.from_props(doc["spec"]), str(doc["identity"]), str(doc["object_id"]),
+                   {str(k): str(v) for k, v in dict(doc.get("trustees") or {}).items()},
+                   [str(u) for u in doc.get("unresolved") or []], str(doc.get("kind") or SHARED))
+
 
 def recipient_kind(row: dict[str, Any]) -> str:
     """A Get-Mailbox row's RecipientTypeDetails; a row without one is never taken for a shared mailbox."""

@@ -1,0 +1,149 @@
+"""The bulk read of live state: one per run, for plan, apply and drift alike.
+
+``scan`` reads every shared mailbox in pages, every Send As grant tenant-wide in one paged call, Full
+Access per mailbox through ``$batch`` (10 a request) under the run's one pacer, all recipients and all
+users' sign-in state in pages: about one request per mailbox, at the service's rate limit. ``read``
+picks the cheaper way for a handful of mailboxes (one ``$batch`` and one Graph call each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailroom.core.identity import smtp_key
+from mailroom.core.model import Desired
+from mailroom.core.spec import MailboxSpec
+from mailroom.errors import ExchangeError
+from mailroom.m365.exchange import CmdletResult
+from mailroom.m365.tenant import Tenant
+from mailroom.reconcile.live import LiveMailbox, live_spec, read_mailbox
+
+Progress = Callable[[int, int], None]
+Automap = Mapping[str, Mapping[str, bool]]  # mailbox key → member key → AutoMapping
+# Below this many mailboxes, reading each one (a $batch and a Graph call) costs fewer requests than the
+# tenant-wide listings of a scan (recipients, users, Send As: a page per 1,000 each).
+SMALL = 20
+
+
+@dataclass
+class ScanResult:
+    live: dict[str, LiveMailbox] = field(default_factory=dict)  # managed mailbox key → live
+    unmanaged: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    disabled: set[str] = field(default_factory=set)  # object ids of accounts with sign-in disabled
+    # address key → (RecipientTypeDetails, display name) of what holds a file's address that is not a
+    # shared mailbox
+    holders: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None,
+               only: Iterable[str] | None = None, automap: Automap | None = None) -> ScanResult:
+    """Read the file's mailboxes (``only``: just these address keys); see the module docstring.
+
+    ``automap``: per mailbox key, the AutoMapping mailroom last set for each member. Exchange Online does
+    not report AutoMapping, so it is taken from there, else as the file says it.
+    """
+    result = ScanResult()
+    managed = {mb.key: mb for mb in desired.mailboxes}
+    if only is not None:
+        wanted = {smtp_key(k) for k in only}
+        managed = {k: mb for k, mb in managed.items() if k in wanted}
+    ex = tenant.exchange
+    keys = sorted(managed)
+    done = 0
+
+    async def full_access(chunk: list[str]) -> list[CmdletResult | ExchangeError]:
+        nonlocal done
+        answers = await ex.batch([("Get-MailboxPermission", {"Identity": managed[k].address}) for k in chunk])
+        done += len(chunk)
+        if progress:
+            progress(done, len(keys))
+        return answers
+
+    # Importing msgraph-sdk takes seconds of CPU; in a thread it does not stall the requests.
+    graph_ready = asyncio.create_task(asyncio.to_thread(lambda: tenant.graph))
+
+    async def all_users() -> list[dict[str, Any]]:
+        graph = await graph_ready
+        return list(await graph.list_users())
+
+    # Everything at once: the pacer keeps the whole scan at the service's rate limit, so the
+    # paged listings cost no extra time next to the Full Access batches.
+    chunks = [keys[i:i + 100] for i in range(0, len(keys), 100)]
+    listed = asyncio.gather(ex.list_shared_mailboxes(), ex.recipient_permissions(), tenant.directory.preload(),
+                            all_users())
+    per_mailbox = asyncio.gather(*(full_access(c) for c in chunks))
+    (mailboxes, send_as, _, users), answered = await asyncio.gather(listed, per_mailbox)
+    answers = [a for chunk in answered for a in chunk]
+
+    result.disabled = {str(u["id"]) for u in users if u.get("accountEnabled") is False}
+    enabled = {str(u["id"]): bool(u.get("accountEnabled")) for u in users}
+    rows_by_key: dict[str, dict[str, Any]] = {}
+    for row in mailboxes:
+        key = smtp_key(str(row.get("PrimarySmtpAddress") or ""))
+        if key in managed:
+            rows_by_key[key] = row
+        elif only is None:
+            result.unmanaged.append(row)
+    send_as_by_mailbox: dict[str, list[dict[str, Any]]] = {}
+    for row in send_as:
+        recipient = tenant.directory.lookup(str(row.get("Identity") or ""))
+        owner = smtp_key(recipient.primary_smtp) if recipient else smtp_key(str(row.get("Identity") or ""))
+        send_as_by_mailbox.setdefault(owner, []).append(row)
+    for key, answer in zip(keys, answers, strict=True):
+        mb = managed[key]
+        row = rows_by_key.get(key)
+        if row is None:
+            # Not a shared mailbox. If anything else holds the address (a person's mailbox, a room, a
+            # group), the recipients listed above say what: plan refuses it rather than "create".
+            holder = tenant.directory.lookup(mb.address)
+            if holder is not None:
+                result.holders[key] = (holder.kind or "recipient", holder.name)
+            continue  # findings() reports it missing
+        if not isinstance(answer, CmdletResult):
+            result.errors[mb.address] = str(answer)
+            continue
+        spec = MailboxSpec.from_model(mb, desired.domains)
+        # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
+        result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
+                                     enabled.get(str(row.get("ExternalDirectoryObjectId"))),
+                                     tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
+                                     (automap or {}).get(key, spec.automap_by_key()))
+    return result
+
+
+
+
+async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: Progress | None = None,
+               automap: Automap | None = None) -> ScanResult:
+    """The live state of the file's mailboxes ``keys``: read one by one when they are few, else scanned
+    (``automap``: as for ``scan``)."""
+    wanted = sorted({smtp_key(k) for k in keys})
+    if len(wanted) > SMALL:
+        return await scan(tenant, desired, progress, only=wanted, automap=automap)
+    result = ScanResult()
+    by_key = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
+
+    async def one(key: str) -> None:
+        spec = by_key[key]
+        try:
+            live = await read_mailbox(tenant.exchange, tenant.graph, tenant.directory, spec.address, spec.people(),
+                                      spec.domains, (automap or {}).get(key, spec.automap_by_key()))
+        except ExchangeError as exc:
+            result.errors[spec.address] = str(exc)
+            return
+        if live is None:
+            holder = await tenant.exchange.get_recipient(spec.address)
+            if holder is not None:
+                result.holders[key] = (str(holder.get("RecipientTypeDetails") or "recipient"),
+                                       str(holder.get("DisplayName") or ""))
+        elif live.refusal():
+            result.holders[key] = (live.kind, live.spec.display_name)
+        else:
+            result.live[key] = live
+
+    await asyncio.gather(*(one(k) for k in wanted if k in by_key))
+    return result
