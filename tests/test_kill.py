@@ -1,7 +1,7 @@
 """Killing mailroom at any point of an apply leaves no engine behind, and the next apply converges.
 
 mailroom is run as a real process and killed with SIGKILL (nothing in it can react), at three
-points: while the engine previews, as the update starts, and after the update has finished
+points: while the plan is made, as the update starts, and after the update has finished
 its first mailbox. Every process of that run carries the run's state directory in its
 environment, which is how the test finds the ones that outlived it.
 """
@@ -25,7 +25,7 @@ from reconcile_helpers import ROOT, view
 MAILROOM = str(Path(sys.executable).parent / "mailroom")
 GONE_WITHIN = 10.0  # seconds: the acceptance bound for every engine process to be gone
 # stderr line that marks each point
-POINTS = {"preview": "mailroom: previewing stack", "update": "mailroom: applying", "mid-update": "] "}
+POINTS = {"plan": "mailroom: planning stack", "update": "mailroom: applying", "mid-update": "] "}
 
 
 def run_processes(marker: bytes) -> list[int]:

@@ -1,25 +1,23 @@
-"""Plan rendering from engine steps (the same comparison the provider's diff uses)."""
+"""Plan rendering: text, Markdown and JSON of the grant-level changes (core.compare, as the provider diffs)."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
+from mailroom.core.compare import changes
 from mailroom.core.spec import Grant, MailboxSpec
-from mailroom.engine.plan import Plan, step_plan
+from mailroom.engine.plan import MailboxPlan, Plan
 
 OLD = MailboxSpec(address="support@contoso.com", display_name="Help", members=(Grant("bob@contoso.com"),))
 NEW = MailboxSpec(address="support@contoso.com", display_name="Support", send_as=("alice@contoso.com",))
 
 
-def state(inputs: dict[str, object] | None = None, outputs: dict[str, object] | None = None) -> SimpleNamespace:
-    return SimpleNamespace(inputs=inputs, outputs=outputs)
+def update(old: MailboxSpec, new: MailboxSpec) -> MailboxPlan:
+    return MailboxPlan(new.address, "update", changes(new, old))
 
 
 def test_update_step_lists_grant_level_lines_in_text_markdown_and_json() -> None:
-    step = step_plan("update", state(outputs=OLD.to_props()), state(inputs=NEW.to_props()))
-    assert step is not None
-    plan = Plan([step])
+    plan = Plan([update(OLD, NEW)])
     text = plan.render_text()
     assert 'support@contoso.com  ~ display name "Help" → "Support"' in text
     assert "support@contoso.com  + Send As  alice@contoso.com" in text
@@ -33,14 +31,13 @@ def test_update_step_lists_grant_level_lines_in_text_markdown_and_json() -> None
     assert {c["right"] for c in data["mailboxes"][0]["changes"]} == {"display_name", "send_as", "member"}
 
 
-def test_delete_step_is_a_release_and_same_is_nothing() -> None:
-    released = step_plan("delete", state(outputs=OLD.to_props()), None)
-    same = step_plan("same", state(outputs=NEW.to_props()), state(inputs=NEW.to_props()))
-    plan = Plan([p for p in (released, same) if p])
-    assert plan.released == ["support@contoso.com"] and plan.removals == []
+def test_a_release_is_guarded_and_same_is_nothing() -> None:
+    released = MailboxPlan(OLD.address, "release")
+    same = update(NEW, NEW)
+    plan = Plan([released, same])
+    assert plan.released == ["support@contoso.com"] and plan.removals == [] and plan.guarded == 1
     assert "release from management (mailbox and access are kept)" in plan.render_text()
-    assert Plan([same] if same else []).render_text().startswith("No changes")
-    assert step_plan("create", None, state(inputs={"not": "ours"})) is None
+    assert Plan([same]).render_text().startswith("No changes")
 
 
 HOSTILE = [
@@ -59,9 +56,7 @@ def test_tenant_values_cannot_break_out_of_the_plan() -> None:
     for i, name in enumerate(HOSTILE):
         old = MailboxSpec(address=f"m{i}@contoso.com", display_name=name, members=(Grant("bob@contoso.com"),))
         new = MailboxSpec(address=f"m{i}@contoso.com", display_name="Plain")
-        step = step_plan("update", state(outputs=old.to_props()), state(inputs=new.to_props()))
-        assert step is not None
-        steps.append(step)
+        steps.append(update(old, new))
     plan = Plan(steps)
     md = plan.render_markdown()
     # Walk the Markdown as GitHub does: each block opens with a fence and closes with the same fence;

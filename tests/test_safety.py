@@ -117,8 +117,11 @@ def test_grants_added_by_hand_between_plan_and_apply_are_never_removed(
 
     monkeypatch.setattr(apply_command, "make_plan", plan_then_grant_by_hand)
     code, out = project.run("apply", "--yes", capsys=capsys)
-    assert code == 1  # the tenant moved: the engine wanted to change what the reviewer never saw
-    assert "payroll@contoso.com" in out and "changed since the plan" in out
+    # The engine applies exactly the reviewed plan: info's alias, and nothing on payroll, which the
+    # reviewer never saw change.
+    assert code == 0 and "info@contoso.com: applied" in out and "payroll@contoso.com: applied" not in out
+    info = view(project.tenant, "info@contoso.com")
+    assert info is not None and "hello@contoso.com" in info["aliases"]
     payroll = view(project.tenant, "payroll@contoso.com")
     assert payroll is not None
     assert set(f"{who}@contoso.com" for who in people) <= set(payroll["members"])
@@ -128,6 +131,28 @@ def test_grants_added_by_hand_between_plan_and_apply_are_never_removed(
     assert code == 3
     payroll = view(project.tenant, "payroll@contoso.com")
     assert payroll is not None and len(payroll["members"]) >= 15
+
+
+def test_a_grant_by_hand_on_a_mailbox_the_plan_changes_is_never_removed(
+        project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert project.run("apply", "--yes")[0] == 0
+    project.edit("aliases: [contact@contoso.com]", "aliases: [contact@contoso.com, hello@contoso.com]")
+    make_plan = apply_command.make_plan
+
+    def plan_then_grant_by_hand(*args: Any, **kwargs: Any) -> Any:
+        plan = make_plan(*args, **kwargs)  # the reviewer sees "+ alias" on info; then mallory is granted by hand
+        resp = project.tenant.exchange("Add-MailboxPermission", client_id="admin-portal",
+                                       Identity="info@contoso.com", User="mallory@contoso.com",
+                                       AccessRights=["FullAccess"], AutoMapping=True)
+        assert resp.status_code == 200, resp.text
+        return plan
+
+    monkeypatch.setattr(apply_command, "make_plan", plan_then_grant_by_hand)
+    code, out = project.run("apply", "--yes", capsys=capsys)
+    # The read-back after the alias finds mallory, whose removal the reviewer never saw: refused.
+    assert code == 1 and "info@contoso.com" in out and "not in the reviewed plan" in out
+    info = view(project.tenant, "info@contoso.com")
+    assert info is not None and "mallory@contoso.com" in info["members"]
 
 
 def test_releases_count_toward_the_removal_guard(project: Project, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,19 +7,22 @@ confirmation hold wherever apply runs); ``run`` parses and renders.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mailroom import output
+from mailroom import output, paths
 from mailroom.cli import error_handler, options
-from mailroom.cli.plan import make_plan, plan_document
+from mailroom.cli.plan import check_saved_plan, make_plan, plan_document
 from mailroom.core.identity import smtp_key
 from mailroom.core.textsafe import printable
 from mailroom.engine.locks import explain
 from mailroom.engine.plan import Approval, Plan
+from mailroom.engine.planner import MAILBOX_TYPES, Planned, StalePlan, save_snapshot
 from mailroom.engine.runner import Invalid, Run, prepare
 
 EPILOG = """exit codes:
@@ -32,20 +35,27 @@ EPILOG = """exit codes:
   3   refused: the plan removes and releases more grants or mailboxes than
       policy.max_removals_per_apply (default 10) and --allow-mass-removal was not given; nothing
       was changed
+  4   refused: the saved PLAN is stale (the file, the stack, or the live state of a mailbox it
+      changes is not what the plan assumed); nothing was changed. Plan again.
   64  usage error
 
 --json prints one document, also when there is nothing to do: {"format_version": 1, "command":
 "apply", "result": "ok" | "failed" | "nothing_to_do" | "refused" | "cancelled" | "invalid",
-"reason": null | "mailbox-refused" | "mass-removal" | "not-confirmed" | "not-a-terminal",
+"reason": null | "mailbox-refused" | "mass-removal" | "stale-plan" | "not-confirmed" | "not-a-terminal",
 "applied": [mailbox], "failed": {mailbox: message}, "plan": <plan's document> | null}.
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("apply", help="make the tenant match the file",
-                       description="Refresh live state, plan, check the mass-removal guard, then run the Pulumi "
-                                   "engine's update. Every change is recorded in the audit log.",
+    p = sub.add_parser("apply", help="make the tenant match the file, or apply a saved plan",
+                       description="Without PLAN: read live state in one bulk scan, plan, show the plan, check the "
+                                   "mass-removal guard, confirm, then run the Pulumi engine's update on exactly "
+                                   "the mailboxes the plan changes. With PLAN (from `mailroom plan --out`): check "
+                                   "that the file, the stack and the live state of every mailbox it changes are "
+                                   "what it assumed, then apply exactly that plan. Every change is recorded in "
+                                   "the audit log.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("saved", nargs="?", metavar="PLAN", help="a plan saved by `mailroom plan --out PLAN`")
     options.add_common(p)
     add_confirmation(p)
     options.add_json(p)
@@ -73,7 +83,7 @@ class _Progress:
 
     def __call__(self, event: Any) -> None:
         out = getattr(event, "res_outputs_event", None)
-        if out is not None and out.metadata.type.endswith("mailroom:SharedMailbox"):
+        if out is not None and out.metadata.type in MAILBOX_TYPES:
             op = getattr(out.metadata.op, "value", str(out.metadata.op))
             name = out.metadata.urn.rsplit("::", 1)[-1]
             # Only steps that write: a refresh (`refresh`, `read`) or an unchanged mailbox is not "applied".
@@ -139,13 +149,16 @@ def _confirm(question: str) -> bool | None:
 
 
 def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[[Plan], None],
-          detail: str = "apply") -> Applied:
-    """Plan with a refresh, ``show`` the plan, guard, confirm (unless ``yes``), update, record.
+          detail: str = "apply", planned: Planned | None = None) -> Applied:
+    """Plan against live state (or take the checked saved plan ``planned``), ``show`` it, guard, confirm
+    (unless ``yes``), update exactly the plan's mailboxes, record.
 
     Every refusal happens before any write and is recorded in the audit log.
     """
     log = prepared.audit_log()
-    plan = make_plan(prepared, refresh=True)
+    if planned is None:
+        planned = make_plan(prepared, refresh=True)
+    plan = planned.plan
     show(plan)
     context = {"file": str(prepared.file)}
     if plan.refusals:
@@ -162,10 +175,10 @@ def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[
         log.start_run(detail=detail, context=context)
         log.end_run("refused", {"removals": len(plan.removals), "releases": len(plan.released), "limit": limit})
         return Applied("refused", error_handler.GUARD, plan, "mass-removal")
-    if not plan.has_changes:
+    if not plan.has_changes and not planned.resync:
         print(f"mailroom {detail}: nothing to do", file=sys.stderr)
         return Applied("nothing_to_do", error_handler.OK, plan)
-    if not yes:
+    if not yes and plan.has_changes:
         answer = _confirm("Apply these changes?")
         if answer is None:
             print(f"mailroom {detail}: not a terminal; pass --yes to apply without confirmation. Nothing was "
@@ -176,15 +189,17 @@ def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[
             return Applied("cancelled", error_handler.ERROR, plan, "not-confirmed")
     from pulumi.automation.errors import CommandError  # with the engine: not paid for by --help
 
-    # The engine's provider keeps to this plan: it refuses any change the reviewer was not shown.
-    approval = prepared.plan_path()
+    # The engine's provider keeps to this plan: it refuses any change the reviewer was not shown. It
+    # converges against the live state read for the plan, and the engine touches only the plan's mailboxes.
+    approval, snapshot = prepared.plan_path("approved"), prepared.plan_path("live")
     Approval.from_plan(plan).save(approval)
+    save_snapshot(snapshot, planned.snapshot())
     log.start_run(detail=detail, context={**context, "changes": len(plan.changes)})
     tracker = _Progress({smtp_key(m.address) for m in plan.mailboxes if m.changes or m.op == "release"})
     output.progress(f"mailroom: applying {len(plan.changes)} change(s) to stack {prepared.stack}")
     result = "failed"
     try:
-        prepared.engine(approval).up(tracker, refresh=True)
+        prepared.engine(approval, snapshot).up(tracker, targets=planned.targets())
         result = "ok"
     except CommandError as exc:  # the engine ran and failed: say what, keep the summary of what was applied
         if "currently locked" in str(exc):
@@ -195,6 +210,7 @@ def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[
             print(f"mailroom {detail}: the engine reported a failure:\n  " + "\n  ".join(lines), file=sys.stderr)
     finally:
         approval.unlink(missing_ok=True)
+        snapshot.unlink(missing_ok=True)
         # Also when something unexpected ends the run: the log says the run ended, and how far it got.
         log.end_run(result, {"applied": tracker.ok, "failed": tracker.failed})
     ok = result == "ok" and not tracker.failed
@@ -214,12 +230,35 @@ def show_plan(as_json: bool, yes: bool) -> Callable[[Plan], None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.saved:
+        return apply_saved(args.saved, None if args.file == paths.DEFAULT_FILE else args.file, args.stack, yes=args.yes,
+                           allow_mass_removal=args.allow_mass_removal, as_json=args.json)
     return apply_file(args.file, options.stack(args.stack), yes=args.yes,
                       allow_mass_removal=args.allow_mass_removal, as_json=args.json)
 
 
-def apply_file(file: str, stack: str, *, yes: bool, allow_mass_removal: bool = False, as_json: bool = False) -> int:
-    """`mailroom apply`: prepare, apply, print the result; the exit code."""
+def apply_saved(saved_path: str, file: str | None, stack: str | None, *, yes: bool, allow_mass_removal: bool,
+                as_json: bool) -> int:
+    """`mailroom apply PLAN`: the saved plan, checked against the file, the stack and the tenant, applied."""
+    try:
+        saved, saved_file = Planned.load(Path(saved_path))
+    except ValueError as exc:
+        raise error_handler.FatalError(str(exc)) from exc
+    # The plan names its stack; a stack named as well must be that one.
+    named = stack or os.environ.get(paths.STACK_ENV, "").strip() or saved.stack
+    if named != saved.stack:
+        print(f"mailroom apply: refused: {printable(saved_path)} was planned for stack {printable(saved.stack)}, "
+              f"not {printable(named)}. Nothing was changed.", file=sys.stderr)
+        if as_json:
+            output.print_document("apply", Applied("refused", error_handler.STALE, saved.plan, "stale-plan").document())
+        return error_handler.STALE
+    return apply_file(file or saved_file, named, yes=yes, allow_mass_removal=allow_mass_removal, as_json=as_json,
+                      saved=saved)
+
+
+def apply_file(file: str, stack: str, *, yes: bool, allow_mass_removal: bool = False, as_json: bool = False,
+               saved: Planned | None = None) -> int:
+    """`mailroom apply`: prepare, apply (``saved``: that plan, once checked), print the result; the exit code."""
     try:
         prepared = prepare(file, stack)
     except Invalid as exc:
@@ -231,7 +270,25 @@ def apply_file(file: str, stack: str, *, yes: bool, allow_mass_removal: bool = F
             sys.stdout.write(str(exc))
         print(f"{printable(file)}: invalid; nothing was applied", file=sys.stderr)
         return error_handler.ERROR
-    done = apply(prepared, yes=yes, allow_mass_removal=allow_mass_removal, show=show_plan(as_json, yes))
+    planned = None
+    limit = prepared.desired.policy.max_removals_per_apply
+    if saved is not None and (saved.plan.refusals or (saved.plan.guarded > limit and not allow_mass_removal)):
+        planned = saved  # refused by apply() below for what the reviewed plan holds, whatever the tenant did since
+    elif saved is not None:
+        try:
+            planned = check_saved_plan(prepared, saved)
+        except StalePlan as exc:
+            print(f"mailroom apply: refused: the saved plan is stale: {printable(str(exc))}. Nothing was changed; "
+                  "run `mailroom plan --out FILE` again.", file=sys.stderr)
+            log = prepared.audit_log()
+            log.start_run(detail="apply", context={"file": str(prepared.file), "saved_plan": saved.digest})
+            log.end_run("refused", {"reason": "stale-plan", "detail": str(exc)})
+            if as_json:
+                output.print_document("apply", Applied("refused", error_handler.STALE, saved.plan,
+                                                       "stale-plan").document())
+            return error_handler.STALE
+    done = apply(prepared, yes=yes, allow_mass_removal=allow_mass_removal, show=show_plan(as_json, yes),
+                 planned=planned)
     if as_json:
         output.print_document("apply", done.document())
     else:

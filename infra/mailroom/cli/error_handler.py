@@ -23,6 +23,7 @@ OK = 0
 ERROR = 1
 CHANGES = 2  # plan: changes pending; drift: drift found. Only ever a result, never an error.
 GUARD = 3  # apply, drift --remediate: refused by the mass-removal guard
+STALE = 4  # apply PLAN: the saved plan no longer holds (file, stack or live state moved); nothing changed
 USAGE = 64  # EX_USAGE (sysexits.h): unknown option, bad value, missing command
 INTERNAL = 70  # EX_SOFTWARE: a bug; the traceback is in the log file
 INTERRUPTED = 130  # 128 + SIGINT

@@ -1,4 +1,4 @@
-"""`mailroom plan`: the engine preview, rendered at grant level for a reviewer."""
+"""`mailroom plan`: what apply would change, grant by grant, for a reviewer; saved with --out."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from mailroom import output
 from mailroom.cli import options
-from mailroom.core.compare import Change, changes
-from mailroom.core.identity import smtp_key
-from mailroom.core.spec import MailboxSpec
 from mailroom.core.textsafe import printable
-from mailroom.engine.plan import MailboxPlan, Plan, PlanCollector
+from mailroom.engine import planner
+from mailroom.engine.plan import Plan
+from mailroom.engine.planner import Planned
 from mailroom.engine.runner import Invalid, Run, prepare
 from mailroom.m365.tenant import Tenant
-from mailroom.reconcile.live import read_mailbox
 
 EPILOG = """exit codes:
   0   no changes: the tenant matches the file
@@ -33,62 +32,49 @@ EPILOG = """exit codes:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="show what apply would change, grant by grant",
-                       description="Run the Pulumi engine's preview and print, per mailbox, every grant and "
+                       description="Compare the file with the stack's state (and, with --refresh, with the "
+                                   "tenant, read in one bulk scan) and print, per mailbox, every grant and "
                                    "setting that would change. Makes no write request; without --refresh, an "
                                    "unchanged file makes no tenant request at all.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_common(p)
     p.add_argument("--refresh", action="store_true",
-                   help="read every managed mailbox first, so changes made outside git show in the plan")
+                   help="read every managed mailbox first (one bulk read), so changes made outside git show "
+                        "in the plan")
+    p.add_argument("--out", metavar="FILE",
+                   help="save the exact plan (file digest, stack, the live state each change assumed) for "
+                        "`mailroom apply FILE`, which applies exactly that plan or refuses")
     options.add_json(p, "the plan")
     options.add_markdown(p, "the plan (a pull-request comment)")
     p.set_defaults(func=run)
 
 
-def make_plan(run: Run, *, refresh: bool) -> Plan:
-    collector = PlanCollector()
-    output.progress(f"mailroom: previewing stack {run.stack} ({len(run.desired.mailboxes)} mailboxes)"
-             + (" with a refresh of live state" if refresh else ""))
-    run.engine().preview(collector, refresh=refresh)
-    plan = collector.finish()
-    unknown = [m for m in plan.mailboxes if m.op == "create"]
-    if unknown:
-        asyncio.run(_look_up_unmanaged(run, unknown))
-    return plan
+def make_plan(run: Run, *, refresh: bool) -> Planned:
+    """The plan of this run: the stack's state, and one bulk read of what it needs from the tenant."""
+    output.progress(f"mailroom: planning stack {run.stack} ({len(run.desired.mailboxes)} mailboxes)"
+                    + (" against live state" if refresh else ""))
+    deployment = run.engine().export()
+
+    async def go() -> Planned:
+        async with Tenant(run.tenant) as t:
+            return await planner.make_plan(t, run.desired, deployment, run.stack, refresh=refresh,
+                                           progress=output.bar)
+    return asyncio.run(go())
 
 
-async def _look_up_unmanaged(run: Run, planned: list[MailboxPlan]) -> None:
-    """A mailbox the engine does not manage yet may exist: the plan says "adopt" for a shared one (with
-    the changes against what it holds), and refuses an address held by anything else (a person's
-    mailbox, a room, a group), which ``create`` would otherwise take over."""
-    specs = {smtp_key(mb.address): MailboxSpec.from_model(mb, run.desired.domains) for mb in run.desired.mailboxes}
-    async with Tenant(run.tenant) as t:
-        async def one(m: MailboxPlan) -> None:
-            spec = specs[smtp_key(m.address)]
-            live = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains)
-            if live is None:
-                holder = await t.exchange.get_recipient(spec.address)
-                if holder is not None:
-                    kind = printable(holder.get("RecipientTypeDetails") or "recipient")
-                    m.changes, m.refused = [], (f"{spec.address} belongs to a {kind} that is not a mailbox; "
-                                                "mailroom changes nothing on it")
-                return
-            refusal = live.refusal()
-            if refusal:
-                m.changes, m.refused = [], refusal
-            elif spec.state == "present":
-                m.op = "adopt"
-                m.changes = [Change(spec.address, "adopt", "mailbox", None, live.spec.display_name),
-                             *changes(spec, live.spec)]
-            else:
-                m.op, m.changes = "update", changes(spec, live.spec)
+def check_saved_plan(run: Run, saved: Planned) -> Planned:
+    """A saved plan, checked against this run's file, stack and the live state of what it changes."""
+    output.progress(f"mailroom: checking the saved plan against stack {run.stack}")
 
-        await asyncio.gather(*(one(m) for m in planned))
+    async def go() -> Planned:
+        async with Tenant(run.tenant) as t:
+            return await planner.check_saved(t, run.desired, saved, run.stack, output.bar)
+    return asyncio.run(go())
 
 
 def run(args: argparse.Namespace) -> int:
     return plan(args.file, options.stack(args.stack), refresh=args.refresh, as_json=args.json,
-                markdown=args.markdown)
+                markdown=args.markdown, out=args.out)
 
 
 def plan_document(result: Plan) -> dict[str, object]:
@@ -98,7 +84,8 @@ def plan_document(result: Plan) -> dict[str, object]:
     return body
 
 
-def plan(file: str, stack: str, *, refresh: bool = False, as_json: bool = False, markdown: str | None = None) -> int:
+def plan(file: str, stack: str, *, refresh: bool = False, as_json: bool = False, markdown: str | None = None,
+         out: str | None = None) -> int:
     """Preview ``file`` on ``stack``; print the plan; 0 no changes, 2 changes pending, 1 refused."""
     try:
         prepared = prepare(file, stack)
@@ -110,7 +97,12 @@ def plan(file: str, stack: str, *, refresh: bool = False, as_json: bool = False,
             sys.stdout.write(str(exc))
         print(f"{printable(file)}: invalid; nothing was planned", file=sys.stderr)
         return 1
-    result = make_plan(prepared, refresh=refresh)
+    planned = make_plan(prepared, refresh=refresh)
+    result = planned.plan
+    if out:
+        planned.save(Path(out), prepared.file)
+        print(f"mailroom plan: saved to {printable(out)}; apply it with `mailroom apply {printable(out)}`",
+              file=sys.stderr)
     if as_json:
         output.print_document("plan", plan_document(result))
     else:

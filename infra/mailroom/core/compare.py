@@ -36,6 +36,12 @@ class Change:
         return (self.op == "remove" and rights.right(self.right).takes_access) or \
             (self.op == "delete" and self.right == "mailbox")
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Change:
+        """The inverse of ``to_dict`` (a saved plan)."""
+        return cls(str(doc["mailbox"]), str(doc["op"]), str(doc["right"]), doc.get("subject"), doc.get("before"),
+                   doc.get("after"))
+
     def line(self) -> str:
         label = rights.right(self.right).label
         if self.op == "create":

@@ -1,8 +1,8 @@
-"""The reviewer's plan: engine preview steps turned into grant-level lines per mailbox.
+"""The reviewer's plan: grant-level lines per mailbox, its renderings, and the approval the provider keeps to.
 
-The engine decides *which* mailboxes change (its diff is the provider's, which
-is ``mailroom.core.compare``); this module says *what* changes, line by line, from
-the same comparison of the step's desired inputs with its last known outputs.
+``engine/planner.py`` makes it (the file against the stack's state and one bulk read of the tenant,
+through ``mailroom.core.compare``, which is also the provider's diff); this module holds it, renders it
+(text, pull-request Markdown, JSON) and turns it into the ``Approval`` every write is checked against.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-from mailroom.core.compare import Change, changes
+from mailroom.core.compare import Change
 from mailroom.core.identity import smtp_key
-from mailroom.core.spec import MailboxSpec
 from mailroom.core.textsafe import md_fence, md_inline_code, printable
-from mailroom.engine.tokens import RESOURCE_TYPE  # the type of every mailbox step
 from mailroom.errors import TenantError
 
 
@@ -118,60 +115,6 @@ class Plan:
                            **({"refused": m.refused} if m.refused else {})}
                           for m in self.mailboxes if m.changes or m.op == "release" or m.refused],
         }, indent=2)
-
-
-def _props(state: Any, key: str) -> dict[str, Any] | None:
-    if state is None:
-        return None
-    value = getattr(state, key, None)
-    return dict(value) if value else None
-
-
-def step_plan(op: str, old: Any, new: Any) -> MailboxPlan | None:
-    """One engine step (ResourcePreEvent metadata) → the mailbox's plan, or None if not ours."""
-    inputs = _props(new, "inputs")
-    previous = _props(old, "outputs") or _props(old, "inputs")
-    if op in ("delete", "delete-replaced", "discard"):
-        if previous is None:
-            return None
-        return MailboxPlan(str(previous.get("address")), "release")
-    if inputs is None or "address" not in inputs:
-        return None
-    desired = MailboxSpec.from_props(inputs)
-    before = MailboxSpec.from_props(previous) if previous and previous.get("address") else None
-    if op == "same":
-        return MailboxPlan(desired.address, "same")
-    return MailboxPlan(desired.address, op, changes(desired, before))
-
-
-class PlanCollector:
-    """An ``on_event`` callback for Engine.preview that builds the Plan."""
-
-    def __init__(self) -> None:
-        self.plan = Plan()
-        self.diagnostics: list[str] = []
-        self._seen: set[str] = set()
-
-    def __call__(self, event: Any) -> None:
-        pre = getattr(event, "resource_pre_event", None)
-        if pre is not None and getattr(pre.metadata, "type", "") == RESOURCE_TYPE:
-            meta = pre.metadata
-            op = getattr(meta.op, "value", str(meta.op))
-            # A preview with refresh first emits a `refresh` step per resource (old outputs,
-            # before the read); the step that says what will change comes after it.
-            if op in ("refresh", "read") or meta.urn in self._seen:
-                return
-            self._seen.add(meta.urn)
-            planned = step_plan(op, meta.old, meta.new)
-            if planned is not None:
-                self.plan.mailboxes.append(planned)
-        diag = getattr(event, "diagnostic_event", None)
-        if diag is not None and diag.severity in ("error", "warning"):
-            self.diagnostics.append(diag.message)
-
-    def finish(self) -> Plan:
-        self.plan.mailboxes.sort(key=lambda m: m.address.casefold())
-        return self.plan
 
 
 # -- the reviewed plan, as the provider enforces it during apply ------------------------------------

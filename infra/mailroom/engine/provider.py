@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
 import pulumi
@@ -45,6 +46,7 @@ from mailroom.core.compare import changes
 from mailroom.core.identity import is_valid_smtp, smtp_key
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plan import Approval, approved
+from mailroom.engine.planner import load_snapshot, state_differs
 from mailroom.engine.tokens import DYNAMIC_PROVIDER_KEY, DYNAMIC_RESOURCE_TYPE, RESOURCE_TYPE
 from mailroom.errors import ConfigError, TenantError
 from mailroom.m365.tenant import Tenant, TenantConfig
@@ -82,11 +84,20 @@ def own_tenant(work: Callable[[Tenant], Awaitable[T]]) -> T:
 def known_live(address: str) -> LiveMailbox | None | Unread:
     """The mailbox at ``address`` as this run already read it (None: it does not exist), or ``UNREAD``.
 
-    The hook for a bulk snapshot of the tenant taken once per run: whatever it returns is passed to
-    ``converge_mailbox(..., live=)`` and used by ``read`` instead of reading the mailbox again. Until
-    that snapshot exists, every mailbox is read on its own: ``UNREAD``.
+    ``mailroom apply`` reads the tenant once, in bulk, and hands the engine the live state of every
+    mailbox its plan touches (``ProviderEnv.snapshot``): ``diff`` compares the file with it, and
+    ``converge_mailbox`` starts from it instead of reading the mailbox again. A mailbox the snapshot
+    does not hold (or a run without one, e.g. ``pulumi up`` by hand) is read on its own.
     """
-    return UNREAD
+    path = ProviderEnv.from_env().snapshot
+    if not path:
+        return UNREAD
+    return _snapshot(path).get(smtp_key(address), UNREAD)
+
+
+@cache
+def _snapshot(path: str) -> dict[str, LiveMailbox | None]:
+    return load_snapshot(path)
 
 
 def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
@@ -173,6 +184,13 @@ class MailboxProvider(ResourceProvider):
         before = MailboxSpec.from_props(olds) if olds.get("address") else None
         if before is not None and smtp_key(before.address) != smtp_key(desired.address):
             return DiffResult(changes=True, replaces=["address"], delete_before_replace=False)
+        live = known_live(desired.address)
+        if not isinstance(live, Unread):
+            # This run read the tenant: what changes is the file against the tenant, and a state that no
+            # longer says what the tenant holds is brought up to date (an update with no tenant call).
+            now = live.spec if live else None
+            stale = before is None or state_differs(before, now)
+            return DiffResult(changes=bool(changes(desired, now)) or stale or is_dynamic_state(olds, news))
         # A state the dynamic provider wrote is rewritten once without its pickled provider (``update``
         # does that without a tenant call); the plan shows no change for it.
         return DiffResult(changes=bool(changes(desired, before)) or is_dynamic_state(olds, news))
@@ -199,7 +217,8 @@ class MailboxProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = MailboxSpec.from_props(news)
         known = MailboxSpec.from_props(olds) if olds.get("address") else None
-        if known is not None and is_dynamic_state(olds, news) and not changes(spec, known):
+        if known is not None and is_dynamic_state(olds, news) and not changes(spec, known) and \
+                isinstance(known_live(spec.address), Unread):
             # Only the dynamic provider's pickled provider goes; the tenant matched the state already.
             return UpdateResult({**spec.to_props(), **{k: str(olds.get(k) or "") for k in OUTPUT_KEYS}})
         plan = approved()

@@ -37,15 +37,17 @@ class Run:
     audit_path: str | None
     project_dir: Path
 
-    def engine(self, plan: Path | None = None) -> Engine:
-        """The engine of this run; ``plan``: the approved plan the provider must keep to (apply).
+    def engine(self, plan: Path | None = None, snapshot: Path | None = None) -> Engine:
+        """The engine of this run; ``plan``: the approved plan the provider must keep to (apply);
+        ``snapshot``: the live state this run read, which the provider converges against.
 
         The program is this run's validated ``desired``, declared inline: the file is not read again.
         """
         from mailroom.engine.program import declare  # imports pulumi; only commands that run the engine need it
 
         env = ProviderEnv(tenant=self.tenant.to_json(), stack=self.stack, run_id=self.run_id,
-                          audit_log=self.audit_path, plan=str(plan) if plan is not None else None)
+                          audit_log=self.audit_path, plan=str(plan) if plan is not None else None,
+                          snapshot=str(snapshot) if snapshot is not None else None)
         desired = self.desired
 
         def program() -> None:
@@ -56,9 +58,10 @@ class Run:
     def backend_url(self) -> str:
         return EngineSettings(self.stack, self.project_dir).backend_url()
 
-    def plan_path(self) -> Path:
-        """Where this run keeps the plan it shows, for the engine's provider to keep to (owner-only)."""
-        return private_dir(state_dir(self.project_dir) / "plans") / f"{self.stack}-{self.run_id}.json"
+    def plan_path(self, what: str = "approved") -> Path:
+        """Where this run keeps the plan it shows (``approved``) and the live state it read (``live``), for
+        the engine's provider (owner-only: live state names people)."""
+        return private_dir(state_dir(self.project_dir) / "plans") / f"{self.stack}-{self.run_id}-{what}.json"
 
     def audit_log(self) -> Any:
         from mailroom.audit.log import AuditLog

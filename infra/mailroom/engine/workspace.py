@@ -213,8 +213,10 @@ class Engine:
     def preview(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
         return self.stack.preview(on_event=on_event, refresh=refresh, diff=False, color="never", parallel=PARALLEL)
 
-    def up(self, on_event: EventCallback | None = None, *, refresh: bool = False) -> Any:
-        return self.stack.up(on_event=on_event, refresh=refresh, color="never", parallel=PARALLEL)
+    def up(self, on_event: EventCallback | None = None, *, refresh: bool = False,
+           targets: list[str] | None = None) -> Any:
+        """``targets``: only these URNs (a plan's mailboxes); every other resource is left as it is."""
+        return self.stack.up(on_event=on_event, refresh=refresh, target=targets, color="never", parallel=PARALLEL)
 
     def refresh_preview(self, on_event: EventCallback | None = None) -> Any:
         return self.stack.preview_refresh(on_event=on_event, color="never", parallel=PARALLEL)
