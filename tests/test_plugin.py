@@ -2,7 +2,9 @@
 
 - it serves many calls at once (the dynamic provider host serves 4) on ONE tenant client for the run;
 - a stack made by the Python dynamic provider moves over in place: nothing created, deleted or replaced,
-  nothing written to the tenant, and no pickled ``__provider`` left in state;
+  nothing written to the tenant, and no pickled ``__provider`` left in state; also through `mailroom apply`,
+  whose update targets the plan's mailboxes;
+- the state is written once, at the end, also when the run fails, and the next run converges;
 - it speaks the engine's provider protocol (info, schema, configure, check, diff) without a tenant;
 - it dies with its engine: on the engine's SIGINT, and on its own when the engine is killed.
 """
@@ -23,6 +25,7 @@ import pulumi
 import pytest
 import yaml
 from google.protobuf import empty_pb2, struct_pb2
+from mailroom.cli.main import main
 from mailroom.core.identity import smtp_key
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plugin import STATS_ENV
@@ -163,6 +166,36 @@ def test_a_stack_made_by_the_dynamic_provider_moves_over_in_place(local_tenant: 
     events.clear()
     engine.preview(events.append, refresh=True)
     assert set(_steps(events).values()) == {"same"}
+
+
+def test_mailroom_apply_on_a_stack_made_by_the_dynamic_provider(local_tenant: Any, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's apply, which targets the plan's mailboxes, on a stack that has not moved yet: the engine cannot
+    change a resource's provider in a targeted update, so that first update runs on every mailbox; only the
+    changed one is written to the tenant."""
+    run = _prepare(tmp_path, local_tenant, monkeypatch, 3)
+    desired = run.desired
+    env = ProviderEnv(tenant=run.tenant.to_json(), stack=run.stack, run_id=run.run_id, audit_log=run.audit_path)
+
+    def dynamic_program() -> None:
+        for mb in desired.mailboxes:
+            DynamicSharedMailbox(smtp_key(mb.address), MailboxSpec.from_model(mb, desired.domains))
+
+    Engine(EngineSettings(run.stack, run.project_dir, env.to_env()), program=dynamic_program).up()
+    file = tmp_path / "mailboxes.yaml"
+    file.write_text(file.read_text().replace("display_name: Bulk 1\n", "display_name: Bulk One\n"))
+    local_tenant.reset_metrics()
+    capsys.readouterr()
+    code = main(["apply", "--yes", "--stack", "local", "--file", str(file)])
+    out = capsys.readouterr().out
+    assert code == 0 and "bulk01@contoso.com: applied" in out, out
+    assert writes(local_tenant.metrics()) == {"Set-Mailbox": 1}  # moving the other two wrote nothing
+    assert view(local_tenant, "bulk01@contoso.com")["display_name"] == "Bulk One"  # type: ignore[index]
+    state = run.engine().export()
+    assert "__provider" not in json.dumps(state)
+    assert sum(r["type"] == RESOURCE_TYPE for r in state["resources"]) == 3
+    assert main(["plan", "--refresh", "--stack", "local", "--file", str(file)]) == 0  # nothing left to do
 
 
 def test_a_failed_apply_still_records_what_it_did_and_the_next_one_converges(
