@@ -103,6 +103,11 @@ class Planned:
         keys = {smtp_key(m.address) for m in self.plan.mailboxes if m.changes or m.op == "release"}
         return sorted(self.urns[k] for k in keys | set(self.resync) if k in self.urns)
 
+    def declared(self) -> set[str]:
+        """The mailboxes the program declares for the targeted update: those it changes or brings up to
+        date (a release is the deletion of a resource the program no longer declares)."""
+        return {smtp_key(m.address) for m in self.plan.mailboxes if m.changes} | set(self.resync)
+
     def snapshot(self) -> dict[str, Any]:
         """The live state the provider converges against, for the mailboxes the engine will touch."""
         keys = {smtp_key(m.address) for m in self.plan.mailboxes if m.changes} | set(self.resync)

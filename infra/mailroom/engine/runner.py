@@ -7,7 +7,8 @@ started or any tenant request is made.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,12 @@ class Run:
     audit_path: str | None
     project_dir: Path
 
-    def engine(self, plan: Path | None = None, snapshot: Path | None = None) -> Engine:
+    def engine(self, plan: Path | None = None, snapshot: Path | None = None,
+               only: Collection[str] | None = None) -> Engine:
         """The engine of this run; ``plan``: the approved plan the provider must keep to (apply);
-        ``snapshot``: the live state this run read, which the provider converges against.
+        ``snapshot``: the live state this run read, which the provider converges against; ``only``:
+        the mailbox keys to declare, for an update targeted at them (every other resource in the
+        stack is left as it is, so declaring it would only cost time).
 
         The program is this run's validated ``desired``, declared inline: the file is not read again.
         """
@@ -48,7 +52,8 @@ class Run:
         env = ProviderEnv(tenant=self.tenant.to_json(), stack=self.stack, run_id=self.run_id,
                           audit_log=self.audit_path, plan=str(plan) if plan is not None else None,
                           snapshot=str(snapshot) if snapshot is not None else None)
-        desired = self.desired
+        desired = self.desired if only is None else replace(
+            self.desired, mailboxes=tuple(mb for mb in self.desired.mailboxes if mb.key in only))
 
         def program() -> None:
             declare(desired)
