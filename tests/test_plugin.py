@@ -2,8 +2,8 @@
 
 - it serves many calls at once (the dynamic provider host serves 4) on ONE tenant client for the run;
 - a stack made by the Python dynamic provider moves over in place: nothing created, deleted or replaced,
-  nothing written to the tenant, and no pickled ``__provider`` left in state; also through `mailroom apply`,
-  whose update targets the plan's mailboxes;
+  nothing written to the tenant, and no pickled ``__provider`` left in state; through `mailroom apply`,
+  whose update targets and declares only the plan's mailboxes, those move and the rest stay as they were;
 - the state is written once, at the end, also when the run fails, and the next run converges;
 - it speaks the engine's provider protocol (info, schema, configure, check, diff) without a tenant;
 - it dies with its engine: on the engine's SIGINT, and on its own when the engine is killed.
@@ -171,9 +171,9 @@ def test_a_stack_made_by_the_dynamic_provider_moves_over_in_place(local_tenant: 
 def test_mailroom_apply_on_a_stack_made_by_the_dynamic_provider(local_tenant: Any, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    """The CLI's apply, which targets the plan's mailboxes, on a stack that has not moved yet: the engine cannot
-    change a resource's provider in a targeted update, so that first update runs on every mailbox; only the
-    changed one is written to the tenant."""
+    """The CLI's apply on a stack that has not moved yet: its update is targeted at the plan's mailboxes and
+    declares only those, so the changed mailbox moves to the plugin and the others stay as the dynamic
+    provider left them (the engine refuses an untargeted resource whose provider changed)."""
     run = _prepare(tmp_path, local_tenant, monkeypatch, 3)
     desired = run.desired
     env = ProviderEnv(tenant=run.tenant.to_json(), stack=run.stack, run_id=run.run_id, audit_log=run.audit_path)
@@ -182,7 +182,9 @@ def test_mailroom_apply_on_a_stack_made_by_the_dynamic_provider(local_tenant: An
         for mb in desired.mailboxes:
             DynamicSharedMailbox(smtp_key(mb.address), MailboxSpec.from_model(mb, desired.domains))
 
-    Engine(EngineSettings(run.stack, run.project_dir, env.to_env()), program=dynamic_program).up()
+    old = Engine(EngineSettings(run.stack, run.project_dir, env.to_env()), program=dynamic_program)
+    old.up()
+    before = {r["urn"]: r for r in old.export()["resources"] if r["type"] == DYNAMIC_RESOURCE_TYPE}
     file = tmp_path / "mailboxes.yaml"
     file.write_text(file.read_text().replace("display_name: Bulk 1\n", "display_name: Bulk One\n"))
     local_tenant.reset_metrics()
@@ -190,11 +192,15 @@ def test_mailroom_apply_on_a_stack_made_by_the_dynamic_provider(local_tenant: An
     code = main(["apply", "--yes", "--stack", "local", "--file", str(file)])
     out = capsys.readouterr().out
     assert code == 0 and "bulk01@contoso.com: applied" in out, out
-    assert writes(local_tenant.metrics()) == {"Set-Mailbox": 1}  # moving the other two wrote nothing
+    assert writes(local_tenant.metrics()) == {"Set-Mailbox": 1}
     assert view(local_tenant, "bulk01@contoso.com")["display_name"] == "Bulk One"  # type: ignore[index]
-    state = run.engine().export()
-    assert "__provider" not in json.dumps(state)
-    assert sum(r["type"] == RESOURCE_TYPE for r in state["resources"]) == 3
+    after = {r["urn"].rsplit("::", 1)[-1]: r for r in run.engine().export()["resources"]
+             if r["type"] in (RESOURCE_TYPE, DYNAMIC_RESOURCE_TYPE)}
+    assert after["bulk01@contoso.com"]["type"] == RESOURCE_TYPE
+    assert "__provider" not in json.dumps(after["bulk01@contoso.com"])
+    assert [after[k] for k in ("bulk00@contoso.com", "bulk02@contoso.com")] == \
+        [before[MAILBOX_URN.replace(RESOURCE_TYPE, DYNAMIC_RESOURCE_TYPE) + k] for k in ("bulk00@contoso.com",
+                                                                                    "bulk02@contoso.com")]
     assert main(["plan", "--refresh", "--stack", "local", "--file", str(file)]) == 0  # nothing left to do
 
 

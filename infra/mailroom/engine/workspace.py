@@ -35,7 +35,7 @@ from typing import Any
 
 from mailroom import paths
 from mailroom.engine.locks import clear_dead
-from mailroom.engine.tokens import DYNAMIC_RESOURCE_TYPE, PLUGIN
+from mailroom.engine.tokens import PLUGIN
 from mailroom.errors import ConfigError
 from mailroom.providerenv import ProviderEnv
 
@@ -219,18 +219,11 @@ class Engine:
            targets: list[str] | None = None) -> Any:
         """``targets``: only these URNs (a plan's mailboxes); every other resource is left as it is.
 
-        Not while the state still holds resources of the Python dynamic provider: the engine refuses to move
-        a resource to another provider in a targeted update ("a change of providers mixed with --target"),
-        so the first update of such a stack runs on every resource. Those the plan does not change only lose
-        the dynamic provider's pickled ``__provider`` (``MailboxProvider.update``, no tenant call).
+        The program must then declare only resources it targets: the engine refuses an untargeted resource
+        whose provider changed ("a change of providers mixed with --target"), which every mailbox of a stack
+        made by the Python dynamic provider is until an update moves it to mailroom's plugin.
         """
-        if targets is not None and self.holds_dynamic_resources():
-            targets = None
         return self.stack.up(on_event=on_event, refresh=refresh, target=targets, color="never", parallel=PARALLEL)
-
-    def holds_dynamic_resources(self) -> bool:
-        """The stack's state still names the dynamic provider's type (made before mailroom had a plugin)."""
-        return any(r.get("type") == DYNAMIC_RESOURCE_TYPE for r in self.export().get("resources") or ())
 
     def refresh_preview(self, on_event: EventCallback | None = None) -> Any:
         return self.stack.preview_refresh(on_event=on_event, color="never", parallel=PARALLEL)
