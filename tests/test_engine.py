@@ -20,11 +20,12 @@ from mailroom.engine.workspace import Engine, EngineSettings, pulumi_bin_dir
 from reconcile_helpers import Project
 
 ROOT = Path(__file__).resolve().parents[1]
-MAILBOX = "urn:pulumi:local::mailroom::pulumi-python:dynamic/mailroom:SharedMailbox::"
-# The URNs in the state of a stack applied before the program ran inline (the shipped file, 2026-12-01):
-# the inline program must name every resource exactly so, or existing stacks would see replacements.
+MAILBOX = "urn:pulumi:local::mailroom::mailroom:index:SharedMailbox::"
+# The URNs the inline program registers for the shipped file: the same project, stack and resource names as
+# every stack applied before; the type is the plugin's (a stack made by the dynamic provider moves to it
+# through the resource's alias, tests/test_plugin.py).
 OLD_URNS = {"urn:pulumi:local::mailroom::pulumi:pulumi:Stack::mailroom-local",
-            "urn:pulumi:local::mailroom::pulumi:providers:pulumi-python::default",
+            "urn:pulumi:local::mailroom::pulumi:providers:mailroom::default",
             *(MAILBOX + name for name in ("payroll@contoso.com", "noreply@contoso.com", "info@contoso.com",
                                           "support@contoso.com", "old-projects@contoso.com",
                                           "legal-hold@contoso.com", "careers@contoso.com", "invoices@contoso.com"))}

@@ -57,7 +57,7 @@ def test_program_declares_one_resource_per_mailbox(mocks: Mocks) -> Any:
     resources = declare(_desired())
 
     def check(addresses: list[str]) -> None:
-        shared = [r for r in mocks.resources if r.typ == "pulumi-python:dynamic/mailroom:SharedMailbox"]
+        shared = [r for r in mocks.resources if r.typ == "mailroom:index:SharedMailbox"]
         assert len(shared) == len(resources) == 8
         by_name = {r.name: r.inputs for r in shared}
         support = by_name["support@contoso.com"]

@@ -57,6 +57,7 @@ class Managed:
 
     urn: str
     spec: MailboxSpec
+    dynamic: bool = False  # recorded by the Python dynamic provider mailroom used before its own plugin
 
 
 def managed(deployment: dict[str, Any]) -> dict[str, Managed]:
@@ -67,7 +68,8 @@ def managed(deployment: dict[str, Any]) -> dict[str, Managed]:
             continue
         props = dict(res.get("outputs") or res.get("inputs") or {})
         if props.get("address"):
-            out[smtp_key(str(props["address"]))] = Managed(str(res["urn"]), MailboxSpec.from_props(props))
+            out[smtp_key(str(props["address"]))] = Managed(str(res["urn"]), MailboxSpec.from_props(props),
+                                                           res.get("type") == DYNAMIC_RESOURCE_TYPE)
     return out
 
 
@@ -187,7 +189,9 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: dict[str, Any]
         todo = changes(spec, before)
         if key in known:
             op = "update" if todo else "same"
-            if not todo and key in need and state_differs(known[key].spec, before):
+            # Brought up to date with no tenant write: a state the tenant moved away from, and a record
+            # the dynamic provider made (it moves to mailroom's own resource type through the alias).
+            if not todo and (known[key].dynamic or (key in need and state_differs(known[key].spec, before))):
                 planned.resync.append(key)
         elif before is not None and spec.state == "present":
             op = "adopt"
