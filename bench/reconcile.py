@@ -145,7 +145,7 @@ def main() -> int:
         if key in ("refresh",) and scan:
             ratio = f"{wall / scan:5.2f}x scan (<=1.3)"
         elif key == "one" and scan:
-            ratio = f"{wall / (scan + 10):5.2f}x (scan+10 s)"
+            ratio = f"{wall / (1.3 * scan + 10):5.2f}x of 1.3 scan+10s"
         elif key in ("all", "adopt", "create") and minimum:
             ratio = f"{wall / minimum:5.2f}x min (<=1.5)"
         elif key == "noop":
