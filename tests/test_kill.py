@@ -104,3 +104,62 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
     assert check.returncode == 0 and "No changes" in check.stdout, check.stdout + check.stderr
     support = view(local_tenant, "support@contoso.com")
     assert support is not None and "alice@contoso.com" in support["members"]
+
+
+def engine_pids(pids: list[int]) -> list[int]:
+    """The Pulumi engine itself (not its supervisor, `mailroom-engine`, nor the provider plugin)."""
+    out = []
+    for pid in pids:
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if argv0.endswith(b"/pulumi"):
+            out.append(pid)
+    return out
+
+
+def test_killed_engine_fails_the_apply_and_the_next_apply_converges(tmp_path: Path, local_tenant: Any) -> None:
+    """The engine (not mailroom) is killed with SIGKILL after the update has finished its first mailbox:
+    mailroom reports a failure, and the next apply converges with no duplicate grant and an audit log that
+    verifies."""
+    work = tmp_path / "project"
+    work.mkdir()
+    shutil.copy(ROOT / "mailboxes.yaml", work / "mailboxes.yaml")
+    shutil.copytree(ROOT / "mailboxes.d", work / "mailboxes.d")
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.update(MAILROOM_LOCAL_TENANT_URL=local_tenant.base_url, MAILROOM_STATE_DIR=str(state))
+    marker = f"MAILROOM_STATE_DIR={state}".encode()
+    local_tenant.set_profile({"latency_ms": {"mean": 150}})
+    cmd = [MAILROOM, "-v", "apply", "--yes", "--stack", "local", "--file", str(work / "mailboxes.yaml")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 180
+    seen = ""
+    while POINTS["mid-update"] not in seen:
+        assert time.monotonic() < deadline and proc.poll() is None, f"never reached mid-update:\n{seen}"
+        try:
+            seen += lines.get(timeout=0.5)
+        except queue.Empty:
+            pass
+    victims = engine_pids(run_processes(marker))
+    assert victims, "no engine process found"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=120) == 1  # mailroom itself says the apply failed
+    local_tenant.set_profile({})
+    again = subprocess.run(cmd[:1] + cmd[2:], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    check = subprocess.run([MAILROOM, "plan", "--refresh", "--stack", "local", "--file",
+                            str(work / "mailboxes.yaml")], env=env, capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0 and "No changes" in check.stdout, check.stdout + check.stderr
+    for mailbox in ("support@contoso.com", "info@contoso.com", "payroll@contoso.com", "invoices@contoso.com"):
+        rows = local_tenant.exchange("Get-MailboxPermission", Identity=mailbox).json()["value"]
+        users = [str(r["User"]).lower() for r in rows if "FullAccess" in r.get("AccessRights", [])]
+        assert len(users) == len(set(users)), f"{mailbox}: duplicate grant in {users}"
+    verify = subprocess.run([MAILROOM, "audit", "verify"], env=env, capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
