@@ -100,10 +100,14 @@ class Planned:
     urns: dict[str, str] = field(default_factory=dict)  # key → URN of every mailbox in the plan
     resync: list[str] = field(default_factory=list)  # keys: state differs from the tenant, the file matches it
 
-    def targets(self) -> list[str]:
-        """The engine's targets: every mailbox that changes, is released, or whose state is out of date."""
+    def _target_keys(self) -> set[str]:
+        """Every mailbox that changes, is released, or whose state is out of date."""
         keys = {smtp_key(m.address) for m in self.plan.mailboxes if m.changes or m.op == "release"}
-        return sorted(self.urns[k] for k in keys | set(self.resync) if k in self.urns)
+        return (keys | set(self.resync)) & set(self.urns)
+
+    def targets(self) -> list[str]:
+        """The engine's targets (URNs): the mailboxes of ``_target_keys``."""
+        return sorted(self.urns[k] for k in self._target_keys())
 
     def declared(self) -> set[str]:
         """The mailboxes the program declares for the targeted update: those it changes or brings up to
@@ -126,8 +130,7 @@ class Planned:
                               "assumed": self.assumed.get(smtp_key(m.address))}
                              for m in self.plan.mailboxes if m.changes or m.op == "release" or m.refused],
                "resync": [{"address": k, "assumed": self.assumed.get(k)} for k in self.resync],
-               "urns": {k: v for k, v in self.urns.items()
-                        if k in self.resync or any(smtp_key(m.address) == k for m in self.plan.mailboxes)}}
+               "urns": {k: self.urns[k] for k in sorted(self._target_keys())}}
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
