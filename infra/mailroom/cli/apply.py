@@ -249,11 +249,16 @@ def apply_saved(saved_path: str, file: str | None, stack: str | None, *, yes: bo
     if named != saved.stack:
         print(f"mailroom apply: refused: {printable(saved_path)} was planned for stack {printable(saved.stack)}, "
               f"not {printable(named)}. Nothing was changed.", file=sys.stderr)
-        if as_json:
-            output.print_document("apply", Applied("refused", error_handler.STALE, saved.plan, "stale-plan").document())
-        return error_handler.STALE
+        return _stale(saved, as_json)
     return apply_file(file or saved_file, named, yes=yes, allow_mass_removal=allow_mass_removal, as_json=as_json,
                       saved=saved)
+
+
+def _stale(saved: Planned, as_json: bool) -> int:
+    """A saved plan refused as stale (the reason is on stderr already): the --json document, exit 4."""
+    if as_json:
+        output.print_document("apply", Applied("refused", error_handler.STALE, saved.plan, "stale-plan").document())
+    return error_handler.STALE
 
 
 def apply_file(file: str, stack: str, *, yes: bool, allow_mass_removal: bool = False, as_json: bool = False,
@@ -283,10 +288,7 @@ def apply_file(file: str, stack: str, *, yes: bool, allow_mass_removal: bool = F
             log = prepared.audit_log()
             log.start_run(detail="apply", context={"file": str(prepared.file), "saved_plan": saved.digest})
             log.end_run("refused", {"reason": "stale-plan", "detail": str(exc)})
-            if as_json:
-                output.print_document("apply", Applied("refused", error_handler.STALE, saved.plan,
-                                                       "stale-plan").document())
-            return error_handler.STALE
+            return _stale(saved, as_json)
     done = apply(prepared, yes=yes, allow_mass_removal=allow_mass_removal, show=show_plan(as_json, yes),
                  planned=planned)
     if as_json:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from mailroom import output
@@ -54,21 +55,21 @@ def make_plan(run: Run, *, refresh: bool) -> Planned:
     output.progress(f"mailroom: planning stack {run.stack} ({len(run.desired.mailboxes)} mailboxes)"
                     + (" against live state" if refresh else ""))
     deployment = run.engine().export()
-
-    async def go() -> Planned:
-        async with Tenant(run.tenant) as t:
-            return await planner.make_plan(t, run.desired, deployment, run.stack, refresh=refresh,
-                                           progress=output.bar)
-    return asyncio.run(go())
+    return _on_tenant(run, lambda t: planner.make_plan(t, run.desired, deployment, run.stack, refresh=refresh,
+                                                       progress=output.bar))
 
 
 def check_saved_plan(run: Run, saved: Planned) -> Planned:
     """A saved plan, checked against this run's file, stack and the live state of what it changes."""
     output.progress(f"mailroom: checking the saved plan against stack {run.stack}")
+    return _on_tenant(run, lambda t: planner.check_saved(t, run.desired, saved, run.stack, output.bar))
 
+
+def _on_tenant(run: Run, work: Callable[[Tenant], Awaitable[Planned]]) -> Planned:
+    """``work`` on this run's tenant, opened for it (no request until ``work`` makes one)."""
     async def go() -> Planned:
         async with Tenant(run.tenant) as t:
-            return await planner.check_saved(t, run.desired, saved, run.stack, output.bar)
+            return await work(t)
     return asyncio.run(go())
 
 
