@@ -50,9 +50,10 @@ def engine_running(pids: list[int]) -> bool:
     return False
 
 
-@pytest.mark.parametrize("point", list(POINTS))
-def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, tmp_path: Path,
-                                                                    local_tenant: Any) -> None:
+def start_apply(tmp_path: Path, local_tenant: Any) -> tuple[subprocess.Popen[str], queue.Queue[str], dict[str, str],
+                                                              bytes, Path]:
+    """`mailroom -v apply` of a copy of the shipped file on a slowed local tenant, as a process of its own:
+    the process, its stderr lines as they come, its environment, its marker and the file."""
     work = tmp_path / "project"
     work.mkdir()
     shutil.copy(ROOT / "mailboxes.yaml", work / "mailboxes.yaml")
@@ -60,7 +61,6 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
     env.update(MAILROOM_LOCAL_TENANT_URL=local_tenant.base_url, MAILROOM_STATE_DIR=str(state))
-    marker = f"MAILROOM_STATE_DIR={state}".encode()
     # Slow enough that each point of the run lasts long enough to be hit.
     local_tenant.set_profile({"latency_ms": {"mean": 150}})
     # -v: progress lines are logged when stderr is not a terminal; the test waits for them.
@@ -70,7 +70,11 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stderr is not None
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
-    deadline = time.monotonic() + 180
+    return proc, lines, env, f"MAILROOM_STATE_DIR={state}".encode(), work / "mailboxes.yaml"
+
+
+def wait_for(proc: subprocess.Popen[str], lines: queue.Queue[str], point: str, deadline: float) -> str:
+    """The stderr seen until the line that marks ``point``; fails if the apply ends or time runs out first."""
     seen = ""
     while POINTS[point] not in seen:
         assert time.monotonic() < deadline, f"never reached {point!r}:\n{seen}"
@@ -79,6 +83,15 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
             seen += lines.get(timeout=0.5)
         except queue.Empty:
             pass
+    return seen
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, tmp_path: Path,
+                                                                    local_tenant: Any) -> None:
+    proc, lines, env, marker, file = start_apply(tmp_path, local_tenant)
+    deadline = time.monotonic() + 180
+    seen = wait_for(proc, lines, point, deadline)
     # Each line is printed just before the engine starts: the kill waits for an engine process.
     while not engine_running(run_processes(marker)):
         assert time.monotonic() < deadline and proc.poll() is None, f"no engine at {point!r}:\n{seen}"
@@ -94,12 +107,10 @@ def test_killed_apply_leaves_no_engine_and_the_next_apply_converges(point: str, 
 
     # The next apply converges with no manual step (no `pulumi cancel`, no state surgery).
     local_tenant.set_profile({})
-    again = subprocess.run([MAILROOM, "apply", "--yes", "--stack", "local", "--file", str(work / "mailboxes.yaml")],
-                           env=env,
+    again = subprocess.run([MAILROOM, "apply", "--yes", "--stack", "local", "--file", str(file)], env=env,
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    check = subprocess.run([MAILROOM, "plan", "--refresh", "--stack", "local", "--file",
-                            str(work / "mailboxes.yaml")], env=env,
+    check = subprocess.run([MAILROOM, "plan", "--refresh", "--stack", "local", "--file", str(file)], env=env,
                            capture_output=True, text=True, timeout=600)
     assert check.returncode == 0 and "No changes" in check.stdout, check.stdout + check.stderr
     support = view(local_tenant, "support@contoso.com")
@@ -123,39 +134,19 @@ def test_killed_engine_fails_the_apply_and_the_next_apply_converges(tmp_path: Pa
     """The engine (not mailroom) is killed with SIGKILL after the update has finished its first mailbox:
     mailroom reports a failure, and the next apply converges with no duplicate grant and an audit log that
     verifies."""
-    work = tmp_path / "project"
-    work.mkdir()
-    shutil.copy(ROOT / "mailboxes.yaml", work / "mailboxes.yaml")
-    shutil.copytree(ROOT / "mailboxes.d", work / "mailboxes.d")
-    state = tmp_path / "state"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    env.update(MAILROOM_LOCAL_TENANT_URL=local_tenant.base_url, MAILROOM_STATE_DIR=str(state))
-    marker = f"MAILROOM_STATE_DIR={state}".encode()
-    local_tenant.set_profile({"latency_ms": {"mean": 150}})
-    cmd = [MAILROOM, "-v", "apply", "--yes", "--stack", "local", "--file", str(work / "mailboxes.yaml")]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stderr is not None
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
-    deadline = time.monotonic() + 180
-    seen = ""
-    while POINTS["mid-update"] not in seen:
-        assert time.monotonic() < deadline and proc.poll() is None, f"never reached mid-update:\n{seen}"
-        try:
-            seen += lines.get(timeout=0.5)
-        except queue.Empty:
-            pass
+    proc, lines, env, marker, file = start_apply(tmp_path, local_tenant)
+    wait_for(proc, lines, "mid-update", time.monotonic() + 180)
     victims = engine_pids(run_processes(marker))
     assert victims, "no engine process found"
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     assert proc.wait(timeout=120) == 1  # mailroom itself says the apply failed
     local_tenant.set_profile({})
-    again = subprocess.run(cmd[:1] + cmd[2:], env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run([MAILROOM, "apply", "--yes", "--stack", "local", "--file", str(file)], env=env,
+                           capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    check = subprocess.run([MAILROOM, "plan", "--refresh", "--stack", "local", "--file",
-                            str(work / "mailboxes.yaml")], env=env, capture_output=True, text=True, timeout=600)
+    check = subprocess.run([MAILROOM, "plan", "--refresh", "--stack", "local", "--file", str(file)], env=env,
+                           capture_output=True, text=True, timeout=600)
     assert check.returncode == 0 and "No changes" in check.stdout, check.stdout + check.stderr
     for mailbox in ("support@contoso.com", "info@contoso.com", "payroll@contoso.com", "invoices@contoso.com"):
         rows = local_tenant.exchange("Get-MailboxPermission", Identity=mailbox).json()["value"]
