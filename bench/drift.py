@@ -29,9 +29,6 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "infra"))
-
-from mailroom.engine.runner import prepare  # noqa: E402
 
 USERS = 1000
 
@@ -59,11 +56,13 @@ def generate(root: Path, n: int) -> tuple[Path, Path]:
 
 class Emulator:
     def __init__(self, root: Path, directory: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
         port_file = root / "port"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "localtenant", "serve", "--state", str(root / "tenant.db"), "--port", "0",
              "--port-file", str(port_file), "--seed-directory", str(directory)],
-            stdout=subprocess.DEVNULL, stderr=open(root / "emulator.log", "wb"))
+            stdout=subprocess.DEVNULL, stderr=open(root / "emulator.log", "wb"),
+            env={**os.environ, "PYTHONPATH": str(ROOT / "infra")})  # this checkout's emulator, from any cwd
         deadline = time.monotonic() + 300
         while not (port_file.exists() and port_file.read_text().strip()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -139,7 +138,11 @@ def main() -> int:
             profile = {"seed": 1, "latency_ms": {"mean": args.latency_ms, "jitter": args.latency_ms / 10},
                        "rate_limit": {"per_second": args.rate, "burst": args.rate}}
             emu.profile(profile)
+            # Imported here, not at the top: bench/provider.py and bench/reconcile.py import this module for
+            # its emulator and generator, and must not get this checkout's mailroom on their path.
+            sys.path.insert(0, str(ROOT / "infra"))
             from mailroom.cli.drift import collect
+            from mailroom.engine.runner import prepare
 
             prepared = prepare(str(desired), "local")
             start = time.perf_counter()

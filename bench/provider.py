@@ -47,6 +47,10 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import drift  # noqa: E402
+
 STACK = "local"
 USERS = 1000
 IN_CLOSE_WRITE, IN_MOVED_TO = 0x08, 0x80
@@ -75,28 +79,8 @@ def generate(root: Path, n: int) -> tuple[Path, Path, Path]:
     return directory, files[0], files[1]
 
 
-class Emulator:
-    def __init__(self, root: Path, directory: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        port_file = root / "port"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "localtenant", "serve", "--state", str(root / "tenant.db"), "--port", "0",
-             "--port-file", str(port_file), "--seed-directory", str(directory)],
-            stdout=subprocess.DEVNULL, stderr=open(root / "emulator.log", "wb"),
-            env={**os.environ, "PYTHONPATH": str(ROOT / "infra")})
-        deadline = time.monotonic() + 300
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"emulator did not start; see {root / 'emulator.log'}")
-            time.sleep(0.2)
-        self.url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-        self.http = httpx.Client(base_url=self.url, timeout=60)
-        while True:
-            try:
-                if self.http.get("/_emulator/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+class Emulator(drift.Emulator):
+    """bench/drift.py's emulator, metered per phase: setting a profile keeps the meter, reading it resets it."""
 
     def profile(self, profile: dict[str, Any]) -> None:
         self.http.put("/_emulator/profile", json=profile).raise_for_status()
@@ -106,10 +90,6 @@ class Emulator:
         if reset:
             self.http.post("/_emulator/metrics/reset").raise_for_status()
         return doc
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 class Writes:
