@@ -35,7 +35,7 @@ def full_access(tenant: Any, address: str) -> set[str]:
     who = names(tenant)
     rows = tenant.exchange("Get-MailboxPermission", Identity=address).json()["value"]
     return {who.get(str(r["User"]).lower(), str(r["User"]).lower()) for r in rows
-            if not str(r["User"]).startswith("NT AUTHORITY")}
+            if not str(r["User"]).startswith("NT AUTHORITY") and not r["IsInherited"]}
 
 
 def test_automapping_flips_under_half_item_throttling_never_drop_full_access(tenant: Any) -> None:

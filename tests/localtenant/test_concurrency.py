@@ -58,7 +58,7 @@ def current_grants(tenant: LocalTenant) -> set[tuple[str, str, str]]:
     grants: set[tuple[str, str, str]] = set()
     for mbx in MAILBOXES:
         for row in tenant.exchange("Get-MailboxPermission", Identity=mbx).json()["value"]:
-            if row["User"] != "NT AUTHORITY\\SELF":
+            if row["User"] != "NT AUTHORITY\\SELF" and not row["IsInherited"]:
                 grants.add(("FullAccess", mbx, row["User"].split("@")[0]))
     rows = tenant.exchange("Get-RecipientPermission", ResultSize="Unlimited").json()["value"]
     grants |= {("SendAs", r["Identity"], r["Trustee"].split("@")[0]) for r in rows

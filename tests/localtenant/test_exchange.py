@@ -265,3 +265,28 @@ def test_select_and_state_survives_restart(local_tenant: LocalTenant) -> None:
     assert set(row) == {"Name", "Guid", "Guid@odata.type", "Guid@data.type"}
     trustees = [r["Trustee"] for r in ok(local_tenant.exchange("Get-RecipientPermission", Identity="sales"))["value"]]
     assert "bob@contoso.com" in trustees
+
+
+def test_mailbox_permissions_list_the_inherited_entries_after_the_explicit_ones(local_tenant: LocalTenant) -> None:
+    new_shared(local_tenant, "sales")
+    ok(local_tenant.exchange("Add-MailboxPermission", Identity="sales", User="alice", AccessRights="FullAccess"))
+    rows = ok(local_tenant.exchange("Get-MailboxPermission", Identity="sales"))["value"]
+    assert [r["User"] for r in rows[:2]] == ["NT AUTHORITY\\SELF", "alice@contoso.com"]
+    inherited = rows[2:]
+    assert inherited and all(r["IsInherited"] is True for r in inherited)
+    denied = {r["User"].split("\\")[1] for r in inherited if r["Deny"]}
+    assert denied == {"Administrator", "Domain Admins", "Enterprise Admins", "Organization Management"}
+    assert {"NT AUTHORITY\\SYSTEM", "EMUPR01A001\\Exchange Trusted Subsystem"} <= {r["User"] for r in inherited}
+    only = ok(local_tenant.exchange("Get-MailboxPermission", Identity="sales", User="alice"))["value"]
+    assert [r["User"] for r in only] == ["alice@contoso.com"]  # -User: that trustee's entries alone
+
+
+def test_accepted_domains_and_custom_attributes(local_tenant: LocalTenant) -> None:
+    domains = ok(local_tenant.exchange("Get-AcceptedDomain"))["value"]
+    by_name = {d["DomainName"]: d for d in domains}
+    assert by_name["contoso.com"]["Default"] is True and by_name["contoso.com"]["InitialDomain"] is False
+    assert by_name["contoso.onmicrosoft.com"]["InitialDomain"] is True
+    new_shared(local_tenant, "sales")
+    ok(local_tenant.exchange("Set-Mailbox", Identity="sales", CustomAttribute3="Finance"))
+    row = ok(local_tenant.exchange("Get-Mailbox", Identity="sales"))["value"][0]
+    assert row["CustomAttribute3"] == "Finance" and row["CustomAttribute1"] == ""

@@ -178,6 +178,10 @@ def set_mailbox(ctx: Ctx, p: Params) -> Result:
             new = [t for t in current_sob if t.seq not in gone] + [resolve(ctx.conn, x) for x in delegates.add]
         changed |= models.set_send_on_behalf(ctx.conn, mbx, new)
     props = dict(mbx.props)
+    for attribute in models.CUSTOM_ATTRIBUTES:
+        text = p.string(attribute)
+        if text is not None or p.has(attribute):  # $null clears it
+            props[attribute] = text or ""
     for flag in models.MAILBOX_FLAGS:
         value = p.boolean(flag)
         if value is not None:
@@ -218,6 +222,8 @@ def get_mailbox_permission(ctx: Ctx, p: Params) -> Result:
     trustee = resolve(ctx.conn, user) if user else None
     rows = [] if trustee else [render.mailbox_permission_self(mbx)]
     rows += [render.mailbox_permission(mbx, g, ctx.tenant) for g in models.mailbox_grants(ctx.conn, mbx, trustee)]
+    if trustee is None:  # -User names one trustee: the organisation's inherited entries are not theirs
+        rows += render.mailbox_permission_inherited(mbx)
     start = int(ctx.cursor or 0)
     page = rows[start: start + ctx.limit]
     return Result(rows=page, more=start + ctx.limit < len(rows), cursor=start + len(page))
@@ -325,6 +331,14 @@ def search_admin_audit_log(ctx: Ctx, p: Params) -> Result:
     return Result(rows=[render.audit_entry(r, ctx.tenant) for r in rows], more=more, cursor=cursor)
 
 
+def get_accepted_domain(ctx: Ctx, p: Params) -> Result:
+    identity = p.string("Identity")
+    domains = [d for d in ctx.tenant.accepted_domains if identity is None or d == identity.lower()]
+    if identity is not None and not domains:
+        raise DirectoryError(DirectoryError.NOT_FOUND, identity)
+    return Result(rows=[render.accepted_domain(d, ctx.tenant) for d in domains])
+
+
 def _cmdlet(name: str, run: Handler, params: str, mandatory: tuple[str, ...] = (), write: bool = False,
             result_size_max: int | None = None) -> Cmdlet:
     return Cmdlet(name, run, frozenset(params.lower().split()), mandatory, write, result_size_max)
@@ -336,7 +350,8 @@ CMDLETS: dict[str, Cmdlet] = {c.name.lower(): c for c in (
             "IncludeGrantSendOnBehalfToWithDisplayNames"),
     _cmdlet("New-Mailbox", new_mailbox, "Shared Name DisplayName PrimarySmtpAddress Alias", ("Name",), True),
     _cmdlet("Set-Mailbox", set_mailbox, "Identity DisplayName EmailAddresses GrantSendOnBehalfTo "
-            + " ".join(models.MAILBOX_FLAGS) + " " + " ".join(models.AUDIT_VALID), ("Identity",), True),
+            + " ".join(models.MAILBOX_FLAGS) + " " + " ".join(models.AUDIT_VALID) + " "
+            + " ".join(models.CUSTOM_ATTRIBUTES), ("Identity",), True),
     _cmdlet("Remove-Mailbox", remove_mailbox, "Identity PermanentlyDelete", ("Identity",), True),
     _cmdlet("Get-Recipient", get_recipient, "Identity RecipientTypeDetails ResultSize"),
     _cmdlet("Get-MailboxPermission", get_mailbox_permission, "Identity User ResultSize", ("Identity",)),
@@ -349,6 +364,7 @@ CMDLETS: dict[str, Cmdlet] = {c.name.lower(): c for c in (
             ("Identity", "Trustee", "AccessRights"), True),
     _cmdlet("Remove-RecipientPermission", remove_recipient_permission, "Identity Trustee AccessRights",
             ("Identity", "Trustee", "AccessRights"), True),
+    _cmdlet("Get-AcceptedDomain", get_accepted_domain, "Identity ResultSize"),
     _cmdlet("Search-AdminAuditLog", search_admin_audit_log,
             "StartDate EndDate ObjectIds Cmdlets UserIds ResultSize IsSuccess", result_size_max=250000),
 )}

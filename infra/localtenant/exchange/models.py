@@ -65,6 +65,8 @@ MAILBOX_FLAGS = ("MessageCopyForSentAsEnabled", "MessageCopyForSendOnBehalfEnabl
 FLAG_DEFAULTS = {"MessageCopyForSentAsEnabled": False, "MessageCopyForSendOnBehalfEnabled": False,
                  "HiddenFromAddressListsEnabled": False, "AuditEnabled": True}
 
+CUSTOM_ATTRIBUTES = tuple(f"CustomAttribute{n}" for n in range(1, 16))
+
 MAILBOX_RIGHTS = ("ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "FullAccess",
                   "ReadPermission")
 INHERITANCE_TYPES = ("None", "All", "Descendents", "SelfAndChildren", "Children")

@@ -75,6 +75,8 @@ def mailbox(
         # [uncertain] element shape: one display-name string per entry, index-aligned.
         _coll(doc, "GrantSendOnBehalfToWithDisplayNames", [t.display_name for t in send_on_behalf])
     props = obj.props
+    for n in range(1, 16):  # CustomAttribute1..15: free text an organisation uses as it likes
+        doc[f"CustomAttribute{n}"] = str(props.get(f"CustomAttribute{n}") or "")
     doc["MessageCopyForSentAsEnabled"] = bool(props.get("MessageCopyForSentAsEnabled", False))
     doc["MessageCopyForSendOnBehalfEnabled"] = bool(props.get("MessageCopyForSendOnBehalfEnabled", False))
     # Mirrors the Entra user's accountEnabled (a new shared mailbox starts enabled).
@@ -101,6 +103,16 @@ def mailbox(
     return doc
 
 
+def accepted_domain(domain: str, tenant: Tenant) -> dict[str, Any]:
+    """Get-AcceptedDomain's row. Every domain of an Exchange Online tenant is Authoritative here; the
+    initial ``*.onmicrosoft.com`` one is InitialDomain, and the first accepted one is the Default.
+    [uncertain] which domain is Default is the admin's choice in a real tenant."""
+    return {"Identity": domain, "Id": domain, "Name": domain, "DomainName": domain,
+            "DomainType": "Authoritative", "Default": domain == tenant.accepted_domains[0],
+            "InitialDomain": domain == tenant.initial_domain, "MatchSubDomains": False,
+            "IsValid": True, "ObjectState": "Unchanged"}
+
+
 def recipient(obj: DirObject, addresses: Sequence[str], tenant: Tenant) -> dict[str, Any]:
     """Get-Recipient's reduced shape ([infer] low confidence on the exact property set)."""
     doc = _common(obj, addresses, tenant)
@@ -118,6 +130,42 @@ def principal(obj: DirObject, tenant: Tenant) -> str:
 
 def mailbox_permission_self(mailbox_obj: DirObject) -> dict[str, Any]:
     return _mailbox_permission(mailbox_obj, SELF, ["FullAccess, ReadPermission"], "All", SELF_SID)
+
+
+# The entries every Exchange Online mailbox inherits from its organisation (get-mailboxpermission's
+# Description; exchange-features.md §9): Deny and Allow for the admin groups, SYSTEM, NETWORK SERVICE and
+# Exchange's own servers. [uncertain] the exact rights of each and their order vary between datacentres and
+# are not documented row by row; these are the ones the documentation's example shows. The domain prefix
+# is the datacentre's NetBIOS name (NAMPR..., EURPR... in real tenants).
+_NETBIOS = "EMUPR01A001"
+_ALL_RIGHTS = "FullAccess, DeleteItem, ReadPermission, ChangePermission, ChangeOwner"
+_ADMINS = (("Administrator", 500), ("Domain Admins", 512), ("Enterprise Admins", 519),
+           ("Organization Management", 1108))
+
+
+def _org_sid(rid: int) -> str:
+    return f"S-1-5-21-3539623471-2474125567-2893472941-{rid}"
+
+
+INHERITED: tuple[tuple[str, str, bool, str], ...] = (  # (User, AccessRights, Deny, SID)
+    *((f"{_NETBIOS}\\{who}", "FullAccess", True, _org_sid(rid)) for who, rid in _ADMINS),
+    ("NT AUTHORITY\\SYSTEM", "FullAccess", False, "S-1-5-18"),
+    ("NT AUTHORITY\\NETWORK SERVICE", "ReadPermission", False, "S-1-5-20"),
+    *((f"{_NETBIOS}\\{who}", _ALL_RIGHTS, False, _org_sid(rid)) for who, rid in _ADMINS),
+    (f"{_NETBIOS}\\Exchange Servers", "FullAccess, ReadPermission", False, _org_sid(1117)),
+    (f"{_NETBIOS}\\Exchange Trusted Subsystem", _ALL_RIGHTS, False, _org_sid(1119)),
+    (f"{_NETBIOS}\\Managed Availability Servers", "ReadPermission", False, _org_sid(1126)),
+)
+
+
+def mailbox_permission_inherited(mailbox_obj: DirObject) -> list[dict[str, Any]]:
+    """The inherited entries (IsInherited True), after the explicit ones as Exchange lists them."""
+    rows = []
+    for user, rights, deny, sid in INHERITED:
+        row = _mailbox_permission(mailbox_obj, user, [rights], "All", sid)
+        row.update({"Deny": deny, "IsInherited": True})
+        rows.append(row)
+    return rows
 
 
 def mailbox_permission(mailbox_obj: DirObject, grant: MailboxGrant, tenant: Tenant) -> dict[str, Any]:
