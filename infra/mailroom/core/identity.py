@@ -21,6 +21,9 @@ _SMTP = re.compile(
 )
 
 SELF_PRINCIPALS = frozenset({"nt authority\\self", "s-1-5-10"})
+# A domain account's SID (S-1-5-21-<domain>-<RID>): an explicit entry that shows one instead of a name
+# names an account that no longer exists (an orphaned ACE), not one of the well-known system SIDs.
+_ACCOUNT_SID = re.compile(r"^s-1-5-21(?:-\d+){4}$")
 # Exchange's own principals that show up in permission lists but are never a person's grant.
 _SYSTEM_PREFIXES = ("nt authority\\", "s-1-5-", "nam", "eur", "apc")
 
@@ -81,14 +84,30 @@ def is_system_principal(name: str) -> bool:
     return key in SELF_PRINCIPALS or key.startswith("nt authority\\") or key.startswith("s-1-5-")
 
 
+def is_orphaned_sid(name: str) -> bool:
+    """A trustee shown as a domain account's bare SID: its account was deleted (an orphaned grant)."""
+    return bool(_ACCOUNT_SID.match(name.strip().casefold()))
+
+
+def permission_kind(row: Mapping[str, object]) -> str:
+    """What a permission row is: ``grant`` (a delegation mailroom manages) or why it is not one:
+    ``self`` (NT AUTHORITY\\SELF), ``inherited``, ``deny``, ``orphan`` (an explicit grant to a deleted
+    account, shown as its SID) or ``system`` (another system principal)."""
+    who = str(row.get("User") or row.get("Trustee") or "")
+    if who.strip().casefold() in SELF_PRINCIPALS:
+        return "self"
+    if row.get("IsInherited") is True:
+        return "inherited"
+    if row.get("Deny") is True or str(row.get("AccessControlType", "Allow")).casefold() == "deny":
+        return "deny"
+    if is_orphaned_sid(who):
+        return "orphan"
+    return "grant" if who and not is_system_principal(who) else "system"
+
+
 def is_managed_permission(row: Mapping[str, object]) -> bool:
     """A permission row mailroom manages: explicit, allow, not a system principal."""
-    if row.get("IsInherited") is True or row.get("Deny") is True:
-        return False
-    if str(row.get("AccessControlType", "Allow")).casefold() == "deny":
-        return False
-    who = str(row.get("User") or row.get("Trustee") or "")
-    return bool(who) and not is_system_principal(who)
+    return permission_kind(row) == "grant"
 
 
 def access_rights(row: Mapping[str, object]) -> set[str]:

@@ -130,6 +130,9 @@ def _stale(mailbox: str, live: LiveMailbox, disabled: set[str], directory: Any) 
             out.append(DriftFinding("stale_access", mailbox, right, address, detail="account deleted"))
         elif recipient.id in disabled:
             out.append(DriftFinding("stale_access", mailbox, right, address, detail="account disabled"))
+    for right, sid in live.orphans:  # never managed (no address to write), so only seen here
+        out.append(DriftFinding("stale_access", mailbox, right, sid,
+                                detail="account deleted: the grant remains as its orphaned SID"))
     return out
 
 

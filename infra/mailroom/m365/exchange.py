@@ -215,6 +215,11 @@ class ExchangeClient:
     async def remove_mailbox(self, identity: str) -> CmdletResult:
         return await self.invoke("Remove-Mailbox", {"Identity": identity, "Confirm": False})
 
+    async def accepted_domains(self) -> list[str]:
+        """The tenant's accepted domains (Get-AcceptedDomain), as written there."""
+        rows = (await self.invoke("Get-AcceptedDomain")).value
+        return [str(r.get("DomainName") or r.get("Name") or "") for r in rows]
+
     async def recipient_permissions(self, identity: str | None = None) -> list[dict[str, Any]]:
         params: Params = {"AccessRights": "SendAs", "ResultSize": "Unlimited"}
         if identity:

@@ -23,7 +23,9 @@ from mailroom.m365.auth import GRAPH_SCOPE, TokenSource
 from mailroom.m365.transport import RETRY_STATUSES, Transport
 
 PAGE_SIZE = 999  # Graph's largest $top for users
-USER_FIELDS = ["id", "userPrincipalName", "displayName", "mail", "accountEnabled", "proxyAddresses", "userType"]
+# department: what `mailroom import --split-by department` files a shared mailbox under (its Entra user's).
+USER_FIELDS = ["id", "userPrincipalName", "displayName", "mail", "accountEnabled", "proxyAddresses", "userType",
+               "department"]
 
 
 def _token_provider(tokens: TokenSource, host: str) -> Any:
@@ -164,4 +166,5 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
 def _user(user: Any) -> dict[str, Any]:
     return {"id": user.id, "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
             "mail": user.mail, "accountEnabled": user.account_enabled,
-            "proxyAddresses": list(user.proxy_addresses or []), "userType": user.user_type}
+            "proxyAddresses": list(user.proxy_addresses or []), "userType": user.user_type,
+            "department": user.department}

@@ -3,7 +3,8 @@
 ``scan`` reads every shared mailbox in pages, every Send As grant tenant-wide in one paged call, Full
 Access per mailbox through ``$batch`` (10 a request) under the run's one pacer, all recipients and all
 users' sign-in state in pages: about one request per mailbox, at the service's rate limit. ``read``
-picks the cheaper way for a handful of mailboxes (one ``$batch`` and one Graph call each).
+picks the cheaper way for a handful of mailboxes (one ``$batch`` and one Graph call each). With
+``others`` the same scan reads the tenant's other shared mailboxes too, not only the file's (import).
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ class ScanResult:
     # address key → (RecipientTypeDetails, display name) of what holds a file's address that is not a
     # shared mailbox
     holders: dict[str, tuple[str, str]] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # key → Get-Mailbox row, every shared mailbox
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # object id → Graph user (department ...)
 
 
 async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None,
-               only: Iterable[str] | None = None, automap: Automap | None = None) -> ScanResult:
+               only: Iterable[str] | None = None, automap: Automap | None = None,
+               others: Callable[[str], bool] | None = None) -> ScanResult:
     """Read the file's mailboxes (``only``: just these address keys); see the module docstring.
 
     ``automap``: per mailbox key, the AutoMapping mailroom last set for each member. Exchange Online does
-    not report AutoMapping, so it is taken from there, else as the file says it.
+    not report AutoMapping, so it is taken from there, else as the file says it (else Exchange's default).
+    ``others``: also read each shared mailbox the file does not manage whose address key it accepts (import:
+    every one); each is then in ``live`` (people by primary SMTP address) as well as in ``unmanaged``. The
+    listing comes first then, since it says which mailboxes there are: one page per 1,000, a second or two
+    before the per-mailbox reads.
     """
     result = ScanResult()
     managed = {mb.key: mb for mb in desired.mailboxes}
@@ -52,12 +60,19 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
         wanted = {smtp_key(k) for k in only}
         managed = {k: mb for k, mb in managed.items() if k in wanted}
     ex = tenant.exchange
-    keys = sorted(managed)
+    listing = asyncio.ensure_future(ex.list_shared_mailboxes())
+    targets = {k: mb.address for k, mb in managed.items()}  # key → the identity its permissions are read by
+    if others is not None:
+        for shared_row in await listing:
+            primary = str(shared_row.get("PrimarySmtpAddress") or "")
+            if primary and others(smtp_key(primary)):
+                targets.setdefault(smtp_key(primary), primary)
+    keys = sorted(targets)
     done = 0
 
     async def full_access(chunk: list[str]) -> list[CmdletResult | ExchangeError]:
         nonlocal done
-        answers = await ex.batch([("Get-MailboxPermission", {"Identity": managed[k].address}) for k in chunk])
+        answers = await ex.batch([("Get-MailboxPermission", {"Identity": targets[k]}) for k in chunk])
         done += len(chunk)
         if progress:
             progress(done, len(keys))
@@ -73,7 +88,7 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     # Everything at once: the pacer keeps the whole scan at the service's rate limit, so the
     # paged listings cost no extra time next to the Full Access batches.
     chunks = [keys[i:i + 100] for i in range(0, len(keys), 100)]
-    listed = asyncio.gather(ex.list_shared_mailboxes(), ex.recipient_permissions(), tenant.directory.preload(),
+    listed = asyncio.gather(listing, ex.recipient_permissions(), tenant.directory.preload(),
                             all_users())
     per_mailbox = asyncio.gather(*(full_access(c) for c in chunks))
     (mailboxes, send_as, _, users), answered = await asyncio.gather(listed, per_mailbox)
@@ -81,19 +96,32 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
 
     result.disabled = {str(u["id"]) for u in users if u.get("accountEnabled") is False}
     enabled = {str(u["id"]): bool(u.get("accountEnabled")) for u in users}
+    result.users = {str(u["id"]): u for u in users}
     rows_by_key: dict[str, dict[str, Any]] = {}
-    for row in mailboxes:
-        key = smtp_key(str(row.get("PrimarySmtpAddress") or ""))
+    for listed_row in mailboxes:
+        key = smtp_key(str(listed_row.get("PrimarySmtpAddress") or ""))
+        result.rows[key] = listed_row
         if key in managed:
-            rows_by_key[key] = row
+            rows_by_key[key] = listed_row
         elif only is None:
-            result.unmanaged.append(row)
+            result.unmanaged.append(listed_row)
+            if key in targets:
+                rows_by_key[key] = listed_row
     send_as_by_mailbox: dict[str, list[dict[str, Any]]] = {}
     for row in send_as:
         recipient = tenant.directory.lookup(str(row.get("Identity") or ""))
         owner = smtp_key(recipient.primary_smtp) if recipient else smtp_key(str(row.get("Identity") or ""))
         send_as_by_mailbox.setdefault(owner, []).append(row)
     for key, answer in zip(keys, answers, strict=True):
+        if key not in managed:  # others: a mailbox the file does not hold, as the tenant names it
+            other = rows_by_key[key]
+            if not isinstance(answer, CmdletResult):
+                result.errors[targets[key]] = str(answer)
+                continue
+            result.live[key] = live_spec(other, answer.value, send_as_by_mailbox.get(key, []),
+                                         enabled.get(str(other.get("ExternalDirectoryObjectId"))), tenant.directory,
+                                         {}, desired.domains, (automap or {}).get(key))
+            continue
         mb = managed[key]
         row = rows_by_key.get(key)
         if row is None:
@@ -113,8 +141,6 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                                      tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
                                      (automap or {}).get(key, spec.automap_by_key()))
     return result
-
-
 
 
 async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: Progress | None = None,

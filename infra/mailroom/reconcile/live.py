@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.core import rights
-from mailroom.core.identity import access_rights, is_managed_permission, managed_addresses, smtp_key
+from mailroom.core.identity import access_rights, managed_addresses, permission_kind, smtp_key
 from mailroom.core.rights import PermissionPair, UserProperty
 from mailroom.core.spec import Grant, MailboxSpec
 from mailroom.core.textsafe import printable
@@ -34,6 +34,11 @@ class LiveMailbox:
     trustees: dict[str, str] = field(default_factory=dict)
     unresolved: list[str] = field(default_factory=list)  # trustees that no longer resolve (deleted)
     kind: str = SHARED  # RecipientTypeDetails: mailroom manages SharedMailbox only
+    # Read, never managed (so neither kept in a plan nor compared): explicit grants to deleted accounts as
+    # (right, SID), which drift reports as stale access and import as a comment; and how many permission
+    # rows of each other kind (self, inherited, deny, system) were skipped.
+    orphans: list[tuple[str, str]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def refusal(self) -> str | None:
         """Why mailroom must not touch this mailbox (it belongs to a person, a room, ...), or None."""
@@ -81,6 +86,16 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
         return address
 
     known = automap or {}
+    orphans: list[tuple[str, str]] = []
+    skipped: dict[str, int] = {}
+    for right, rows in ((_MEMBER, full_access), (_SEND_AS, send_as)):
+        holding = {id(row) for row in _of_right(rows, right)}
+        for row in rows:
+            kind = permission_kind(row)
+            if kind == "orphan" and id(row) in holding:
+                orphans.append((right.key, str(row[right.read.field])))
+            elif kind != "grant":
+                skipped[kind] = skipped.get(kind, 0) + 1
     members = []
     for row in _granted(full_access, _MEMBER):
         # Exchange Online does not report AutoMapping in Get-MailboxPermission (it is the
@@ -105,14 +120,19 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     )
     return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
                        str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
-                       recipient_kind(mailbox))
+                       recipient_kind(mailbox), sorted(orphans), skipped)
+
+
+def _of_right(rows: Sequence[dict[str, Any]], right: rights.Right) -> list[dict[str, Any]]:
+    """The rows of a permission list that carry ``right`` (FullAccess, SendAs), whoever they name."""
+    assert isinstance(right.write, PermissionPair)
+    access = right.write.access.casefold()
+    return [row for row in rows if access in access_rights(row)]
 
 
 def _granted(rows: Sequence[dict[str, Any]], right: rights.Right) -> list[dict[str, Any]]:
     """The rows of a permission list that grant ``right``: explicit, allowed, not a system principal."""
-    assert isinstance(right.write, PermissionPair)
-    access = right.write.access.casefold()
-    return [row for row in rows if is_managed_permission(row) and access in access_rights(row)]
+    return [row for row in _of_right(rows, right) if permission_kind(row) == "grant"]
 
 
 def _setting(right: rights.Right, mailbox: Mapping[str, Any], account_enabled: bool | None) -> Any:
@@ -140,7 +160,9 @@ async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Director
             raise result
     assert isinstance(mbx, CmdletResult) and isinstance(fa, CmdletResult) and isinstance(sa, CmdletResult)
     row = mbx.value[0]
-    names = [str(r.get(_MEMBER.read.field)) for r in fa.value] + [str(r.get(_SEND_AS.read.field)) for r in sa.value]
+    # Only the people of real grants are looked up: the inherited entries name Exchange's own groups.
+    names = [str(r.get(_MEMBER.read.field)) for r in _granted(fa.value, _MEMBER)]
+    names += [str(r.get(_SEND_AS.read.field)) for r in _granted(sa.value, _SEND_AS)]
     names += [str(n) for n in row.get(_SEND_ON_BEHALF.read.field) or ()]
     await directory.resolve(list(people) + names)
     user = await graph.get_user(str(row.get("ExternalDirectoryObjectId"))) if row.get("ExternalDirectoryObjectId") \
