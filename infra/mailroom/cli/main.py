@@ -15,10 +15,23 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from mailroom import __version__, output
-from mailroom.cli import apply, audit, demo, drift, engine, error_handler, options, plan, tenant, unlock, validate
+from mailroom.cli import (
+    adopt,
+    apply,
+    audit,
+    demo,
+    drift,
+    engine,
+    error_handler,
+    options,
+    plan,
+    tenant,
+    unlock,
+    validate,
+)
 
 # Order is the order `mailroom --help` lists them in.
-COMMANDS = (validate, plan, apply, demo, drift, audit, tenant, engine, unlock)
+COMMANDS = (validate, plan, apply, demo, drift, adopt, audit, tenant, engine, unlock)
 
 EXIT_CODES = f"""exit codes (every command; each command's --help says which it uses):
   {error_handler.OK:<3} success: valid, nothing to do, no changes, no drift

@@ -183,7 +183,11 @@ def _check_addresses_of_people(ctx: _Ctx, addresses: Mapping[str, tuple[Mailbox,
 def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
     policy = ctx.desired.policy
     if policy.require_owner and not mb.owner:
-        ctx.report(mb, (), "owner-required", f"{mb.address} has no `owner`; policy.require_owner is on")
+        if _owner_unknown(ctx, mb):  # `owner: null`, as import writes it: a review task, not a mistake
+            ctx.report(mb, ("owner",), "owner-unknown", f"{mb.address} has no owner yet (`owner: null`): name "
+                       "one; policy.require_owner is on", Severity.WARNING)
+        else:
+            ctx.report(mb, (), "owner-required", f"{mb.address} has no `owner`; policy.require_owner is on")
     if policy.max_members is not None and len(mb.members) > policy.max_members:
         ctx.report(mb, ("members",), "too-many-members",
                    f"{mb.address} has {len(mb.members)} members; policy.max_members is {policy.max_members}")
@@ -205,6 +209,15 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
         if owner and not in_domains(owner, ctx.desired.domains):
             ctx.report(mb, ("owner",), "external-member",
                        f"owner {owner} is outside the tenant's domains; policy.allow_external_members is off")
+
+
+def _owner_unknown(ctx: _Ctx, mb: Mailbox) -> bool:
+    """The mailbox says ``owner: null``: it knows it has no owner yet (import writes this, since Exchange
+    records none), unlike a mailbox that leaves the key out."""
+    assert mb.origin is not None
+    entries = ctx.docs[mb.origin.file].data.get("mailboxes") or []
+    entry = entries[mb.origin.index] if mb.origin.index < len(entries) else {}
+    return isinstance(entry, dict) and "owner" in entry and entry["owner"] is None
 
 
 def _check_warnings(ctx: _Ctx, mb: Mailbox) -> None:
