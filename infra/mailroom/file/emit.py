@@ -24,7 +24,7 @@ KEYS = ("address", "display_name", "owner", "aliases", "members", "send_as", "se
         "sent_items", "audit", "sign_in_blocked")
 # A plain scalar that reads back as the same text under the loader's YAML 1.2 core schema: starts with a
 # letter other than those of true/false/null (see source._Loader.resolve), and holds nothing YAML reads as syntax.
-_PLAIN = re.compile(r"[A-Za-z0-9._][A-Za-z0-9@._+/()&' -]*")
+_PLAIN = re.compile(r"[A-Za-z0-9._][A-Za-z0-9@._+/()&' *-]*")
 _NOT_TEXT = re.compile(r"(?i:true|false|null|~)|[-+]?[0-9.][0-9a-fA-FxXoO._eE+-]*|\.(?:inf|nan)")
 
 

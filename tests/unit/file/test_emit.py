@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from mailroom.core.model import DEFAULTS, Defaults, Mailbox, Member, Policy, SentItems
+from mailroom.core.model import DEFAULTS, POLICY, Defaults, Mailbox, Member, Policy, SentItems
 from mailroom.file import emit
 from mailroom.file.emit import Entry
 from mailroom.file.load import load_desired
@@ -23,7 +23,7 @@ SUPPORT = Mailbox(
 INFO = Mailbox(address="info@contoso.com", display_name="Info", members=(Member("dave@contoso.com", True),))
 
 
-def write(tmp: Path, entries: list[Entry], defaults: Defaults = DEFAULTS, policy: Policy = Policy()) -> Path:
+def write(tmp: Path, entries: list[Entry], defaults: Defaults = DEFAULTS, policy: Policy = POLICY) -> Path:
     path = tmp / "mailboxes.yaml"
     path.write_text(emit.main_file("./schema/mailboxes.schema.json", ["imported"], ["contoso.com"], defaults,
                                    policy, {}, [], entries))

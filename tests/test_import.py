@@ -1,0 +1,157 @@
+"""mailroom import end to end: a tenant built by hand through the emulator's APIs is adopted with no write.
+
+import → validate (exit 0) → plan (nothing but adoption) → apply (0 write requests) → plan (no changes) →
+drift (only the stale grant to a deleted account); then --merge after one change made by hand, and bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mailroom.cli.main import main
+from reconcile_helpers import writes
+
+ADMIN = "trent@contoso.com"
+
+
+def ok(resp: Any) -> Any:
+    assert resp.status_code in (200, 204), resp.text
+    return resp.json()["value"] if resp.status_code == 200 and resp.content else None
+
+
+def by_hand(t: Any) -> None:
+    """Shared mailboxes as an admin built them over the years, through Exchange and Graph."""
+    def ex(cmdlet: str, **params: Any) -> Any:
+        return ok(t.exchange(cmdlet, username=ADMIN, **params))
+
+    ex("New-Mailbox", Shared=True, Name="support", DisplayName="Customer Support: first line",
+       PrimarySmtpAddress="Support@contoso.com")
+    ex("Set-Mailbox", Identity="support", EmailAddresses={"@odata.type": "#Exchange.GenericHashTable",
+                                                          "Add": ["smtp:help@contoso.com"]},
+       MessageCopyForSentAsEnabled=True, GrantSendOnBehalfTo={"Add": ["carol@contoso.com"]})
+    ex("Add-MailboxPermission", Identity="support", User="alice@contoso.com", AccessRights=["FullAccess"])
+    ex("Add-MailboxPermission", Identity="support", User="carol@contoso.com", AccessRights=["FullAccess"],
+       AutoMapping=False)
+    ex("Add-MailboxPermission", Identity="support", User="support-team", AccessRights=["FullAccess"])
+    ex("Add-MailboxPermission", Identity="support", User="bob@contoso.com", AccessRights=["FullAccess"])
+    ex("Add-RecipientPermission", Identity="support", Trustee="alice@contoso.com", AccessRights=["SendAs"])
+    ex("New-Mailbox", Shared=True, Name="legal", DisplayName="Legal Hold", PrimarySmtpAddress="legal@contoso.com")
+    ex("Set-Mailbox", Identity="legal", HiddenFromAddressListsEnabled=True, AuditEnabled=False)
+    ex("Add-MailboxPermission", Identity="legal", User="grace@contoso.com", AccessRights=["FullAccess"])
+    ex("New-Mailbox", Shared=True, Name="info", DisplayName="Info", PrimarySmtpAddress="info@contoso.com")
+    ex("Add-MailboxPermission", Identity="info", User="dave@contoso.com", AccessRights=["FullAccess"])
+    support = ex("Get-Mailbox", Identity="support")[0]
+    ok(t.graph("PATCH", f"/users/{support['ExternalDirectoryObjectId']}", username=ADMIN,
+               json={"department": "Customer Care"}))
+    legal = ex("Get-Mailbox", Identity="legal")[0]
+    ok(t.graph("PATCH", f"/users/{legal['ExternalDirectoryObjectId']}", username=ADMIN,
+               json={"accountEnabled": False}))
+    ok(t.graph("DELETE", "/users/bob@contoso.com", username=ADMIN))  # bob's grant stays, as a bare SID
+
+
+@pytest.fixture
+def env(tmp_path: Path, local_tenant: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MAILROOM_LOCAL_TENANT_URL", local_tenant.base_url)
+    monkeypatch.setenv("MAILROOM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    by_hand(local_tenant)
+    return local_tenant
+
+
+def mailroom(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_import_adopts_a_hand_built_tenant_without_a_single_write(env: Any, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    main_file = tmp_path / "repo" / "mailboxes.yaml"
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(main_file), "--split-by",
+                              "department", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["format_version"] == 1 and doc["command"] == "import" and doc["mailboxes"] == 3
+    # SELF: a Full Access and a Send As row per mailbox
+    assert doc["skipped"]["self"] == 6 and doc["skipped"]["inherited"] > 0 and doc["skipped"]["orphan"] == 1
+    care = tmp_path / "repo" / "mailboxes.d" / "customer-care.yaml"
+    assert sorted(doc["files"]) == sorted([str(main_file), str(care)])
+    text, support = main_file.read_text(), care.read_text()
+    assert "include:\n  - mailboxes.d/*.yaml\n" in text and "support@contoso.com" not in text
+    assert "  - address: support@contoso.com\n    display_name: \"Customer Support: first line\"\n" in support
+    assert "      - alice@contoso.com\n      - carol@contoso.com\n      - group: support-team@contoso.com\n" \
+        in support  # AutoMapping is not readable in Exchange Online: carol has the default, written as such
+    assert "    aliases: [help@contoso.com]\n" in support and "    send_on_behalf: [carol@contoso.com]\n" in support
+    assert "# not imported: Full Access for S-1-5-21-" in support and "bob" not in support
+    assert "hidden_from_gal: true" in text and "audit: {enabled: false}" in text
+    # Two of three mailboxes can be signed in to (New-Mailbox leaves them so): the defaults say so, legal differs.
+    assert "  sign_in_blocked: false\n" in text and "    sign_in_blocked: true\n" in text
+    assert text.index("address: info@contoso.com") < text.index("address: legal@contoso.com")
+
+    code, out, err = mailroom(capsys, "validate", "--json", "--file", str(main_file))
+    assert code == 0 and json.loads(out)["warnings"] == 0, out
+
+    code, out, err = mailroom(capsys, "plan", "--refresh", "--json", "--stack", "local", "--file", str(main_file))
+    plan = json.loads(out)
+    # Adoption is the only thing the plan holds: no grant, address or setting changes.
+    assert {m["op"] for m in plan["mailboxes"]} == {"adopt"}, plan
+    assert all(c["op"] == "adopt" or c["right"] == "mailbox" for m in plan["mailboxes"] for c in m["changes"]), plan
+
+    env.reset_metrics()
+    code, out, err = mailroom(capsys, "apply", "--yes", "--stack", "local", "--file", str(main_file))
+    assert code == 0, out + err
+    assert writes(env.metrics()) == {}
+
+    code, out, err = mailroom(capsys, "plan", "--refresh", "--stack", "local", "--file", str(main_file))
+    assert code == 0 and "No changes" in out, out + err
+
+    code, out, err = mailroom(capsys, "drift", "--json", "--stack", "local", "--file", str(main_file))
+    findings = json.loads(out)["findings"]
+    assert [(f["kind"], f["mailbox"], f["right"]) for f in findings] == \
+        [("stale_access", "support@contoso.com", "member")], findings
+    assert findings[0]["subject"].startswith("S-1-5-21-")
+
+
+def test_merge_after_one_change_by_hand_rewrites_exactly_that_line(env: Any, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    main_file = tmp_path / "mailboxes.yaml"
+    assert mailroom(capsys, "import", "--stack", "local", "--out", str(main_file))[0] == 0
+    reviewed = main_file.read_text().replace("  - address: info@contoso.com\n",
+                                             "  # the public inbox: keep it small\n  - address: info@contoso.com\n")
+    reviewed = reviewed.replace("    display_name: Info\n", "    display_name: Info   # as on the website\n")
+    main_file.write_text(reviewed)
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(main_file), "--merge")
+    assert code == 0 and "no changes" in out and main_file.read_text() == reviewed, out + err
+
+    ok(env.exchange("Add-RecipientPermission", username=ADMIN, Identity="info", Trustee="dave@contoso.com",
+                    AccessRights=["SendAs"]))
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(main_file), "--merge", "--json")
+    assert code == 0, err
+    assert json.loads(out)["changes"] == ["info@contoso.com: send_as changed"]
+    after = main_file.read_text().splitlines()
+    before = reviewed.splitlines()
+    assert [line for line in after if line not in before] == ["    send_as: [dave@contoso.com]"]
+    assert [line for line in before if line not in after] == []  # every comment and line kept
+
+
+def test_bad_input_is_a_clear_error_and_never_a_half_written_file(env: Any, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    main_file = tmp_path / "mailboxes.yaml"
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(main_file), "--split-by", "size")
+    assert code == 64 and "--split-by" in err
+    main_file.write_text("version: 1\n")
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(main_file))
+    assert code == 1 and "--merge" in err and main_file.read_text() == "version: 1\n"
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(main_file), "--merge")
+    assert code == 1 and "invalid" in err and main_file.read_text() == "version: 1\n"
+    monkeypatch.setenv("MAILROOM_LOCAL_TENANT_URL", "http://127.0.0.1:9")  # nothing listens there
+    fresh = tmp_path / "fresh.yaml"
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(fresh), "--json")
+    assert code == 1 and out == "" and "does not answer" in err and not fresh.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
