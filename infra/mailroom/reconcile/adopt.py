@@ -97,7 +97,6 @@ def adopt(result: ScanResult, directory: Directory, domains: tuple[str, ...], sp
             continue
         for kind, n in live.skipped.items():
             _count(out.skipped, kind, n)
-        _count(out.skipped, "orphan", len(live.orphans))
         user = result.users.get(live.object_id) or {}
         out.mailboxes.append(_adopted(live, directory, _group(split, row, user)))
     return out
@@ -141,6 +140,9 @@ def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
     for right, sid in live.orphans:
         notes.append(f"not imported: {labels[right]} for {sid}, an account that no longer exists (orphaned "
                      "SID); remove it in Exchange")
+    for right, who in live.denied:
+        notes.append(f"not expressible: {labels[right]} denied to {printable(who)} (an explicit Deny entry; "
+                     "the file has no deny)")
     display = spec.display_name
     if UNSAFE.search(display):
         display = UNSAFE.sub("", display)

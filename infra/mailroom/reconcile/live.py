@@ -38,6 +38,7 @@ class LiveMailbox:
     # (right, SID), which drift reports as stale access and import as a comment; and how many permission
     # rows of each other kind (self, inherited, deny, system) were skipped.
     orphans: list[tuple[str, str]] = field(default_factory=list)
+    denied: list[tuple[str, str]] = field(default_factory=list)  # explicit Deny entries as (right, trustee)
     skipped: dict[str, int] = field(default_factory=dict)
 
     def refusal(self) -> str | None:
@@ -87,14 +88,15 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
 
     known = automap or {}
     orphans: list[tuple[str, str]] = []
+    denied: list[tuple[str, str]] = []
     skipped: dict[str, int] = {}
     for right, rows in ((_MEMBER, full_access), (_SEND_AS, send_as)):
         holding = {id(row) for row in _of_right(rows, right)}
         for row in rows:
             kind = permission_kind(row)
-            if kind == "orphan" and id(row) in holding:
-                orphans.append((right.key, str(row[right.read.field])))
-            elif kind != "grant":
+            if kind in ("orphan", "deny") and id(row) in holding:
+                (orphans if kind == "orphan" else denied).append((right.key, str(row[right.read.field])))
+            if kind != "grant":
                 skipped[kind] = skipped.get(kind, 0) + 1
     members = []
     for row in _granted(full_access, _MEMBER):
@@ -120,7 +122,7 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     )
     return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
                        str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
-                       recipient_kind(mailbox), sorted(orphans), skipped)
+                       recipient_kind(mailbox), sorted(orphans), sorted(denied), skipped)
 
 
 def _of_right(rows: Sequence[dict[str, Any]], right: rights.Right) -> list[dict[str, Any]]:

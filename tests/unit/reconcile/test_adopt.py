@@ -86,3 +86,39 @@ def test_a_scan_throttled_past_its_retries_is_an_error_rather_than_a_partial_ans
                 await adopt.read(t, adopt.empty(domains))
     asyncio.run(run())
     assert tenant_app.metrics()["injected"]["throttled"] > 0
+
+
+def test_deny_and_orphaned_entries_become_notes_never_grants() -> None:
+    from mailroom.m365.directory import Directory, Recipient
+    from mailroom.reconcile.live import live_spec
+
+    directory = Directory(None)  # type: ignore[arg-type]  # filled by hand: nothing to ask the tenant
+    directory.add(Recipient("id-alice", "alice@contoso.com", "alice", "UserMailbox", ("alice@contoso.com",)))
+    rows = [{"User": "NT AUTHORITY\\SELF", "AccessRights": ["FullAccess, ReadPermission"], "IsInherited": False},
+            {"User": "alice@contoso.com", "AccessRights": ["FullAccess"], "IsInherited": False, "Deny": False},
+            {"User": "mallory@contoso.com", "AccessRights": ["FullAccess"], "IsInherited": False, "Deny": True},
+            {"User": "S-1-5-21-1-2-3-1107", "AccessRights": ["FullAccess"], "IsInherited": False, "Deny": False},
+            {"User": "EMUPR01A001\\Domain Admins", "AccessRights": ["FullAccess"], "IsInherited": True,
+             "Deny": True}]
+    mailbox = {"PrimarySmtpAddress": "sales@contoso.com", "DisplayName": "Sales", "EmailAddresses": []}
+    live = live_spec(mailbox, rows, [], True, directory, {}, ("contoso.com",))
+    assert [g.address for g in live.spec.members] == ["alice@contoso.com"]
+    assert live.skipped == {"self": 1, "deny": 1, "orphan": 1, "inherited": 1}
+    entry = adopt._adopted(live, directory, "")
+    assert [m.address for m in entry.mailbox.members] == ["alice@contoso.com"]
+    assert [n.split(":")[0] for n in entry.notes] == ["not imported", "not expressible"]
+    assert "S-1-5-21-1-2-3-1107" in entry.notes[0] and "mallory@contoso.com" in entry.notes[1]
+
+
+def test_mailbox_patterns_choose_what_is_read(tenant_app: TenantApp) -> None:
+    shared(tenant_app, "sales", "alice@contoso.com")
+    shared(tenant_app, "info", "dave@contoso.com")
+    tenant_app.reset_metrics()
+
+    async def run() -> adopt.Imported:
+        async with tenant_app.tenant() as t:
+            result = await adopt.read(t, adopt.empty(("contoso.com",)), ["S*@contoso.com"])
+            return adopt.adopt(result, t.directory, ("contoso.com",), patterns=["S*@contoso.com"])
+    found = asyncio.run(run())
+    assert [a.mailbox.address for a in found.mailboxes] == ["sales@contoso.com"]
+    assert tenant_app.metrics()["cmdlets"]["Get-MailboxPermission"] == 1
