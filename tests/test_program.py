@@ -50,29 +50,41 @@ def _desired() -> Desired:
     return result.desired
 
 
-@pulumi.runtime.test
-def test_program_declares_one_resource_per_mailbox(mocks: Mocks) -> Any:
+def test_program_declares_one_resource_per_mailbox(mocks: Mocks) -> None:
     from mailroom.engine.program import declare
 
-    resources = declare(_desired())
+    urns = asyncio.get_event_loop().run_until_complete(declare(_desired()))
 
-    def check(addresses: list[str]) -> None:
-        shared = [r for r in mocks.resources if r.typ == "mailroom:index:SharedMailbox"]
-        assert len(shared) == len(resources) == 8
-        by_name = {r.name: r.inputs for r in shared}
-        support = by_name["support@contoso.com"]
-        assert support["display_name"] == "Customer Support" and support["sign_in_blocked"] is True
-        assert {"address": "carol@contoso.com", "automap": False} in support["members"]
-        assert by_name["old-projects@contoso.com"]["state"] == "absent"
-        assert sorted(addresses) == sorted(by_name)
-
-    return pulumi.Output.all(*[r.urn for r in resources]).apply(
-        lambda urns: check([u.rsplit("::", 1)[-1] for u in urns]))
+    shared = [r for r in mocks.resources if r.typ == "mailroom:index:SharedMailbox"]
+    assert len(shared) == len(urns) == 8
+    by_name = {r.name: r.inputs for r in shared}
+    support = by_name["support@contoso.com"]
+    assert support["display_name"] == "Customer Support" and support["sign_in_blocked"] is True
+    assert {"address": "carol@contoso.com", "automap": False} in support["members"]
+    assert by_name["old-projects@contoso.com"]["state"] == "absent"
+    assert sorted(u.rsplit("::", 1)[-1] for u in urns) == sorted(by_name)
 
 
-@pulumi.runtime.test
+def test_program_registers_as_the_sdk_would_with_the_dynamic_type_as_alias() -> None:
+    """The request the engine gets: a custom resource of mailroom's type under the stack, with the Python
+    dynamic provider's type as an alias (a stack it made moves over in place), inputs as the provider reads
+    them, and no provider reference (the engine's default provider: mailroom's plugin)."""
+    from google.protobuf.json_format import MessageToDict
+    from mailroom.engine.program import request
+
+    spec = MailboxSpec(address="a@contoso.com", display_name="A", members=(Grant("x@contoso.com", False),),
+                       send_as=("x@contoso.com",))
+    req = request("a@contoso.com", spec, "urn:pulumi:s::mailroom::pulumi:pulumi:Stack::mailroom-s")
+    assert (req.type, req.name, req.custom, req.provider) == ("mailroom:index:SharedMailbox", "a@contoso.com",
+                                                              True, "")
+    assert req.parent.endswith("pulumi:pulumi:Stack::mailroom-s")
+    assert [a.spec.type for a in req.aliases] == ["pulumi-python:dynamic/mailroom:SharedMailbox"]
+    assert MailboxSpec.from_props(MessageToDict(req.object)) == spec
+    assert req.acceptSecrets and req.supportsResultReporting
+
+
 def test_program_declares_the_model_it_is_given_and_reads_no_file(mocks: Mocks, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> Any:
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The program plans exactly the validated model: it never loads a file of its own."""
     from mailroom.engine.program import declare
 
@@ -80,13 +92,9 @@ def test_program_declares_the_model_it_is_given_and_reads_no_file(mocks: Mocks, 
     kept = tuple(mb for mb in desired.mailboxes if mb.address.casefold() == "support@contoso.com")
     monkeypatch.chdir(tmp_path)  # no mailboxes.yaml here, and MAILROOM_FILE means nothing any more
     monkeypatch.setenv("MAILROOM_FILE", str(tmp_path / "missing.yaml"))
-    resources = declare(dataclasses.replace(desired, mailboxes=kept))
-    assert len(resources) == 1
-
-    def check(_urn: str) -> None:
-        assert [r.name for r in mocks.resources] == ["support@contoso.com"]
-
-    return resources[0].urn.apply(check)
+    urns = asyncio.get_event_loop().run_until_complete(declare(dataclasses.replace(desired, mailboxes=kept)))
+    assert len(urns) == 1
+    assert [r.name for r in mocks.resources] == ["support@contoso.com"]
 
 
 def test_provider_serialises_by_reference_and_round_trips() -> None:

@@ -1,10 +1,10 @@
-"""The SharedMailbox resource and the provider logic behind it.
+"""The provider logic behind the SharedMailbox resource.
 
-``SharedMailbox`` is a ``pulumi.CustomResource`` of type ``mailroom:index:SharedMailbox``
-(``engine/tokens.py``), served by mailroom's own resource provider plugin, ``pulumi-resource-mailroom``
-(``engine/plugin.py``). Nothing of the provider is kept in state: no pickled ``__provider``, no
-client, no credential. The resource declares the type the Python dynamic provider gave it before as
-an alias, so a stack applied then moves over in place (same names, nothing created or deleted).
+The program (``engine/program.py``) registers one resource of type ``mailroom:index:SharedMailbox``
+(``engine/tokens.py``) per mailbox, served by mailroom's own resource provider plugin,
+``pulumi-resource-mailroom`` (``engine/plugin.py``). Nothing of the provider is kept in state: no pickled
+``__provider``, no client, no credential. The resource declares the type the Python dynamic provider gave
+it before as an alias, so a stack applied then moves over in place (same names, nothing created or deleted).
 
 ``MailboxProvider`` holds the logic, whoever calls it:
 
@@ -47,7 +47,7 @@ from mailroom.core.identity import is_valid_smtp, smtp_key
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plan import Approval, approved
 from mailroom.engine.planner import load_snapshot, state_differs
-from mailroom.engine.tokens import DYNAMIC_PROVIDER_KEY, DYNAMIC_RESOURCE_TYPE, RESOURCE_TYPE
+from mailroom.engine.tokens import DYNAMIC_PROVIDER_KEY
 from mailroom.errors import ConfigError, TenantError
 from mailroom.m365.tenant import Tenant, TenantConfig
 from mailroom.providerenv import ProviderEnv
@@ -244,16 +244,3 @@ def _raise_if_failed(spec: MailboxSpec, outcome: Outcome) -> None:
         lines = "; ".join(f"{c.line()}: {err}" for c, err in outcome.failed)
         done = len(outcome.done)
         raise TenantError(f"{spec.address}: {len(outcome.failed)} change(s) failed ({done} applied): {lines}")
-
-
-class SharedMailbox(pulumi.CustomResource):
-    """One shared mailbox, authoritative for everything the file says about it."""
-
-    object_id: pulumi.Output[str]
-    exchange_id: pulumi.Output[str]
-
-    def __init__(self, name: str, spec: MailboxSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {**spec.to_props(), **{k: None for k in OUTPUT_KEYS}}
-        # The dynamic provider's type, so a stack it made keeps every resource (same name, new type).
-        moved = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=DYNAMIC_RESOURCE_TYPE)])
-        super().__init__(RESOURCE_TYPE, name, props, pulumi.ResourceOptions.merge(opts, moved))

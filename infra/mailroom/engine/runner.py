@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mailroom import paths
 from mailroom.core.model import Desired
 from mailroom.engine.stacks import tenant_config
-from mailroom.engine.workspace import Engine, EngineSettings, private_dir, state_dir
+from mailroom.engine.workspace import Engine, EngineSettings, Program, private_dir, state_dir
 from mailroom.file.findings import render_text
 from mailroom.file.load import LoadResult, load_desired
 from mailroom.m365.tenant import TenantConfig
@@ -37,28 +37,36 @@ class Run:
     run_id: str
     audit_path: str | None
     project_dir: Path
+    _engine: Engine | None = field(default=None, init=False, repr=False, compare=False)
 
-    def engine(self, plan: Path | None = None, snapshot: Path | None = None,
-               only: Collection[str] | None = None) -> Engine:
-        """The engine of this run; ``plan``: the approved plan the provider must keep to (apply);
-        ``snapshot``: the live state this run read, which the provider converges against; ``only``:
-        the mailbox keys to declare, for an update targeted at them (every other resource in the
-        stack is left as it is, so declaring it would only cost time).
+    def engine(self) -> Engine:
+        """The engine of this run, one per run (each opening runs the engine to select the stack).
 
-        The program is this run's validated ``desired``, declared inline: the file is not read again.
+        Its program is this run's validated ``desired``, declared inline: the file is not read again.
+        An update may give a program and provider settings of its own (``program``, ``provider_env``).
         """
+        if self._engine is None:
+            self._engine = Engine(EngineSettings(self.stack, self.project_dir, self.provider_env()),
+                                  program=self.program())
+        return self._engine
+
+    def program(self, only: Collection[str] | None = None) -> Program:
+        """The program declaring this run's mailboxes; ``only``: just these mailbox keys, for an update
+        targeted at them (every other resource in the stack is left as it is, so declaring it would only
+        cost time)."""
         from mailroom.engine.program import declare  # imports pulumi; only commands that run the engine need it
 
-        env = ProviderEnv(tenant=self.tenant.to_json(), stack=self.stack, run_id=self.run_id,
-                          audit_log=self.audit_path, plan=str(plan) if plan is not None else None,
-                          snapshot=str(snapshot) if snapshot is not None else None)
         desired = self.desired if only is None else replace(
             self.desired, mailboxes=tuple(mb for mb in self.desired.mailboxes if mb.key in only))
+        return lambda: declare(desired)
 
-        def program() -> None:
-            declare(desired)
-
-        return Engine(EngineSettings(self.stack, self.project_dir, env.to_env()), program=program)
+    def provider_env(self, plan: Path | None = None, snapshot: Path | None = None) -> dict[str, str]:
+        """What the engine's provider gets from this run: the tenant, stack, run and audit log, and for an
+        apply ``plan``, the approved plan it must keep to, and ``snapshot``, the live state this run read,
+        which it converges against."""
+        return ProviderEnv(tenant=self.tenant.to_json(), stack=self.stack, run_id=self.run_id,
+                           audit_log=self.audit_path, plan=str(plan) if plan is not None else None,
+                           snapshot=str(snapshot) if snapshot is not None else None).to_env()
 
     def backend_url(self) -> str:
         return EngineSettings(self.stack, self.project_dir).backend_url()
