@@ -18,10 +18,11 @@ of any mailbox it changes is no longer what it assumed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,15 +160,24 @@ class Planned:
         return planned, str(doc["file"])
 
 
-async def make_plan(tenant: Tenant, desired: Desired, deployment: dict[str, Any], stack: str, *,
+async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict[str, Any]], stack: str, *,
                     refresh: bool, progress: bulk.Progress | None = None) -> Planned:
-    """The plan of ``desired`` on ``stack`` (``deployment``: its exported state)."""
-    known = managed(deployment)
+    """The plan of ``desired`` on ``stack`` (``deployment``: its exported state, on its way).
+
+    With ``refresh`` the tenant is read while the engine still exports the stack (a process of its own):
+    every mailbox of the file is read whatever the state holds, and only what mailroom last set for
+    AutoMapping, which Exchange does not report, waits for the state.
+    """
+    state = asyncio.ensure_future(_managed(deployment))
     specs = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
-    need = set(specs) if refresh else set(specs) - set(known)
-    # What mailroom last set, for what Exchange does not report (AutoMapping).
-    automap = {k: m.spec.automap_by_key() for k, m in known.items()}
-    read = await bulk.read(tenant, desired, need, progress, automap) if need else bulk.ScanResult()
+    need = set(specs) if refresh else set(specs) - set(await state)
+    try:
+        read = await bulk.read(tenant, desired, need, progress, asyncio.ensure_future(_automap(state))) if need \
+            else bulk.ScanResult()
+        known = await state
+    finally:
+        if not state.done():  # the read failed: the export still finishes (an engine run is not cut short)
+            await asyncio.wait([state])
     if read.errors:
         first = "; ".join(f"{a}: {e}" for a, e in sorted(read.errors.items())[:3])
         raise TenantError(f"{len(read.errors)} mailbox(es) could not be read, so no plan was made: {first}")
@@ -210,6 +220,15 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: dict[str, Any]
             planned.plan.mailboxes.append(MailboxPlan(gone.spec.address, "release"))
     planned.plan.mailboxes.sort(key=lambda m: m.address.casefold())
     return planned
+
+
+async def _managed(deployment: Awaitable[dict[str, Any]]) -> dict[str, Managed]:
+    return managed(await deployment)
+
+
+async def _automap(state: Awaitable[dict[str, Managed]]) -> bulk.Automap:
+    """What mailroom last set for AutoMapping, per mailbox and member (from the stack's state)."""
+    return {k: m.spec.automap_by_key() for k, m in (await state).items()}
 
 
 def state_differs(state: MailboxSpec, live: MailboxSpec | None) -> bool:

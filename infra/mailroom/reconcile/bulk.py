@@ -10,7 +10,8 @@ picks the cheaper way for a handful of mailboxes (one ``$batch`` and one Graph c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ from mailroom.reconcile.live import LiveMailbox, live_spec, read_mailbox
 
 Progress = Callable[[int, int], None]
 Automap = Mapping[str, Mapping[str, bool]]  # mailbox key → member key → AutoMapping
+# The hints may still be on their way: a plan reads the tenant while the engine exports the stack's state.
+Hints = Automap | Awaitable[Automap] | None
 # Below this many mailboxes, reading each one (a $batch and a Graph call) costs fewer requests than the
 # tenant-wide listings of a scan (recipients, users, Send As: a page per 1,000 each).
 SMALL = 20
@@ -43,7 +46,7 @@ class ScanResult:
 
 
 async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None,
-               only: Iterable[str] | None = None, automap: Automap | None = None,
+               only: Iterable[str] | None = None, automap: Hints = None,
                others: Callable[[str], bool] | None = None) -> ScanResult:
     """Read the file's mailboxes (``only``: just these address keys); see the module docstring.
 
@@ -92,6 +95,7 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                             all_users())
     per_mailbox = asyncio.gather(*(full_access(c) for c in chunks))
     (mailboxes, send_as, _, users), answered = await asyncio.gather(listed, per_mailbox)
+    hints = await _ready(automap)
     answers = [a for chunk in answered for a in chunk]
 
     result.disabled = {str(u["id"]) for u in users if u.get("accountEnabled") is False}
@@ -120,7 +124,7 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                 continue
             result.live[key] = live_spec(other, answer.value, send_as_by_mailbox.get(key, []),
                                          enabled.get(str(other.get("ExternalDirectoryObjectId"))), tenant.directory,
-                                         {}, desired.domains, (automap or {}).get(key))
+                                         {}, desired.domains, hints.get(key))
             continue
         mb = managed[key]
         row = rows_by_key.get(key)
@@ -139,12 +143,12 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
         result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
                                      enabled.get(str(row.get("ExternalDirectoryObjectId"))),
                                      tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
-                                     (automap or {}).get(key, spec.automap_by_key()))
+                                     hints.get(key, spec.automap_by_key()))
     return result
 
 
 async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: Progress | None = None,
-               automap: Automap | None = None) -> ScanResult:
+               automap: Hints = None) -> ScanResult:
     """The live state of the file's mailboxes ``keys``: read one by one when they are few, else scanned
     (``automap``: as for ``scan``)."""
     wanted = sorted({smtp_key(k) for k in keys})
@@ -152,12 +156,13 @@ async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: 
         return await scan(tenant, desired, progress, only=wanted, automap=automap)
     result = ScanResult()
     by_key = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
+    hints = await _ready(automap)
 
     async def one(key: str) -> None:
         spec = by_key[key]
         try:
             live = await read_mailbox(tenant.exchange, tenant.graph, tenant.directory, spec.address, spec.people(),
-                                      spec.domains, (automap or {}).get(key, spec.automap_by_key()))
+                                      spec.domains, hints.get(key, spec.automap_by_key()))
         except ExchangeError as exc:
             result.errors[spec.address] = str(exc)
             return
@@ -173,3 +178,10 @@ async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: 
 
     await asyncio.gather(*(one(k) for k in wanted if k in by_key))
     return result
+
+
+async def _ready(automap: Hints) -> Automap:
+    """The AutoMapping hints, once they are known."""
+    if automap is None:
+        return {}
+    return await automap if inspect.isawaitable(automap) else automap

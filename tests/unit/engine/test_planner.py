@@ -54,9 +54,12 @@ def state_of(d: Desired, *, stack: str = "local", type_: str = RESOURCE_TYPE, on
 
 
 def plan(app: TenantApp, d: Desired, deployment: dict[str, Any], *, refresh: bool) -> Planned:
+    async def exported() -> dict[str, Any]:
+        return deployment
+
     async def go() -> Planned:
         async with app.tenant() as t:
-            return await make_plan(t, d, deployment, "local", refresh=refresh)
+            return await make_plan(t, d, exported(), "local", refresh=refresh)
     return asyncio.run(go())
 
 
