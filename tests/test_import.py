@@ -98,9 +98,10 @@ def test_import_adopts_a_hand_built_tenant_without_a_single_write(env: Any, tmp_
 
     code, out, err = mailroom(capsys, "plan", "--refresh", "--json", "--stack", "local", "--file", str(main_file))
     plan = json.loads(out)
-    # Adoption is the only thing the plan holds: no grant, address or setting changes.
-    assert {m["op"] for m in plan["mailboxes"]} == {"adopt"}, plan
-    assert all(c["op"] == "adopt" or c["right"] == "mailbox" for m in plan["mailboxes"] for c in m["changes"]), plan
+    # No change at all: every mailbox is adopted as it is, which the next apply records with no write.
+    assert code == 0 and plan["has_changes"] is False, plan
+    assert {m["op"] for m in plan["mailboxes"]} == {"adopt"} and plan["adopted"] == len(plan["mailboxes"]) == 3, plan
+    assert all(m["changes"] == [] for m in plan["mailboxes"]), plan
 
     env.reset_metrics()
     code, out, err = mailroom(capsys, "apply", "--yes", "--stack", "local", "--file", str(main_file))

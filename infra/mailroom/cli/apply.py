@@ -213,7 +213,8 @@ def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[
         approval.unlink(missing_ok=True)
         snapshot.unlink(missing_ok=True)
         # Also when something unexpected ends the run: the log says the run ended, and how far it got.
-        log.end_run(result, {"applied": tracker.ok, "failed": tracker.failed})
+        log.end_run(result, {"applied": tracker.ok, "failed": tracker.failed,
+                             **({"adopted": plan.adopted} if plan.adopted and result == "ok" else {})})
     ok = result == "ok" and not tracker.failed
     return Applied("ok" if ok else "failed", error_handler.OK if ok else error_handler.ERROR, plan,
                    applied=tracker.ok, failed=tracker.failed)

@@ -19,14 +19,15 @@ from mailroom.engine.runner import Invalid, Run, prepare
 from mailroom.m365.tenant import Tenant
 
 EPILOG = """exit codes:
-  0   no changes: the tenant matches the file
+  0   no changes: the tenant matches the file (existing shared mailboxes that already match it are
+      listed as "= adopt": the next apply brings them under management with no tenant write)
   1   error (invalid file, engine or tenant failure, or a mailbox refused: its address belongs to a
       person's mailbox, a room or a group); nothing was changed
   2   changes pending
   64  usage error
 
 --json prints one document: {"format_version": 1, "command": "plan", "has_changes", "summary",
-"removals", "releases", "refusals", "mailboxes": [{"address", "op", "changes": [{"mailbox", "op",
+"removals", "releases", "adopted", "refusals", "mailboxes": [{"address", "op", "changes": [{"mailbox", "op",
 "right", "subject", "before", "after"}], "refused"?}]}, also when there are no changes.
 """
 

@@ -27,6 +27,17 @@ class MailboxPlan:
     changes: list[Change] = field(default_factory=list)
     refused: str = ""  # why this mailbox cannot be applied (its address belongs to a person, ...)
 
+    @property
+    def adopted_as_is(self) -> bool:
+        """An existing shared mailbox that already is as the file says: apply brings it under management
+        (mailroom is authoritative for it from then on) with no tenant write, so it is no change."""
+        return self.op == "adopt" and not self.changes
+
+    @property
+    def shown(self) -> bool:
+        """A reviewer sees this mailbox in the plan."""
+        return bool(self.changes) or self.op == "release" or bool(self.refused) or self.adopted_as_is
+
 
 @dataclass
 class Plan:
@@ -39,6 +50,11 @@ class Plan:
     @property
     def released(self) -> list[str]:
         return [m.address for m in self.mailboxes if m.op == "release"]
+
+    @property
+    def adopted(self) -> list[str]:
+        """Existing shared mailboxes the next apply adopts as they are (no tenant write)."""
+        return [m.address for m in self.mailboxes if m.adopted_as_is]
 
     @property
     def has_changes(self) -> bool:
@@ -62,14 +78,21 @@ class Plan:
         adds = sum(c.op in ("add", "create") for c in self.changes)
         removes = sum(c.op in ("remove", "delete") for c in self.changes)
         sets = sum(c.op == "set" for c in self.changes)
-        adopts = sum(c.op == "adopt" for c in self.changes)
+        adopts = sum(c.op == "adopt" for c in self.changes) + len(self.adopted)
         touched = sum(1 for m in self.mailboxes if m.changes or m.op == "release")
-        return (f"{touched} mailbox(es) change: {adds} to add, {sets} to change, {removes} to remove"
-                + (f", {adopts} existing shared mailbox(es) to adopt" if adopts else "")
+        changed = (f"{touched} mailbox(es) change: {adds} to add, {sets} to change, {removes} to remove"
+                   if self.has_changes else "No changes to the tenant")
+        return (changed + (f", {adopts} existing shared mailbox(es) to adopt" if adopts else "")
+                + (f" ({len(self.adopted)} as they are, with no write)" if self.adopted and self.has_changes else "")
                 + (f", {len(self.released)} to release from management" if self.released else ""))
 
+    def _adopted_note(self) -> str:
+        return (f"\nThe next apply brings {len(self.adopted)} existing shared mailbox(es) that already match the "
+                "file under management, with no write to the tenant: from then on mailroom is authoritative "
+                "for them.\n")
+
     def render_text(self) -> str:
-        if not self.has_changes:
+        if not self.has_changes and not self.adopted:
             return "No changes. The tenant matches the file.\n"
         width = max(len(printable(m.address)) for m in self.mailboxes)
         lines = []
@@ -77,28 +100,33 @@ class Plan:
             address = printable(m.address)
             if m.op == "release":
                 lines.append(f"{address:<{width}}  - release from management (mailbox and access are kept)")
+            if m.adopted_as_is:
+                lines.append(f"{address:<{width}}  = adopt existing shared mailbox as it is (no tenant change)")
             for c in m.changes:
                 lines.append(f"{address:<{width}}  {printable(c.line())}")
             if m.refused:
                 lines.append(f"{address:<{width}}  ! refused: {printable(m.refused)}")
-        return "\n".join(lines) + f"\n\n{self.summary()}\n"
+        return "\n".join(lines) + f"\n\n{self.summary()}\n" + (self._adopted_note() if self.adopted else "")
 
     def render_markdown(self) -> str:
-        if not self.has_changes:
+        if not self.has_changes and not self.adopted:
             return "### mailroom plan\n\nNo changes. The tenant matches the file.\n"
         # Every value from the file or the tenant goes through textsafe: a display name can never close
         # the fence, open an HTML comment that hides the removals below it, or carry escape codes.
         out = ["### mailroom plan", "", self.summary(), ""]
         for m in self.mailboxes:
-            if not m.changes and m.op != "release" and not m.refused:
+            if not m.shown:
                 continue
             body = ["- release from management (mailbox and access are kept)"] if m.op == "release" else []
+            body += ["= adopt existing shared mailbox as it is (no tenant change)"] if m.adopted_as_is else []
             body += [c.line() for c in m.changes]
             body += [f"! refused: {m.refused}"] if m.refused else []
             out += [f"#### {md_inline_code(m.address)}", "", *md_fence(body, "diff"), ""]
         if self.removals or self.released:
             out.append(f"**{len(self.removals)} removal(s)** of access or mailboxes"
                        + (f", **{len(self.released)} release(s)** from management" if self.released else "") + ".")
+        if self.adopted:
+            out.append(self._adopted_note().strip())
         return "\n".join(out) + "\n"
 
     def to_json(self) -> str:
@@ -110,10 +138,11 @@ class Plan:
             "summary": self.summary(),
             "removals": len(self.removals),
             "releases": len(self.released),
+            "adopted": len(self.adopted),
             "refusals": self.refusals,
             "mailboxes": [{"address": m.address, "op": m.op, "changes": [c.to_dict() for c in m.changes],
                            **({"refused": m.refused} if m.refused else {})}
-                          for m in self.mailboxes if m.changes or m.op == "release" or m.refused],
+                          for m in self.mailboxes if m.shown],
         }, indent=2)
 
 

@@ -129,7 +129,7 @@ class Planned:
                "mailboxes": [{"address": m.address, "op": m.op, "changes": [c.to_dict() for c in m.changes],
                               **({"refused": m.refused} if m.refused else {}),
                               "assumed": self.assumed.get(smtp_key(m.address))}
-                             for m in self.plan.mailboxes if m.changes or m.op == "release" or m.refused],
+                             for m in self.plan.mailboxes if m.shown],
                "resync": [{"address": k, "assumed": self.assumed.get(k)} for k in self.resync],
                "urns": {k: self.urns[k] for k in sorted(self._target_keys())}}
         tmp = path.with_name(path.name + ".tmp")
@@ -208,7 +208,10 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict
                 planned.resync.append(key)
         elif before is not None and spec.state == "present":
             op = "adopt"
-            todo = [Change(spec.address, "adopt", "mailbox", None, before.display_name), *todo]
+            if todo:
+                todo = [Change(spec.address, "adopt", "mailbox", None, before.display_name), *todo]
+            else:  # the mailbox is as the file says: brought under management with no tenant write
+                planned.resync.append(key)
         else:
             op = "create" if todo else "same"
             if not todo:  # `state: absent` and already gone: recorded, so later plans need not read it again

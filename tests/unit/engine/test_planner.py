@@ -11,6 +11,7 @@ import pytest
 from mailroom.core.model import Desired
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine import planner
+from mailroom.engine.plan import Plan
 from mailroom.engine.planner import Planned, StalePlan, check_saved, digest, make_plan, managed
 from mailroom.engine.tokens import DYNAMIC_RESOURCE_TYPE, RESOURCE_TYPE
 from mailroom.file.load import load_desired
@@ -102,6 +103,35 @@ def test_unmanaged_addresses_are_created_adopted_or_refused(tenant_app: TenantAp
     assert desk.changes[0].line() == '~ adopt existing shared mailbox "Desk (by hand)"'
     assert {c.right for c in desk.changes[1:]} >= {"display_name", "member", "send_as"}
     assert planned.assumed["desk@contoso.com"]["display_name"] == "Desk (by hand)"
+
+
+def test_a_shared_mailbox_that_already_matches_is_adopted_with_no_change(tenant_app: TenantApp,
+                                                                        tmp_path: Path) -> None:
+    """Adoption of a mailbox that is as the file says is no tenant change (plan exits 0), yet the next
+    apply records it: it is in the targets, and a saved plan keeps what it assumed."""
+    async def by_hand() -> None:
+        await tenant_app.by_hand("alice@contoso.com", "New-Mailbox", Shared=True, Name="desk", Alias="desk",
+                                 DisplayName="Front Desk", PrimarySmtpAddress="desk@contoso.com")
+        await tenant_app.by_hand("alice@contoso.com", "Add-MailboxPermission", Identity="desk@contoso.com",
+                                 User="alice@contoso.com", AccessRights=["FullAccess"])
+    asyncio.run(by_hand())
+    text = FILE.replace("members: [alice@contoso.com, dave@contoso.com]\n    send_as: [alice@contoso.com]",
+                        "members: [alice@contoso.com]\n    sign_in_blocked: false\n"
+                        "    sent_items: {copy_send_as: false, copy_send_on_behalf: false}")
+    d = desired(tmp_path, text)
+    planned = plan(tenant_app, d, {"resources": []}, refresh=False)
+    [desk] = [m for m in planned.plan.mailboxes if m.address == "desk@contoso.com"]
+    assert (desk.op, desk.changes, desk.adopted_as_is) == ("adopt", [], True)
+    assert planned.plan.adopted == ["desk@contoso.com"] and "desk@contoso.com" in planned.resync
+    assert planned.urns["desk@contoso.com"] in planned.targets()
+    assert "desk@contoso.com" in planned.declared() and "desk@contoso.com" in planned.snapshot()
+    assert "= adopt existing shared mailbox as it is (no tenant change)" in planned.plan.render_text()
+    saved = tmp_path / "plan.json"
+    planned.save(saved, tmp_path / "mailboxes.yaml")
+    loaded, _ = Planned.load(saved)
+    assert loaded.plan.adopted == ["desk@contoso.com"] and loaded.assumed["desk@contoso.com"] is not None
+    only_adoption = Planned(Plan([desk]), "local", "", True)
+    assert not only_adoption.plan.has_changes and only_adoption.plan.summary().startswith("No changes to the tenant")
 
 
 def test_digest_follows_the_mailboxes_and_the_policy(tmp_path: Path) -> None:
