@@ -61,6 +61,7 @@ but they are only as trustworthy as the next anchor.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import hashlib
@@ -69,6 +70,7 @@ import os
 import re
 import secrets
 import socket
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -427,7 +429,8 @@ def git_head(start: str | os.PathLike[str] | None = None) -> str | None:
 # --------------------------------------------------------------------------- entries
 
 
-def default_path(project_dir: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path:
+def default_path(project_dir: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> Path | str:
     """``$MAILROOM_AUDIT_LOG`` if set (relative: to ``project_dir``, default the current directory),
     else ``audit.jsonl`` in the state directory (``paths.state_dir``: ``$MAILROOM_STATE_DIR``, else
     the project's ``.mailroom``), which is where apply writes it."""
@@ -435,6 +438,8 @@ def default_path(project_dir: str | os.PathLike[str] | None = None, env: Mapping
 
     environ = os.environ if env is None else env
     configured = _env(environ, ENV_VAR)
+    if configured and paths.is_store_url(configured):
+        return configured
     if configured:
         path = Path(configured).expanduser()
         base = Path(project_dir) if project_dir is not None else Path.cwd()
@@ -569,11 +574,14 @@ class AuditLog:
         run_id: str | None = None,
         actor: Mapping[str, Any] | None = None,
     ) -> None:
-        self.path = Path(path) if path is not None else default_path()
+        # A shared store (``azblob://...``, $MAILROOM_STORE) holds one log per stack; else a local file.
+        location = path if path is not None else default_path()
+        self.store_url = location if isinstance(location, str) and location.startswith("azblob://") else None
+        self.path = Path(location) if self.store_url is None else Path(".")
         self.stack = stack
         self.run_id = run_id or _new_run_id()
         if actor is None:
-            actor = actor_from_env(os.environ, commit=git_head(self.path.parent))
+            actor = actor_from_env(os.environ, commit=git_head(self.path.parent if self.store_url is None else None))
         self.actor: dict[str, Any] = redact(dict(actor))
 
     def entry(self, kind: Kind | str, **fields: Any) -> AuditEntry:
@@ -591,6 +599,8 @@ class AuditLog:
         if not entries:
             return []
         dicts = [entry.to_dict() for entry in entries]  # serialisation errors before taking the lock
+        if self.store_url is not None:
+            return self._append_to_store(dicts)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         created = not self.path.exists()
         # Owner-only: the log names every person with access to every mailbox.
@@ -624,6 +634,38 @@ class AuditLog:
         if created:
             _fsync_dir(self.path.parent)
         return hashes
+
+    def _append_to_store(self, dicts: list[dict[str, Any]]) -> list[str]:
+        """Chain onto the store's tail and append with one conditional append (retried on a race)."""
+        from mailroom.store.azblob import BlobStore
+
+        hashes: list[str] = []
+
+        def make(tail: bytes | None) -> bytes:
+            hashes.clear()
+            if tail is None:
+                seq, prev = 0, GENESIS
+            else:
+                try:
+                    seq = json.loads(tail)["seq"]
+                    if not isinstance(seq, int) or isinstance(seq, bool):
+                        raise TypeError("seq")
+                except (ValueError, KeyError, TypeError):
+                    raise AuditError(f"{self.store_url}: the last line is not a valid audit entry; refusing to "
+                                     "append. Run `mailroom audit verify`.") from None
+                prev = line_hash(tail)
+            lines = []
+            for data in dicts:
+                seq += 1
+                line = canonical_json({**data, "seq": seq, "prev": prev}).encode("utf-8")
+                prev = line_hash(line)
+                hashes.append(prev)
+                lines.append(line + b"\n")
+            return b"".join(lines)
+
+        assert self.store_url is not None
+        BlobStore(self.store_url).log(self.stack).append(make)
+        return list(hashes)
 
     def start_run(self, detail: str | None = None, *, context: Any = None) -> str:
         """Record ``run_start``; ``context`` (e.g. command, options) goes to ``after``."""
@@ -919,6 +961,22 @@ def verify(path: str | os.PathLike[str], *, expect_head: str | None = None) -> V
             head_seq=good_count,
         )
     return VerifyResult(ok=True, lines_checked=count, head=head_hash, head_seq=count)
+
+
+@contextlib.contextmanager
+def local_copy(location: str | os.PathLike[str], stack: str) -> Iterator[Path]:
+    """A local file holding the log at ``location``: the file itself, or for a shared store the
+    stack's log downloaded (owner-only, removed afterwards) so that verify and read stream it."""
+    if not (isinstance(location, str) and location.startswith("azblob://")):
+        yield Path(location)
+        return
+    from mailroom.store.azblob import BlobStore
+
+    with tempfile.TemporaryDirectory(prefix="mailroom-audit-") as tmp:
+        copy = Path(tmp) / "audit.jsonl"
+        with open(copy, "wb") as out:
+            BlobStore(location).log(stack).download(out)
+        yield copy
 
 
 def head(path: str | os.PathLike[str]) -> str:

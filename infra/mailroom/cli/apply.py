@@ -150,6 +150,22 @@ def _confirm(question: str) -> bool | None:
 
 def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[[Plan], None],
           detail: str = "apply", planned: Planned | None = None) -> Applied:
+    """``_apply`` under the stack's lock (the shared store's lease, or a local flock): the plan is made
+    and applied by one run at a time, so two runs never plan against each other's half-applied state."""
+    from mailroom.store.lock import StackLocked, stack_lock
+
+    try:
+        with stack_lock(prepared.stack, prepared.run_id, detail, prepared.project_dir):
+            return _apply(prepared, yes=yes, allow_mass_removal=allow_mass_removal, show=show, detail=detail,
+                          planned=planned)
+    except StackLocked as exc:
+        raise error_handler.FatalError(
+            f"refused: {exc}. It is released when that run ends (a killed run's lease expires within a minute); "
+            f"run again then, or set {paths.LOCK_WAIT_ENV}=SECONDS to wait. Nothing was changed.") from None
+
+
+def _apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[[Plan], None],
+           detail: str = "apply", planned: Planned | None = None) -> Applied:
     """Plan against live state (or take the checked saved plan ``planned``), ``show`` it, guard, confirm
     (unless ``yes``), update exactly the plan's mailboxes, record.
 

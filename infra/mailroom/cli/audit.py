@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument("file", nargs="?", metavar="FILE", help=_FILE_HELP)
+    options.add_stack(verify)
     verify.add_argument(
         "--expect-head",
         metavar="HASH",
@@ -139,6 +142,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("file", nargs="?", metavar="FILE", help=_FILE_HELP)
+    options.add_stack(show)
     show.add_argument("--mailbox", metavar="SMTP", help="only this mailbox (case-insensitive)")
     show.add_argument("--since", metavar="TIME", type=_since_arg, help="only entries at or after TIME")
     show.add_argument(
@@ -154,18 +158,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.set_defaults(func=run_show)
 
 
-def _path(args: argparse.Namespace) -> Path:
-    # audit.default_path is paths.audit_log: the log apply writes, also under $MAILROOM_STATE_DIR.
+def _location(args: argparse.Namespace) -> Path | str:
+    # audit.default_path is paths.audit_log: the log apply writes, also under $MAILROOM_STATE_DIR, or the
+    # shared store ($MAILROOM_STORE), where each stack has its own log.
     return Path(args.file) if args.file else audit.default_path()
 
 
+@contextlib.contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+    """(what to call the log, a local file holding it): a store's log is read through a private copy."""
+    location = _location(args)
+    if isinstance(location, str):
+        stack = options.stack(args.stack)
+        with audit.local_copy(location, stack) as copy:
+            yield f"{location} (stack {stack})", copy
+    else:
+        yield str(location), location
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    path = _path(args)
+    with _opened(args) as (name, path):
+        return _verify(args, name, path)
+
+
+def _verify(args: argparse.Namespace, name: str, path: Path) -> int:
     try:
         result = audit.verify(path, expect_head=args.expect_head)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         if args.expect_head is None:
-            print(f"mailroom audit verify: no audit log at {path}", file=sys.stderr)
+            print(f"mailroom audit verify: no audit log at {name}", file=sys.stderr)
             return error_handler.ERROR
         result = audit.VerifyResult(
             ok=False,
@@ -177,12 +198,12 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"mailroom audit verify: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return error_handler.ERROR
     if args.json:
-        output.print_document("audit verify", {"path": str(path), **result.to_dict()})
+        output.print_document("audit verify", {"path": name, **result.to_dict()})
     elif result.ok:
-        print(f"OK: {path}: {result.lines_checked} line(s), chain intact")
+        print(f"OK: {name}: {result.lines_checked} line(s), chain intact")
         print(f"head: {result.head}")
     else:
-        print(f"BROKEN: {path}:{result.first_bad_line}: {result.reason}")
+        print(f"BROKEN: {name}:{result.first_bad_line}: {result.reason}")
         print(f"lines 1..{result.lines_checked} verified; head of the intact part: {result.head}")
     return 0 if result.ok else 1
 
@@ -217,13 +238,17 @@ def _row(entry: dict[str, Any]) -> tuple[str, ...]:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    path = _path(args)
+    with _opened(args) as (name, path):
+        return _show(args, name, path)
+
+
+def _show(args: argparse.Namespace, name: str, path: Path) -> int:
     try:
         entries = audit.read(path, mailbox=args.mailbox, since=args.since, kinds=args.kind)
         if args.json:
             matching = list(entries)
             count = len(matching)
-            output.print_document("audit show", {"path": str(path), "entries": matching})
+            output.print_document("audit show", {"path": name, "entries": matching})
         elif args.jsonl:
             count = 0
             for entry in entries:

@@ -105,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
     except BaseException as exc:  # recorded, then reported by the one error handler
         log.end_run("failed", {"error": str(exc)})
         raise
-    found, resolved = drift_mod.track(found, paths.drift_state(prepared.stack, prepared.project_dir))
+    shared = paths.store_url()
+    if shared:  # the team's history, across runners: one document per stack in the store
+        from mailroom.store.azblob import BlobStore
+
+        found, resolved = drift_mod.track_shared(found, BlobStore(shared).document(prepared.stack, "drift.json"))
+    else:
+        found, resolved = drift_mod.track(found, paths.drift_state(prepared.stack, prepared.project_dir))
     entries = []
     for f in found:
         kind = "drift_new" if f.first_seen == f.last_seen else "drift_present"

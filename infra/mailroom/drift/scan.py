@@ -145,11 +145,37 @@ def state_path(state_dir: Path, stack: str) -> Path:
 def track(found: Sequence[DriftFinding], path: Path, now: str | None = None) -> tuple[list[DriftFinding],
                                                                                       list[dict[str, Any]]]:
     """Stamp first/last seen from the previous run; returns (findings, resolved since last run)."""
-    now = now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         previous: dict[str, dict[str, Any]] = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         previous = {}
+    current, resolved = stamp(found, previous, now)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return list(found), resolved
+
+
+def track_shared(found: Sequence[DriftFinding], document: Any, now: str | None = None) -> tuple[
+        list[DriftFinding], list[dict[str, Any]]]:
+    """``track`` on a shared store's document (``store.azblob.JsonDocument``): read, stamp, written back
+    only if nobody wrote it meanwhile (ETag), else stamped again from what they wrote."""
+    resolved: list[dict[str, Any]] = []
+
+    def change(previous: dict[str, Any] | None) -> dict[str, Any]:
+        current, gone = stamp(found, previous or {}, now)
+        resolved[:] = gone
+        return current
+
+    document.update(change)
+    return list(found), resolved
+
+
+def stamp(found: Sequence[DriftFinding], previous: dict[str, dict[str, Any]], now: str | None = None) -> tuple[
+        dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """First/last seen of ``found`` from ``previous``; (what to keep, what was resolved, with ``resolved_at``)."""
+    now = now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     current: dict[str, dict[str, Any]] = {}
     for f in found:
         f.first_seen = str(previous.get(f.key, {}).get("first_seen") or now)
@@ -163,9 +189,5 @@ def track(found: Sequence[DriftFinding], path: Path, now: str | None = None) -> 
         if key.split("|")[1] in unread:
             current[key] = value  # a mailbox that could not be read: what was known about it stands
         elif value.get("kind") != "scan_error":
-            resolved.append(value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-    return list(found), resolved
+            resolved.append({**value, "resolved_at": now})
+    return current, resolved
