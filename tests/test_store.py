@@ -184,3 +184,60 @@ def test_apply_on_the_store_refuses_while_the_stack_is_locked_then_records_in_th
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] and doc["lines_checked"] > 2
     assert not project.audit.exists()  # nothing local: the runner keeps nothing
+
+
+def _rewrite(store_url: str, lines: list[bytes]) -> None:
+    """The attacker with write access to the storage: the log replaced by ``lines``."""
+    log = BlobStore(store_url).log("prod")
+    for name in log.segments():
+        log.container.delete_blob(name)
+    blob = log.container.get_blob_client(f"{log.prefix}/000001.jsonl")
+    blob.create_append_blob()
+    blob.append_block(b"".join(line + b"\n" for line in lines))
+
+
+def _forged(count: int) -> list[bytes]:
+    """A whole log with recomputed hashes: a chain that verifies on its own."""
+    from mailroom.audit.log import GENESIS, AuditEntry, canonical_json, line_hash
+
+    out, prev = [], GENESIS
+    for seq in range(1, count + 1):
+        data = {**AuditEntry(kind="change", run_id="forged", stack="prod", actor={"name": "mallory"},
+                             mailbox="a@contoso.com", subject=str(seq)).to_dict(), "seq": seq, "prev": prev}
+        out.append(canonical_json(data).encode())
+        prev = line_hash(out[-1])
+    return out
+
+
+@pytest.mark.parametrize("attack", ["truncate", "forge"])
+def test_verify_detects_a_cut_tail_or_a_rehashed_forgery_from_the_git_anchors(
+        attack: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from mailroom.cli.main import main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for cmd in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+                                 "-m", "x"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True)
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MAILROOM_STORE", store_url)
+    monkeypatch.delenv("MAILROOM_AUDIT_LOG", raising=False)
+    log = AuditLog(store_url, stack="prod", actor={"type": "local", "name": "ci"})
+    for i in range(6):
+        log.append(log.entry("change", mailbox="a@contoso.com", subject=str(i)))
+    assert main(["audit", "anchor", "--stack", "prod", "--json"]) == 0
+    anchored = json.loads(capsys.readouterr().out)
+    assert (anchored["seq"], anchored["ref"]) == (6, "refs/notes/mailroom-audit")
+    log.append(log.entry("change", mailbox="a@contoso.com", subject="after"))  # the log may grow
+    assert main(["audit", "verify", "--stack", "prod"]) == 0
+    assert "1 anchor(s)" in capsys.readouterr().out
+
+    with local_copy(store_url, "prod") as path:
+        lines = path.read_bytes().splitlines()
+    _rewrite(store_url, lines[:4] if attack == "truncate" else _forged(9))
+    with local_copy(store_url, "prod") as path:
+        assert verify(path).ok  # the chain alone cannot tell
+    assert main(["audit", "verify", "--stack", "prod"]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and ("cut" in out if attack == "truncate" else "rewritten" in out), out

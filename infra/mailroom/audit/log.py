@@ -893,7 +893,8 @@ def normalise_hash(value: str) -> str:
     return digest
 
 
-def verify(path: str | os.PathLike[str], *, expect_head: str | None = None) -> VerifyResult:
+def verify(path: str | os.PathLike[str], *, expect_head: str | None = None,
+           anchors: Iterable[tuple[int, str]] = ()) -> VerifyResult:
     """Check the whole chain of the log at ``path``; stop at and name the first bad line.
 
     Detects a modified, deleted, inserted, duplicated or reordered line, a line
@@ -913,6 +914,8 @@ def verify(path: str | os.PathLike[str], *, expect_head: str | None = None) -> V
     """
     anchor = normalise_hash(expect_head) if expect_head is not None else None
     anchor_seen = anchor == GENESIS
+    # (seq, hash) kept in a second trust domain (`mailroom audit anchor`): each must still be in the log.
+    anchored = {int(seq): normalise_hash(digest) for seq, digest in anchors}
     with open(path, "rb") as fh:
         raw_lines = _iter_raw(fh)
         before: _Line | None = None
@@ -940,9 +943,18 @@ def verify(path: str | os.PathLike[str], *, expect_head: str | None = None) -> V
                 return fail(*_diagnose(before, cur, nxt))
             if anchor is not None and cur.hash == anchor:
                 anchor_seen = True
+            if number in anchored and anchored[number] != cur.hash:
+                return fail(number, f"entry #{number} is not the one anchored ({anchored[number]}): the log was "
+                                    "rewritten from here on")
             earlier, before = before, cur
     count = before.number if before else 0
     head_hash = before.hash if before else GENESIS
+    beyond = sorted(seq for seq in anchored if seq > count)
+    if beyond:
+        return VerifyResult(ok=False, lines_checked=count, first_bad_line=count + 1,
+                            reason=f"line {count + 1}: the log ends at entry #{count}, but entry #{beyond[-1]} was "
+                                   "anchored: lines were cut from its end",
+                            head=head_hash if before else GENESIS, head_seq=count)
     if anchor is not None and not anchor_seen:
         bad = max(count, 1)
         reason = (

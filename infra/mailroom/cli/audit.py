@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mailroom import output, paths
+from mailroom.audit import anchor as anchor_mod
 from mailroom.audit import log as audit
 from mailroom.cli import error_handler, options
 
@@ -134,6 +135,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     options.add_json(verify)
     verify.set_defaults(func=run_verify)
 
+    anchor = sub.add_parser(
+        "anchor",
+        help="record the chain's head in git (refs/notes/mailroom-audit on HEAD)",
+        description="Verify the stack's log and record its head (seq and SHA-256 of the last line) as a git "
+                    f"note on HEAD under {anchor_mod.REF}, a second trust domain: `audit verify` then checks "
+                    "the log against every anchor. Push the ref afterwards.",
+        epilog="exit codes:\n  0   anchored\n  1   the log is broken or missing, or git refused\n  64  usage error\n\n"
+               '--json prints {"format_version": 1, "command": "audit anchor", "stack", "log", "seq", "head", '
+               '"commit", "ref"}.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    options.add_stack(anchor)
+    options.add_json(anchor)
+    anchor.set_defaults(func=run_anchor, file=None)
+
     show = sub.add_parser(
         "show",
         help="list audit entries, filtered",
@@ -181,9 +197,41 @@ def run_verify(args: argparse.Namespace) -> int:
         return _verify(args, name, path)
 
 
+def _anchors(args: argparse.Namespace) -> list[anchor_mod.Anchor]:
+    """The anchors of the default log (no FILE given) in the repository around the current directory."""
+    if args.file:
+        return []
+    return anchor_mod.read(options.stack(args.stack), str(_location(args)), Path.cwd())
+
+
+def run_anchor(args: argparse.Namespace) -> int:
+    stack = options.stack(args.stack)
+    with _opened(args) as (name, path):
+        try:
+            result = audit.verify(path)
+        except FileNotFoundError:
+            raise error_handler.FatalError(f"no audit log at {name}") from None
+    if not result.ok:
+        print(f"mailroom audit anchor: refused: {name} is broken: {result.reason}", file=sys.stderr)
+        return error_handler.ERROR
+    anchor = anchor_mod.Anchor(stack, str(_location(args)), result.head_seq, result.head, audit.utc_now())
+    try:
+        commit = anchor_mod.add(anchor, Path.cwd())
+    except (RuntimeError, OSError) as exc:
+        raise error_handler.FatalError(str(exc)) from None
+    if args.json:
+        output.print_document("audit anchor", {"stack": stack, "log": anchor.log, "seq": anchor.seq,
+                                               "head": anchor.head, "commit": commit, "ref": anchor_mod.REF})
+    else:
+        print(f"anchored entry #{anchor.seq} ({anchor.head}) of {name} on {commit} in {anchor_mod.REF}; "
+              f"push it: git push origin {anchor_mod.REF}")
+    return error_handler.OK
+
+
 def _verify(args: argparse.Namespace, name: str, path: Path) -> int:
     try:
-        result = audit.verify(path, expect_head=args.expect_head)
+        anchors = _anchors(args)
+        result = audit.verify(path, expect_head=args.expect_head, anchors=[(a.seq, a.head) for a in anchors])
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         if args.expect_head is None:
             print(f"mailroom audit verify: no audit log at {name}", file=sys.stderr)
@@ -198,9 +246,10 @@ def _verify(args: argparse.Namespace, name: str, path: Path) -> int:
         print(f"mailroom audit verify: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return error_handler.ERROR
     if args.json:
-        output.print_document("audit verify", {"path": name, **result.to_dict()})
+        output.print_document("audit verify", {"path": name, **result.to_dict(), "anchors": len(anchors)})
     elif result.ok:
-        print(f"OK: {name}: {result.lines_checked} line(s), chain intact")
+        print(f"OK: {name}: {result.lines_checked} line(s), chain intact, {len(anchors)} anchor(s) in "
+              f"{anchor_mod.REF} hold")
         print(f"head: {result.head}")
     else:
         print(f"BROKEN: {name}:{result.first_bad_line}: {result.reason}")
