@@ -47,8 +47,22 @@ def add(anchor: Anchor, cwd: Path) -> str:
     return head.stdout.strip()
 
 
+def _has_ref(cwd: Path) -> bool:
+    """Whether the repository around ``cwd`` has REF, read from its files (loose or packed)."""
+    for directory in (cwd.resolve(), *cwd.resolve().parents):
+        dotgit = directory / ".git"
+        if dotgit.is_file():  # a worktree or submodule: let git answer
+            return True
+        if dotgit.is_dir():
+            packed = dotgit / "packed-refs"
+            return (dotgit / REF).is_file() or (packed.is_file() and f" {REF}\n" in packed.read_text())
+    return False
+
+
 def read(stack: str, log: str, cwd: Path) -> list[Anchor]:
     """Every anchor of ``log`` and ``stack`` in the notes under REF (none outside a repository)."""
+    if not _has_ref(cwd):  # no anchor yet (or no repository): no git process needed to know it
+        return []
     listed = _git(["notes", "--ref", REF, "list"], cwd)
     if listed.returncode != 0:
         return []
