@@ -791,3 +791,23 @@ def test_cli_uses_the_env_default_path(
     capsys.readouterr()
     assert main(["audit", "verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lines_checked"] == 3
+
+
+def test_cli_export_jsonl_and_cef(log_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """audit export: the log's own lines as JSON Lines, or one CEF line per entry with its fields escaped."""
+    log = AuditLog(log_path, stack="prod", actor={"type": "local", "name": "ann"})
+    log.record_change("a@contoso.com", "member", subject="bob@contoso.com", after=True, detail="x=1|y\nz")
+    capsys.readouterr()
+    assert main(["audit", "export", str(log_path), "--format", "jsonl"]) == 0
+    assert capsys.readouterr().out.encode() == log_path.read_bytes()
+    out = tmp = log_path.with_name("export.cef")
+    assert main(["audit", "export", str(log_path), "--format", "cef", "--since", "1d", "--out", str(out)]) == 0
+    (line,) = tmp.read_text().splitlines()
+    assert line.startswith("CEF:0|mailroom|mailroom|") and "|change|mailbox access changed|3|" in line
+    assert "suser=ann" in line and "duser=bob@contoso.com" in line and "cs1=a@contoso.com" in line
+    assert "msg=x\\=1|y\\nz" in line  # '=' and the line break escaped: one line per entry
+    digest = sha(log_path.read_bytes().rstrip(b"\n"))
+    assert f"flexString1={digest}" in line
+    log.record_change("a@contoso.com", "send_as", subject="carol@contoso.com", after=True)
+    log_path.write_bytes(log_path.read_bytes().replace(b"bob@", b"eve@"))
+    assert main(["audit", "export", str(log_path)]) == 1  # a broken log is not exported
