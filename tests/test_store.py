@@ -241,3 +241,58 @@ def test_verify_detects_a_cut_tail_or_a_rehashed_forgery_from_the_git_anchors(
     assert main(["audit", "verify", "--stack", "prod"]) == 1
     out = capsys.readouterr().out
     assert "BROKEN" in out and ("cut" in out if attack == "truncate" else "rewritten" in out), out
+
+
+def test_three_ci_runs_in_fresh_clones_share_one_chain_and_the_drift_history(
+        store_url: str, tmp_path: Path, local_tenant: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each run starts with no .mailroom/ (a fresh runner); the Pulumi state is Pulumi's own azblob backend on
+    the same Azurite, and the team state is the store. A grant made by hand is first seen in run 1, still there
+    in run 2, gone in run 3: one chain verifies across the three runs and run 3 resolves run 1's finding."""
+    from mailroom.cli.main import main
+
+    project = Project(tmp_path, local_tenant, monkeypatch)
+    container = store_url.split("/")[2]
+    BlobStore(store_url)  # creates the container Pulumi's backend logs in to
+    monkeypatch.setenv("MAILROOM_STORE", store_url)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"azblob://{container}")
+
+    def ci_run(n: int, *args: str) -> dict[str, Any]:
+        monkeypatch.setenv("MAILROOM_STATE_DIR", str(tmp_path / f"runner-{n}"))  # nothing from the last run
+        out = tmp_path / f"drift-{n}.json"
+        assert project.run(*args)[0] == 0 if args else True
+        code, _ = project.run("drift", "--json", str(out))
+        assert code in (0, 2)
+        return dict(json.loads(out.read_text()))
+
+    ci_run(0, "apply", "--yes")
+    grant = {"Identity": "support@contoso.com", "User": "mallory@contoso.com", "AccessRights": ["FullAccess"]}
+    assert local_tenant.exchange("Add-MailboxPermission", username="trent@contoso.com", AutoMapping=True,
+                                 **grant).status_code == 200
+    key = ("extra_grant", "support@contoso.com", "member", "mallory@contoso.com")
+
+    def finding(report: dict[str, Any]) -> dict[str, Any] | None:
+        return next((f for f in report["findings"] if (f["kind"], f["mailbox"], f["right"], f["subject"]) == key),
+                    None)
+
+    first = finding(ci_run(1))
+    assert first is not None
+    second = finding(ci_run(2))
+    assert second is not None and second["first_seen"] == first["first_seen"]
+    assert local_tenant.exchange("Remove-MailboxPermission", **grant).status_code == 200
+    third = ci_run(3)
+    assert finding(third) is None
+    (resolved,) = [r for r in third["resolved"] if r["subject"] == "mallory@contoso.com"]
+    assert resolved["first_seen"] == first["first_seen"] and resolved["resolved_at"] >= first["first_seen"]
+
+    capsys.readouterr()
+    assert main(["audit", "show", "--stack", "local", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    runs = [e["run_id"] for e in entries if e["kind"] == "run_start" and e["after"]["file"]]
+    drift_runs = runs[-3:]
+    mallory = [(e["kind"], e["run_id"]) for e in entries if e["subject"] == "mallory@contoso.com"]
+    assert mallory == [("drift_new", drift_runs[0]), ("drift_present", drift_runs[1]),
+                       ("drift_resolved", drift_runs[2])]
+    assert main(["audit", "verify", "--stack", "local"]) == 0
+    for n in range(4):
+        assert not (tmp_path / f"runner-{n}" / "audit.jsonl").exists()

@@ -175,7 +175,9 @@ def track_shared(found: Sequence[DriftFinding], document: Any, now: str | None =
 def stamp(found: Sequence[DriftFinding], previous: dict[str, dict[str, Any]], now: str | None = None) -> tuple[
         dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """First/last seen of ``found`` from ``previous``; (what to keep, what was resolved, with ``resolved_at``)."""
-    now = now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Milliseconds: two runs within one second (CI jobs back to back) are still told apart, and a finding is
+    # new exactly when its first sighting is this run's.
+    now = now or datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     current: dict[str, dict[str, Any]] = {}
     for f in found:
         f.first_seen = str(previous.get(f.key, {}).get("first_seen") or now)
