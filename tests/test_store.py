@@ -296,3 +296,54 @@ def test_three_ci_runs_in_fresh_clones_share_one_chain_and_the_drift_history(
     assert main(["audit", "verify", "--stack", "local"]) == 0
     for n in range(4):
         assert not (tmp_path / f"runner-{n}" / "audit.jsonl").exists()
+
+
+def test_two_applies_at_once_run_one_after_the_other_and_nothing_is_lost_or_doubled(
+        store_url: str, azurite: str, tmp_path: Path, local_tenant: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `mailroom apply` processes on one stack and store: while the test holds the lock, both wait naming
+    it; released, one applies while the other waits for it, then finds nothing to do. Every change is in the
+    tenant, the Pulumi state and the audit log once, and the chain verifies."""
+    import queue
+
+    project = Project(tmp_path, local_tenant, monkeypatch)
+    container = store_url.split("/")[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.update(MAILROOM_STORE=store_url, PULUMI_BACKEND_URL=f"azblob://{container}", MAILROOM_LOCK_WAIT="600",
+               AZURE_STORAGE_CONNECTION_STRING=azurite)
+    mailroom = str(Path(sys.executable).parent / "mailroom")
+    procs, lines, readers = [], [], []
+    with BlobStore(store_url).lock("local").hold(HOLDER):
+        for n in range(2):
+            env_n = dict(env, MAILROOM_STATE_DIR=str(tmp_path / f"runner-{n}"))
+            proc = subprocess.Popen([mailroom, "apply", "--yes", "--stack", "local", "--file", str(project.file)],
+                                    env=env_n, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            seen: queue.Queue[str] = queue.Queue()
+            reader = threading.Thread(target=lambda p=proc, q=seen: [q.put(x) for x in p.stderr], daemon=True)
+            reader.start()
+            readers.append(reader)
+            procs.append(proc)
+            lines.append(seen)
+        for seen in lines:  # both wait for the test's lock, and say whose it is
+            line = seen.get(timeout=120)
+            assert "waiting for the lock of stack local, held by alice@runner-7 (run run-1, apply)" in line, line
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
+    for reader in readers:
+        reader.join(timeout=60)
+    rest = ["".join(seen.queue) for seen in lines]
+    assert sum("nothing to do" in text for text in rest) == 1, rest  # the second found the first's work done
+
+    with local_copy(store_url, "local") as path:
+        assert verify(path).ok
+        entries = [json.loads(x) for x in path.read_text().splitlines()]
+    changes = [(e["mailbox"], e["right"], e["subject"], json.dumps(e["after"])) for e in entries
+               if e["kind"] == "change"]
+    assert changes and len(changes) == len(set(changes))  # nothing recorded twice
+    assert {e["run_id"] for e in entries} == {entries[0]["run_id"]}  # one run applied; the other changed nothing
+    state = subprocess.run([str(Path(sys.executable).parent / "mailroom"), "plan", "--refresh", "--stack", "local",
+                            "--file", str(project.file)], env=dict(env, MAILROOM_STATE_DIR=str(tmp_path / "check")),
+                           capture_output=True, text=True, timeout=600)
+    assert state.returncode == 0 and "No changes" in state.stdout, state.stdout + state.stderr
+    for mailbox in ("support@contoso.com", "info@contoso.com"):
+        rows = local_tenant.exchange("Get-MailboxPermission", Identity=mailbox).json()["value"]
+        users = [str(r["User"]).lower() for r in rows if "FullAccess" in r.get("AccessRights", [])]
+        assert len(users) == len(set(users)), users
