@@ -347,3 +347,34 @@ def test_two_applies_at_once_run_one_after_the_other_and_nothing_is_lost_or_doub
         rows = local_tenant.exchange("Get-MailboxPermission", Identity=mailbox).json()["value"]
         users = [str(r["User"]).lower() for r in rows if "FullAccess" in r.get("AccessRights", [])]
         assert len(users) == len(set(users)), users
+
+
+def test_a_killed_apply_leaves_no_lock_past_its_lease(store_url: str, azurite: str, tmp_path: Path,
+                                                      local_tenant: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mailroom apply` killed (SIGKILL) while it holds the stack's lease: the next apply waits for that run's
+    lease to end (15 s here), then applies; nobody has to unlock anything."""
+    import queue
+
+    project = Project(tmp_path, local_tenant, monkeypatch)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.update(MAILROOM_STORE=store_url + "?lease=15", AZURE_STORAGE_CONNECTION_STRING=azurite,
+               MAILROOM_STATE_DIR=str(tmp_path / "runner"), MAILROOM_LOCAL_TENANT_URL=local_tenant.base_url)
+    mailroom = str(Path(sys.executable).parent / "mailroom")
+    local_tenant.set_profile({"latency_ms": {"mean": 150}})  # the apply lasts long enough to be killed in it
+    proc = subprocess.Popen([mailroom, "-v", "apply", "--yes", "--stack", "local", "--file", str(project.file)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [seen.put(x) for x in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+    text = ""
+    while "mailroom: applying" not in text:
+        text += seen.get(timeout=180)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    local_tenant.set_profile({})
+    again = subprocess.run([mailroom, "apply", "--yes", "--stack", "local", "--file", str(project.file)],
+                           env=dict(env, MAILROOM_LOCK_WAIT="120"), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "waiting for the lock of stack local, held by" in again.stderr  # the killed run's lease, until it ended
+    verified = subprocess.run([mailroom, "audit", "verify", "--stack", "local"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
