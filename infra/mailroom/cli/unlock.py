@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mailroom import paths
 from mailroom.cli import options
 from mailroom.engine.locks import stack_locks
 from mailroom.engine.workspace import PROJECT_DIR, Engine, EngineSettings
@@ -14,6 +15,9 @@ EPILOG = """exit codes:
   0  the stack is not locked (any lock was removed)
   1  error, or the lock's holder still runs on this machine (use --force only when it is stuck)
   64 usage error
+
+With $MAILROOM_STORE set, it first breaks the lease of mailroom's own stack lock in the store (a killed
+run's lease also ends by itself within its duration, 60 s by default).
 
 mailroom removes a lock by itself when it can prove the run that took it is gone (same machine,
 no Pulumi process with its pid). This command is for the rest: a lock taken on another machine
@@ -34,6 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     stack = options.stack(args.stack)
+    shared = paths.store_url()
+    if shared:  # mailroom's own stack lock in the shared store: break its lease, saying whose it was
+        from mailroom.store.azblob import BlobStore
+
+        lease = BlobStore(shared).lock(stack)
+        holder = lease.holder()
+        try:
+            lease.break_lease()
+            print(f"stack {stack}: broke the lease on {shared} (stack {stack}), "
+                  f"{'held by ' + holder.describe() if holder else 'no holder recorded'}")
+        except Exception as exc:  # no lease, or no lock blob: nothing of mailroom's holds the stack
+            if getattr(exc, "status_code", None) not in (404, 409):
+                raise
     settings = EngineSettings(stack, Path(PROJECT_DIR))
     locks = stack_locks(settings.backend_url(), stack)
     if locks is None:  # not a file backend: the backend's own cancel (its failure: the error handler's)
