@@ -59,8 +59,9 @@ def _has_ref(cwd: Path) -> bool:
     return False
 
 
-def read(stack: str, log: str, cwd: Path) -> list[Anchor]:
-    """Every anchor of ``log`` and ``stack`` in the notes under REF (none outside a repository)."""
+def read(stack: str | None, log: str, cwd: Path) -> list[Anchor]:
+    """Every anchor of ``log`` and ``stack`` (None: any stack) in the notes under REF (none outside a
+    repository)."""
     if not _has_ref(cwd):  # no anchor yet (or no repository): no git process needed to know it
         return []
     listed = _git(["notes", "--ref", REF, "list"], cwd)
@@ -76,6 +77,6 @@ def read(stack: str, log: str, cwd: Path) -> list[Anchor]:
                 anchor = Anchor(**data)
             except (ValueError, TypeError):
                 continue
-            if anchor.format == FORMAT and anchor.stack == stack and anchor.log == log:
+            if anchor.format == FORMAT and stack in (None, anchor.stack) and anchor.log == log:
                 found.append(anchor)
     return found

@@ -50,13 +50,18 @@ def add_common(p: argparse.ArgumentParser) -> None:
     add_stack(p)
 
 
+def named_stack(named: str | None) -> str | None:
+    """``--stack``, else ``$MAILROOM_STACK``, else None: the stack the user named, if any."""
+    return named or os.environ.get(paths.STACK_ENV, "").strip() or None
+
+
 def stack(named: str | None) -> str:
     """The stack to use: ``--stack``, else ``$MAILROOM_STACK``, else local (outside CI only).
 
     In CI a forgotten ``--stack`` must not quietly run against the local tenant and report
     success, so it is refused before anything is read or started.
     """
-    chosen = named or os.environ.get(paths.STACK_ENV, "").strip()
+    chosen = named_stack(named)
     if chosen:
         return chosen
     if paths.ci():
