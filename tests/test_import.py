@@ -156,3 +156,41 @@ def test_bad_input_is_a_clear_error_and_never_a_half_written_file(env: Any, tmp_
     code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(fresh), "--json")
     assert code == 1 and out == "" and "does not answer" in err and not fresh.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _mailbox_resources(state_dir: Path) -> list[dict[str, Any]]:
+    """The mailbox resources of the local stack, read from the engine's file backend."""
+    doc = json.loads((state_dir / "state" / ".pulumi" / "stacks" / "mailroom" / "local.json").read_text())
+    return [r for r in doc["checkpoint"]["latest"]["resources"] if r["type"] == "mailroom:index:SharedMailbox"]
+
+
+def test_adoptions_are_recorded_as_the_engine_records_a_create_and_change_like_any_other(
+        env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main_file = tmp_path / "repo" / "mailboxes.yaml"
+    assert mailroom(capsys, "import", "--stack", "local", "--out", str(main_file))[0] == 0
+    env.reset_metrics()
+    code, out, err = mailroom(capsys, "apply", "--yes", "--stack", "local", "--file", str(main_file))
+    assert code == 0 and writes(env.metrics()) == {}, out + err
+
+    # An empty stack has no mailroom provider yet: the engine adopts the first mailbox (and makes the
+    # provider); the others are recorded in state as that create left its mailbox.
+    resources = sorted(_mailbox_resources(tmp_path / "state"), key=lambda r: r["created"])
+    assert [r["id"] for r in resources[1:]] == ["legal@contoso.com", "support@contoso.com"], resources
+    by_engine, recorded = resources[0], resources[1:]
+    live = {row["PrimarySmtpAddress"].lower(): row for row in ok(env.exchange("Get-Mailbox", ResultSize="Unlimited"))}
+    for r in recorded:
+        assert set(r) == set(by_engine) and r["type"] == by_engine["type"], r
+        assert (r["provider"], r["parent"]) == (by_engine["provider"], by_engine["parent"])
+        assert r["urn"].endswith("::" + r["id"]) and set(r["propertyDependencies"]) == set(r["inputs"])
+        ids = {k: r["outputs"].pop(k) for k in ("object_id", "exchange_id")}
+        assert r["outputs"] == r["inputs"] and ids["object_id"] == live[r["id"]]["ExternalDirectoryObjectId"]
+        assert ids["exchange_id"], r
+
+    # A recorded mailbox changes through the engine like any other: one change, then nothing to do.
+    main_file.write_text(main_file.read_text().replace("display_name: Legal Hold", "display_name: Legal (hold)"))
+    env.reset_metrics()
+    code, out, err = mailroom(capsys, "apply", "--yes", "--stack", "local", "--file", str(main_file))
+    assert code == 0 and "legal@contoso.com: applied" in out, out + err
+    assert ok(env.exchange("Get-Mailbox", Identity="legal"))[0]["DisplayName"] == "Legal (hold)"
+    code, out, err = mailroom(capsys, "plan", "--refresh", "--stack", "local", "--file", str(main_file))
+    assert code == 0 and "No changes" in out, out + err

@@ -215,8 +215,7 @@ def _apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable
     output.progress(f"mailroom: applying {len(plan.changes)} change(s) to stack {prepared.stack}")
     result = "failed"
     try:
-        prepared.engine().up(tracker, targets=planned.targets(), program=prepared.program(planned.declared()),
-                             env=prepared.provider_env(approval, snapshot))
+        prepared.update(planned, tracker, approval, snapshot)
         result = "ok"
     except CommandError as exc:  # the engine ran and failed: say what, keep the summary of what was applied
         if "currently locked" in str(exc):

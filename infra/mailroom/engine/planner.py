@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +33,7 @@ from mailroom.core.identity import smtp_key
 from mailroom.core.model import Desired
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plan import MailboxPlan, Plan
+from mailroom.engine.record import Adoption
 from mailroom.engine.tokens import DYNAMIC_RESOURCE_TYPE, RESOURCE_TYPE
 from mailroom.engine.workspace import PROJECT_NAME as PROJECT
 from mailroom.errors import TenantError
@@ -106,14 +107,26 @@ class Planned:
         keys = {smtp_key(m.address) for m in self.plan.mailboxes if m.changes or m.op == "release"}
         return (keys | set(self.resync)) & set(self.urns)
 
-    def targets(self) -> list[str]:
-        """The engine's targets (URNs): the mailboxes of ``_target_keys``."""
-        return sorted(self.urns[k] for k in self._target_keys())
+    def targets(self, recorded: Collection[str] = ()) -> list[str]:
+        """The engine's targets (URNs): the mailboxes of ``_target_keys`` but the ``recorded`` ones (keys
+        of adoptions written to state without an engine step, ``engine/record.py``)."""
+        return sorted(self.urns[k] for k in self._target_keys() - set(recorded))
 
-    def declared(self) -> set[str]:
+    def declared(self, recorded: Collection[str] = ()) -> set[str]:
         """The mailboxes the program declares for the targeted update: those it changes or brings up to
-        date (a release is the deletion of a resource the program no longer declares)."""
-        return {smtp_key(m.address) for m in self.plan.mailboxes if m.changes} | set(self.resync)
+        date (a release is the deletion of a resource the program no longer declares), but ``recorded``."""
+        return ({smtp_key(m.address) for m in self.plan.mailboxes if m.changes} | set(self.resync)) - set(recorded)
+
+    def adoptions(self, desired: Desired) -> list[Adoption]:
+        """The existing shared mailboxes this plan adopts as they are, with the live state it read for them."""
+        specs = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
+        out = []
+        for address in self.plan.adopted:
+            key = smtp_key(address)
+            live = self.live.get(key)
+            if live is not None and key in specs and key in self.urns:
+                out.append(Adoption(self.urns[key], specs[key], live))
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         """The live state the provider converges against, for the mailboxes the engine will touch."""

@@ -47,6 +47,7 @@ from mailroom.core.identity import is_valid_smtp, smtp_key
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plan import Approval, approved
 from mailroom.engine.planner import load_snapshot, state_differs
+from mailroom.engine.record import outputs
 from mailroom.engine.tokens import DYNAMIC_PROVIDER_KEY
 from mailroom.errors import ConfigError, TenantError
 from mailroom.m365.tenant import Tenant, TenantConfig
@@ -98,13 +99,6 @@ def known_live(address: str) -> LiveMailbox | None | Unread:
 @cache
 def _snapshot(path: str) -> dict[str, LiveMailbox | None]:
     return load_snapshot(path)
-
-
-def _outputs(spec: MailboxSpec, live: LiveMailbox | None) -> dict[str, Any]:
-    outs = spec.to_props()
-    outs["object_id"] = live.object_id if live else ""
-    outs["exchange_id"] = live.identity if live else ""
-    return outs
 
 
 def _log() -> AuditLog:
@@ -201,18 +195,18 @@ class MailboxProvider(ResourceProvider):
         live, outcome = self.on_tenant(lambda t: converge_on(t, spec, approved=plan))
         _audit(outcome)
         _raise_if_failed(spec, outcome)
-        return CreateResult(smtp_key(spec.address), _outputs(spec, live))
+        return CreateResult(smtp_key(spec.address), outputs(spec, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         known = MailboxSpec.from_props(props) if props.get("address") else MailboxSpec(address=id_)
         live = self.on_tenant(lambda t: read_live(t, known))
         if known.state == "absent":
             spec = MailboxSpec(**{**known.__dict__, "state": "present" if live else "absent"})
-            return ReadResult(id_, _outputs(spec, live))
+            return ReadResult(id_, outputs(spec, live))
         if live is None:
             return ReadResult(None, {})  # gone: the engine treats it as deleted and the next up creates it
         spec = MailboxSpec(**{**live.spec.__dict__, "address": known.address, "domains": known.domains})
-        return ReadResult(id_, _outputs(spec, live))
+        return ReadResult(id_, outputs(spec, live))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = MailboxSpec.from_props(news)
@@ -225,7 +219,7 @@ class MailboxProvider(ResourceProvider):
         live, outcome = self.on_tenant(lambda t: converge_on(t, spec, known, plan))
         _audit(outcome)
         _raise_if_failed(spec, outcome)
-        return UpdateResult(_outputs(spec, live))
+        return UpdateResult(outputs(spec, live))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # Released from management, never deleted: only `state: absent` deletes a mailbox.

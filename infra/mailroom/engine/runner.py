@@ -7,15 +7,19 @@ started or any tenant request is made.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mailroom import paths
+from mailroom.core.identity import smtp_key
 from mailroom.core.model import Desired
+from mailroom.engine.planner import Planned
+from mailroom.engine.record import provider_ref, with_adopted
 from mailroom.engine.stacks import tenant_config
 from mailroom.engine.workspace import Engine, EngineSettings, Program, private_dir, state_dir
+from mailroom.errors import TenantError
 from mailroom.file.findings import render_text
 from mailroom.file.load import LoadResult, load_desired
 from mailroom.m365.tenant import TenantConfig
@@ -67,6 +71,33 @@ class Run:
         return ProviderEnv(tenant=self.tenant.to_json(), stack=self.stack, run_id=self.run_id,
                            audit_log=self.audit_path, plan=str(plan) if plan is not None else None,
                            snapshot=str(snapshot) if snapshot is not None else None).to_env()
+
+    def update(self, planned: Planned, on_event: Callable[[Any], None], approval: Path, snapshot: Path) -> list[str]:
+        """Apply ``planned``: the engine's update of the mailboxes it changes, releases or resyncs, then the
+        mailboxes it adopts as they are recorded in state without an engine step (``engine/record.py``).
+        ``approval`` and ``snapshot``: the approved plan and live state the provider keeps to. Returns the
+        addresses recorded that way.
+        """
+        engine = self.engine()
+        adoptions = planned.adoptions(self.desired)
+        recorded = {smtp_key(a.spec.address) for a in adoptions}
+        deployment = None
+        if adoptions and not planned.targets(recorded):
+            deployment = engine.export()
+            if provider_ref(deployment) is None:  # the stack's first mailbox: the engine makes its provider
+                recorded.discard(smtp_key(adoptions[0].spec.address))
+                adoptions = adoptions[1:]
+        if planned.targets(recorded):
+            engine.up(on_event, targets=planned.targets(recorded), program=self.program(planned.declared(recorded)),
+                      env=self.provider_env(approval, snapshot))
+            deployment = None  # the update changed the state
+        if not adoptions:
+            return []
+        state = with_adopted(deployment if deployment is not None else engine.export(), adoptions)
+        if state is None:
+            raise TenantError(f"stack {self.stack} has no mailroom provider to adopt mailboxes with")
+        engine.import_state(state)
+        return [a.spec.address for a in adoptions]
 
     def backend_url(self) -> str:
         return EngineSettings(self.stack, self.project_dir).backend_url()

@@ -255,6 +255,14 @@ class Engine:
     def export(self) -> dict[str, Any]:
         return dict(self.stack.export_stack().deployment or {})
 
+    def import_state(self, deployment: dict[str, Any]) -> None:
+        """Replace the stack's state with ``deployment`` (``pulumi stack import``: the engine checks its
+        integrity first and keeps the state it replaces as a backup)."""
+        from pulumi.automation import Deployment
+
+        # The Automation API writes it to a temporary file of the user's only (mkstemp: 0600).
+        self.stack.import_stack(Deployment(version=3, deployment=deployment))
+
 
 @contextmanager
 def _without_result_reads(stack: Any, summary: list[Any]) -> Iterator[None]:
