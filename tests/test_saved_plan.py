@@ -148,3 +148,15 @@ def test_apply_keeps_the_engines_state_truthful(project: Project, capsys: pytest
     assert project.run("apply", "--yes")[0] == 0
     assert "judy@contoso.com" in members(project, "payroll@contoso.com")
     assert project.run("plan", "--refresh")[0] == 0
+
+
+def test_a_saved_plan_creates_the_mailboxes_on_a_new_stack(tmp_path: Path, local_tenant: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first reviewed plan of a team (nothing in the stack yet) creates every mailbox when applied."""
+    fresh = Project(tmp_path, local_tenant, monkeypatch)
+    saved = tmp_path / "plan.json"
+    assert fresh.run("plan", "--out", str(saved))[0] == 2
+    assert fresh.run("apply", str(saved), "--yes")[0] == 0
+    assert {"alice@contoso.com", "bob@contoso.com"} <= members(fresh, "support@contoso.com")
+    assert view(local_tenant, "old-projects@contoso.com") is None  # `state: absent`: held by the plan, not made
+    assert fresh.run("plan", "--refresh")[0] == 0  # the tenant and the stack agree with the file

@@ -165,6 +165,11 @@ class Planned:
                              f"{SAVED_VERSION}. Plan again.")
         plan = Plan([MailboxPlan(m["address"], m["op"], [Change.from_dict(c) for c in m["changes"]],
                                  m.get("refused", "")) for m in doc["mailboxes"]])
+        # A mailbox only brought up to date in state has no change to show, but the reviewed plan holds it
+        # (as make_plan's plan does), or the provider would refuse it as a mailbox the plan never saw.
+        shown = {smtp_key(m.address) for m in plan.mailboxes}
+        plan.mailboxes += [MailboxPlan(str(r["address"]), "same") for r in doc.get("resync") or []
+                           if smtp_key(str(r["address"])) not in shown]
         assumed = {smtp_key(m["address"]): m.get("assumed") for m in doc["mailboxes"]}
         assumed.update({smtp_key(r["address"]): r.get("assumed") for r in doc.get("resync") or []})
         planned = cls(plan, str(doc["stack"]), str(doc["digest"]), bool(doc.get("refreshed")), {}, assumed,
