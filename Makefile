@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup venv engine browser azurite test unit lint demo bench clean
+.PHONY: setup venv engine browser azurite linters test unit lint demo bench clean
 
 setup: venv engine ## virtual environment + Pulumi engine (idempotent; seconds when done before)
 
@@ -26,7 +26,10 @@ browser: ## Debian's chromium, for the HTML report test
 azurite: ## Azurite, the Azure Storage emulator from npm, for the shared-store tests
 	@bash ci/install-azurite.sh >/dev/null
 
-test: setup browser azurite ## the whole test suite (what .ci/run runs)
+linters: venv ## actionlint and zizmor, for the pipeline template tests
+	@bash ci/install-linters.sh >/dev/null
+
+test: setup browser azurite linters ## the whole test suite (what .ci/run runs)
 	$(BIN)/python -m pytest -q
 
 unit: venv ## only the tests that start no process (not marked e2e): seconds, no engine and no Chromium

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from mailroom.cli.main import build_parser
 from reconcile_helpers import ROOT
 
 pytestmark = pytest.mark.e2e  # every test here runs a linter, a script or the CLI as a process
@@ -30,14 +29,6 @@ AZURE = TEMPLATES / "azure-pipelines.yml"
 GITLAB = TEMPLATES / "gitlab-ci.yml"
 MAILROOM = ROOT / ".venv" / "bin" / "mailroom"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
-
-
-def _has_audit_anchor() -> bool:
-    """`mailroom audit anchor` (issue 13, part 1) is what apply.sh records the chain's head with."""
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    audit = sub.choices["audit"]  # type: ignore[index]
-    inner = next(a for a in audit._actions if getattr(a, "choices", None))
-    return "anchor" in inner.choices  # type: ignore[operator]
 
 
 @pytest.fixture(scope="session")
@@ -217,8 +208,7 @@ def runner(tmp_path: Path, local_tenant: Any) -> Iterator[dict[str, Any]]:
     env.update(CI="true", MAILROOM=str(MAILROOM), MAILROOM_STACK="local", MAILROOM_STATE_DIR=str(tmp_path / "state"),
                MAILROOM_LOCAL_TENANT_URL=local_tenant.base_url, GIT_AUTHOR_NAME="ci", GIT_AUTHOR_EMAIL="ci@example.com",
                GIT_COMMITTER_NAME="ci", GIT_COMMITTER_EMAIL="ci@example.com")
-    # The team's tenant is managed already (a first apply of a saved plan that creates mailboxes fails in
-    # the engine today: reported to the engine's owner); pull requests change it from there.
+    # The team's tenant is managed already; pull requests change it from there.
     first = subprocess.run([str(MAILROOM), "apply", "--yes"], cwd=work, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     yield {"dir": work, "env": env, "origin": origin, "tenant": local_tenant}
@@ -240,8 +230,6 @@ def test_validate_script_writes_the_gitlab_report(runner: dict[str, Any]) -> Non
     assert "##vso[task.logissue type=error;sourcepath=mailboxes.d/finance.yaml;" in done.stdout
 
 
-@pytest.mark.xfail(not _has_audit_anchor(), strict=True,
-                   reason="apply.sh anchors the audit chain with `mailroom audit anchor` (issue 13 part 1)")
 def test_plan_then_apply_the_saved_plan_then_drift(runner: dict[str, Any]) -> None:
     out = runner["dir"] / "mailroom-out"
     assert run(runner, "plan.sh").returncode == 0
