@@ -179,7 +179,7 @@ class Approval:
                                                   for k, (op, keys) in self.mailboxes.items()}}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
+            fh.write(json.dumps(doc))  # dumps: the C encoder; dump streams through Python
 
     @classmethod
     def load(cls, path: str) -> Approval:

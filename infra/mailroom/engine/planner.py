@@ -292,7 +292,7 @@ def save_snapshot(path: Path, snapshot: dict[str, Any]) -> None:
     """The live state the engine's provider converges against (owner-only: it names people)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(snapshot, fh)
+        fh.write(json.dumps(snapshot))
 
 
 def load_snapshot(path: str) -> dict[str, LiveMailbox | None]:

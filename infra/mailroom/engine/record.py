@@ -19,7 +19,6 @@ holds the stack, after its own update (if any) has ended.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -76,7 +75,7 @@ def with_adopted(deployment: Mapping[str, Any], adoptions: Iterable[Adoption]) -
     provider, parent = provider_ref(deployment), _stack_urn(deployment)
     if provider is None or parent is None:
         return None
-    out = copy.deepcopy(dict(deployment))
+    out = dict(deployment)  # the caller's deployment is left as it was: only the resource list is new
     resources: list[dict[str, Any]] = list(out.get("resources") or [])
     held = {str(r.get("urn")) for r in resources if not r.get("delete")}
     now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -81,19 +81,17 @@ class Run:
         engine = self.engine()
         adoptions = planned.adoptions(self.desired)
         recorded = {smtp_key(a.spec.address) for a in adoptions}
-        deployment = None
         if adoptions and not planned.targets(recorded):
-            deployment = engine.export()
-            if provider_ref(deployment) is None:  # the stack's first mailbox: the engine makes its provider
+            # engine.state(): the plan's export, as nothing changed the state since
+            if provider_ref(engine.state()) is None:  # the stack's first mailbox: the engine makes its provider
                 recorded.discard(smtp_key(adoptions[0].spec.address))
                 adoptions = adoptions[1:]
         if planned.targets(recorded):
             engine.up(on_event, targets=planned.targets(recorded), program=self.program(planned.declared(recorded)),
                       env=self.provider_env(approval, snapshot))
-            deployment = None  # the update changed the state
         if not adoptions:
             return []
-        state = with_adopted(deployment if deployment is not None else engine.export(), adoptions)
+        state = with_adopted(engine.state(), adoptions)
         if state is None:
             raise TenantError(f"stack {self.stack} has no mailroom provider to adopt mailboxes with")
         engine.import_state(state)
