@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from localtenant import __version__
 from localtenant.context import Emulator
+from localtenant.exchange import rbac
 from localtenant.exchange import responses as exchange_wire
 from localtenant.exchange import routes as exchange_routes
 from localtenant.faults import Decision, Profile, ProfileError
@@ -214,7 +215,25 @@ async def mint_token(request: Request) -> Response:
     return json_response({"access_token": token})
 
 
+async def rbac_policy(request: Request) -> Response:
+    """What an app with no service principal in Exchange gets (exchange/rbac.py): ``exchange-admin``
+    (the default: it stands for the admin's own tools) or ``refused`` (as Exchange refuses it)."""
+    emu = _emu(request)
+    if request.method == "PUT":
+        doc, ok = await read_json(request)
+        try:
+            if not ok or not isinstance(doc, dict):
+                raise ValueError("the body must be a JSON object")
+            with emu.store.tx() as conn:
+                rbac.set_unregistered_policy(conn, str(doc.get("unregistered_apps")))
+        except ValueError as err:
+            return json_response(control_error(str(err), setting="unregistered_apps"), 400)
+    with emu.store.read() as conn:
+        return json_response({"unregistered_apps": rbac.unregistered_policy(conn)})
+
+
 CONTROL_ROUTES = [
+    Route("/_emulator/rbac", rbac_policy, methods=["GET", "PUT"]),
     Route("/_emulator/health", health, methods=["GET"]),
     Route("/_emulator/metrics", metrics, methods=["GET"]),
     Route("/_emulator/metrics/reset", metrics_reset, methods=["POST"]),

@@ -111,6 +111,21 @@ CREATE TABLE IF NOT EXISTS directory_audit (
 );
 CREATE INDEX IF NOT EXISTS directory_audit_date ON directory_audit(activity_dt);
 CREATE INDEX IF NOT EXISTS directory_audit_target ON directory_audit(target_id);
+
+-- Exchange RBAC for applications (exchange/rbac.py): service principals registered in Exchange, recipient
+-- management scopes, and the role assignments that bind a role (and a write scope) to an app.
+CREATE TABLE IF NOT EXISTS service_principals (
+    app_id_l TEXT PRIMARY KEY, app_id TEXT NOT NULL, object_id TEXT NOT NULL, service_id TEXT NOT NULL,
+    display_name TEXT NOT NULL, created TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS management_scopes (
+    name_l TEXT PRIMARY KEY, name TEXT NOT NULL, filter TEXT NOT NULL, guid TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS role_assignments (
+    name_l TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+    app_id_l TEXT NOT NULL REFERENCES service_principals(app_id_l) ON DELETE CASCADE,
+    write_scope_l TEXT REFERENCES management_scopes(name_l), guid TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 

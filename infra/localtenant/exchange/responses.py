@@ -12,7 +12,7 @@ from localtenant import paging
 from localtenant.common import Caller
 from localtenant.context import Emulator
 from localtenant.directory import DirectoryError, DirObject, find_recipients
-from localtenant.exchange import cmdlets, models, render
+from localtenant.exchange import cmdlets, models, rbac, render
 from localtenant.exchange.models import CmdletError
 from localtenant.exchange.params import Params
 
@@ -125,9 +125,17 @@ def invoke(
     raw_params = cmdlet_input.get("Parameters") or {}
     if not isinstance(raw_params, dict):
         return bad_request("CmdletInput.Parameters must be an object.")
-    cmd = cmdlets.CMDLETS.get(cmdlet_input["CmdletName"].strip().lower())
+    name = cmdlet_input["CmdletName"].strip().lower()
+    cmd = cmdlets.CMDLETS.get(name) or rbac.CMDLETS.get(name)
     if cmd is None:
         return Outcome(403, None)  # the real service answers an unknown cmdlet with a non-JSON 403
+    try:
+        with emu.store.read() as conn:
+            grants = rbac.grants_for(conn, caller)
+    except rbac.Refused:
+        return Outcome(403, None, cmd.name)  # an app with no Exchange role at all: the same non-JSON 403
+    if grants is not None and not grants.allows(cmd.name):
+        return Outcome(403, None, cmd.name)  # a cmdlet outside the app's roles does not exist for it
     params = Params(raw_params)
     try:
         params.check(cmd.params, cmd.mandatory)
@@ -150,6 +158,7 @@ def invoke(
             ctx = cmdlets.Ctx(conn, emu.tenant, caller, max(limit, 0), cursor)
             result = cmd.run(ctx, params)
             if cmd.write:
+                rbac.check_write(grants, cmd.name, result.target)  # raises inside the tx: rolled back
                 models.record_admin_audit(conn, caller=caller, cmdlet=cmd.name, params=params.audit_values(),
                                           target=result.target, object_name=_object_name(result.target, params),
                                           succeeded=True)
