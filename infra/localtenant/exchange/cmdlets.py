@@ -213,6 +213,39 @@ def remove_mailbox(ctx: Ctx, p: Params) -> Result:
     return Result(target=mbx)
 
 
+# ---------------------------------------------------------------- client protocols
+
+
+def get_cas_mailbox(ctx: Ctx, p: Params) -> Result:
+    """One mailbox, or every mailbox of any type (not only shared ones) in pages, as Exchange lists them."""
+    identity = p.string("Identity")
+    if identity is not None:
+        objs = [mailbox_arg(ctx, identity)]
+        more, cursor = False, None
+    else:
+        objs = models.list_recipients(ctx.conn, types=list(MAILBOX_TYPES), soft=False, after=ctx.cursor or 0,
+                                      limit=ctx.limit + 1)
+        objs, more, cursor = _page(ctx, objs, lambda o: o.seq)
+    addrs = addresses_of(ctx.conn, [o.seq for o in objs])
+    return Result(rows=[render.cas_mailbox(o, addrs[o.seq]) for o in objs], more=more, cursor=cursor)
+
+
+def set_cas_mailbox(ctx: Ctx, p: Params) -> Result:
+    identity = p.require("Identity")
+    mbx = mailbox_arg(ctx, identity)
+    props = dict(mbx.props)
+    for flag in models.CAS_FLAGS:
+        value = p.boolean(flag)
+        if value is not None:
+            props[flag] = value
+    if p.has(models.SMTP_AUTH_DISABLED):  # $null is a value here: the organisation's setting decides
+        props[models.SMTP_AUTH_DISABLED] = p.boolean(models.SMTP_AUTH_DISABLED)
+    if models.cas_settings(props) == models.cas_settings(mbx.props):
+        return Result(warnings=[NO_CHANGE.format(identity)], target=mbx)
+    models.update_object(ctx.conn, mbx, props=props)
+    return Result(target=mbx)
+
+
 # ---------------------------------------------------------------- FullAccess
 
 
@@ -353,6 +386,9 @@ CMDLETS: dict[str, Cmdlet] = {c.name.lower(): c for c in (
             + " ".join(models.MAILBOX_FLAGS) + " " + " ".join(models.AUDIT_VALID) + " "
             + " ".join(models.CUSTOM_ATTRIBUTES), ("Identity",), True),
     _cmdlet("Remove-Mailbox", remove_mailbox, "Identity PermanentlyDelete", ("Identity",), True),
+    _cmdlet("Get-CASMailbox", get_cas_mailbox, "Identity ResultSize"),
+    _cmdlet("Set-CASMailbox", set_cas_mailbox, "Identity " + " ".join(models.CAS_FLAGS) + " "
+            + models.SMTP_AUTH_DISABLED, ("Identity",), True),
     _cmdlet("Get-Recipient", get_recipient, "Identity RecipientTypeDetails ResultSize"),
     _cmdlet("Get-MailboxPermission", get_mailbox_permission, "Identity User ResultSize", ("Identity",)),
     _cmdlet("Add-MailboxPermission", add_mailbox_permission, _PERM + " AutoMapping",

@@ -67,6 +67,21 @@ FLAG_DEFAULTS = {"MessageCopyForSentAsEnabled": False, "MessageCopyForSendOnBeha
 
 CUSTOM_ATTRIBUTES = tuple(f"CustomAttribute{n}" for n in range(1, 16))
 
+# Client protocols of a mailbox (Get-/Set-CASMailbox). [doc: set-casmailbox] each switch defaults to $true
+# for a new mailbox, shared ones included; SmtpClientAuthenticationDisabled defaults to $null (the
+# organisation's Set-TransportConfig setting decides). A mailbox whose props lack one has that default.
+CAS_FLAGS: dict[str, bool] = {"PopEnabled": True, "ImapEnabled": True, "ActiveSyncEnabled": True,
+                              "EwsEnabled": True, "MAPIEnabled": True, "OWAEnabled": True, "ECPEnabled": True,
+                              "OutlookMobileEnabled": True}
+SMTP_AUTH_DISABLED = "SmtpClientAuthenticationDisabled"
+
+
+def cas_settings(props: dict[str, Any]) -> dict[str, Any]:
+    """A mailbox's protocol settings, defaults filled in."""
+    flags: dict[str, Any] = {k: bool(props.get(k, v)) for k, v in CAS_FLAGS.items()}
+    return {**flags, SMTP_AUTH_DISABLED: props.get(SMTP_AUTH_DISABLED)}
+
+
 MAILBOX_RIGHTS = ("ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "FullAccess",
                   "ReadPermission")
 INHERITANCE_TYPES = ("None", "All", "Descendents", "SelfAndChildren", "Children")

@@ -8,7 +8,13 @@ from typing import Any
 
 from localtenant.common import dotnet_offset, dotnet_utc, fake_sid
 from localtenant.directory import GROUP_TYPE, RESOURCE_TYPES, DirObject, Tenant
-from localtenant.exchange.models import AUDIT_DEFAULTS, MAILBOX_RIGHTS, AuditRow, MailboxGrant
+from localtenant.exchange.models import (
+    AUDIT_DEFAULTS,
+    MAILBOX_RIGHTS,
+    AuditRow,
+    MailboxGrant,
+    cas_settings,
+)
 
 SELF = "NT AUTHORITY\\SELF"
 SELF_SID = "S-1-5-10"
@@ -100,6 +106,19 @@ def mailbox(
     _date(doc, "WhenSoftDeleted", obj.when_soft_deleted)
     doc["RecipientSoftDeletedStatus@data.type"] = "System.Int32"
     doc["RecipientSoftDeletedStatus"] = 1 if obj.soft_deleted else 0
+    return doc
+
+
+def cas_mailbox(obj: DirObject, addresses: Sequence[str]) -> dict[str, Any]:
+    """Get-CASMailbox's row: the identity properties and each protocol switch ([doc] cmdlet-property-sets,
+    Get-EXOCasMailbox Minimum, plus SmtpClientAuthenticationDisabled, which Get-CASMailbox returns)."""
+    doc: dict[str, Any] = {"Identity": obj.name, "Id": obj.name, "Name": obj.name, "DisplayName": obj.display_name,
+                           "PrimarySmtpAddress": obj.mail or ""}
+    _coll(doc, "EmailAddresses", addresses)
+    doc["ExternalDirectoryObjectId"] = obj.id
+    _guid(doc, "Guid", obj.guid)
+    doc.update(cas_settings(obj.props))
+    doc.update({"IsValid": True, "ObjectState": "Unchanged"})
     return doc
 
 
