@@ -16,9 +16,36 @@ mocks, which check every resource and input, not what Entra does with them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from mailroom.bootstrap.identities import IDENTITIES, CiTarget, Identity, federated_credentials
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One line of what the program declares, at grant level (the plan and `bootstrap show`)."""
+
+    identity: str
+    kind: str  # "application" | "app role" | "federated credential"
+    subject: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"identity": self.identity, "kind": self.kind, "subject": self.subject, "detail": self.detail}
+
+
+def declared(ci: CiTarget | None, identities: tuple[Identity, ...] = IDENTITIES) -> list[Declared]:
+    """What ``declare`` makes, as lines; without a CI target, no federated credentials."""
+    out: list[Declared] = []
+    credentials = federated_credentials(ci) if ci else []
+    for i in identities:
+        out.append(Declared(i.display_name, "application", i.display_name,
+                            "single tenant, with its service principal; no password or certificate"))
+        out += [Declared(i.display_name, "app role", r.name, f"{r.api}, admin consent: {r.why}") for r in i.app_roles]
+        out += [Declared(i.display_name, "federated credential", c.subject,
+                         f"{'matching ' if c.matches else ''}{c.issuer}") for c in credentials if c.identity == i.key]
+    return out
 
 
 def declare(ci: CiTarget, identities: tuple[Identity, ...] = IDENTITIES) -> None:

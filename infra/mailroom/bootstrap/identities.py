@@ -162,7 +162,7 @@ def federated_credentials(ci: CiTarget) -> list[FederatedCredential]:
             FederatedCredential("apply", f"gitlab-{ci.branch}", issuer, base + ci.branch)]
 
 
-def ci_variables(ci: CiTarget, client_ids: dict[str, str], tenant_id: str) -> dict[str, str]:
+def ci_variables(client_ids: dict[str, str], tenant_id: str) -> dict[str, str]:
     """The CI variables the templates in ci/templates read (names once, here and there)."""
     return {"AZURE_TENANT_ID": tenant_id, "MAILROOM_PLAN_CLIENT_ID": client_ids["plan"],
             "MAILROOM_APPLY_CLIENT_ID": client_ids["apply"]}

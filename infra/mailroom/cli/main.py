@@ -19,6 +19,7 @@ from mailroom.cli import (
     adopt,
     apply,
     audit,
+    bootstrap,
     demo,
     drift,
     engine,
@@ -31,7 +32,7 @@ from mailroom.cli import (
 )
 
 # Order is the order `mailroom --help` lists them in.
-COMMANDS = (validate, plan, apply, demo, drift, adopt, audit, tenant, engine, unlock)
+COMMANDS = (validate, plan, apply, demo, drift, adopt, audit, bootstrap, tenant, engine, unlock)
 
 EXIT_CODES = f"""exit codes (every command; each command's --help says which it uses):
   {error_handler.OK:<3} success: valid, nothing to do, no changes, no drift

@@ -1,0 +1,103 @@
+"""`mailroom bootstrap plan|apply|show` end to end on the local stack: the CLI against a real local tenant
+server, then the identities it set up, over HTTP, as Exchange answers them (the error envelope of a write
+outside the scope, the non-JSON 403 of a cmdlet outside the roles)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mailroom.cli.main import main
+from reconcile_helpers import Project
+
+SHARED = "support@contoso.com"
+
+
+def bootstrap(project: Project, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    code, out = project.run("bootstrap", *args, capsys=capsys)
+    return code, json.loads(out) if "--json" in args else out
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_bootstrap_plan_apply_show_on_the_local_tenant_and_the_bound_it_sets(
+        tmp_path: Path, local_tenant: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    Project(tmp_path, local_tenant, monkeypatch)
+    github = ("--ci", "github", "--repo", "contoso/mailboxes")
+
+    code, out, _ = run(capsys, "bootstrap", "plan", "--stack", "local", *github)
+    assert code == 2, out
+    assert "+ role assignment" in out and "Mail Recipients  write scope mailroom-shared-mailboxes" in out
+    assert "repo:contoso/mailboxes:environment:production" in out and out.rstrip().endswith("Changes pending.")
+
+    code, out, err = run(capsys, "bootstrap", "apply", "--stack", "local", *github)  # no terminal, no --yes
+    assert code == 1 and "pass --yes" in err
+    code, out, _ = run(capsys, "bootstrap", "plan", "--stack", "local", "--json")
+    plan = json.loads(out)
+    assert (plan["format_version"], plan["command"], plan["has_changes"]) == (1, "bootstrap plan", True)
+    assert plan["entra"]["applied"] is False and len(plan["exchange"]["changes"]) == 9  # nothing was made
+
+    code, out, _ = run(capsys, "bootstrap", "apply", "--stack", "local", "--yes", "--json", *github)
+    applied = json.loads(out)
+    assert code == 0 and applied["command"] == "bootstrap apply" and len(applied["applied"]) == 9
+    assert applied["client_ids"] == {"plan": "mailroom-plan", "apply": "mailroom-apply"}
+    assert applied["ci_variables"]["MAILROOM_APPLY_CLIENT_ID"] == "mailroom-apply"
+    assert "mailroom:clientId: mailroom-apply" in applied["stack_yaml"]
+
+    code, out, _ = run(capsys, "bootstrap", "plan", "--stack", "local")
+    assert code == 0 and out.rstrip().endswith("No changes.")
+    code, out, _ = run(capsys, "bootstrap", "show", "--stack", "local", "--json", *github)
+    shown = json.loads(out)
+    assert code == 0 and shown["undeclared_assignments"] == []
+    for ident in shown["identities"]:
+        assert ident["registered_in_exchange"] is True
+        assert all(r["in_place"] for r in ident["exchange_roles"]), ident["name"]
+    apply_roles = {r["role"]: r["write_scope"] for r in shown["identities"][1]["exchange_roles"]}
+    assert apply_roles["Mail Recipients"] == apply_roles["Mail Recipient Creation"] == "mailroom-shared-mailboxes"
+
+    # The bound, over HTTP. apply: a shared mailbox yes, a person's mailbox no, with Exchange's error envelope.
+    assert local_tenant.exchange("New-Mailbox", client_id="mailroom-apply", Shared=True, Name="support",
+                                 PrimarySmtpAddress=SHARED).status_code == 200
+    assert local_tenant.exchange("Set-Mailbox", client_id="mailroom-apply", Identity=SHARED,
+                                 HiddenFromAddressListsEnabled=True).status_code == 200
+    resp = local_tenant.exchange("Set-Mailbox", client_id="mailroom-apply", Identity="alice@contoso.com",
+                                 HiddenFromAddressListsEnabled=True)
+    assert resp.status_code == 400
+    detail = resp.json()["error"]["details"][0]["message"]
+    assert detail.startswith("|System.InvalidOperationException|The operation on mailbox")
+    assert "out of the current user's write scope" in detail
+    alice = local_tenant.exchange("Get-Mailbox", Identity="alice@contoso.com").json()["value"][0]
+    assert alice["HiddenFromAddressListsEnabled"] is False
+    # plan: reads, and every write is a cmdlet it does not have.
+    assert local_tenant.exchange("Get-MailboxPermission", client_id="mailroom-plan", Identity=SHARED).status_code == 200
+    refused = local_tenant.exchange("Set-Mailbox", client_id="mailroom-plan", Identity=SHARED, DisplayName="x")
+    assert (refused.status_code, refused.content) == (403, b"")
+
+    # A role added by hand to the apply identity is shown, and removed by the next apply.
+    local_tenant.exchange("New-ManagementRoleAssignment", Name="by-hand", Role="Mail Recipients",
+                          App="mailroom-apply")
+    code, out, _ = run(capsys, "bootstrap", "show", "--stack", "local")
+    assert "! undeclared role assignment by-hand (Mail Recipients) on mailroom-apply" in out
+    code, out, _ = run(capsys, "bootstrap", "apply", "--stack", "local", "--yes")
+    assert code == 0 and "1 Exchange change(s) made" in out
+    assert local_tenant.exchange("Get-ManagementRoleAssignment", Identity="by-hand").status_code == 404
+
+
+def test_ci_needs_the_stack_named_and_the_targets_flags_go_together(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv("MAILROOM_STACK", raising=False)
+    code, _, err = run(capsys, "bootstrap", "plan")
+    assert code == 1 and "no stack is named" in err
+    code, _, err = run(capsys, "bootstrap", "plan", "--stack", "prod", "--ci", "github")
+    assert code == 64 and "--ci and --repo go together" in err
+    code, _, err = run(capsys, "bootstrap", "plan", "--stack", "prod", "--ci", "azure-devops", "--repo", "o/p")
+    assert code == 64 and "--issuer" in err
