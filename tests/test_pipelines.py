@@ -87,7 +87,9 @@ def test_github_template_fails_safe() -> None:
     assert jobs["plan"]["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
     assert jobs["drift"]["permissions"] == {"contents": "read", "id-token": "write"}
     clients = {name: job["env"]["AZURE_CLIENT_ID"] for name, job in jobs.items()}
-    assert len(set(clients.values())) == 3 and "PLAN" in clients["plan"] and "APPLY" in clients["apply"]
+    # The two identities of `mailroom bootstrap`: drift only reads the tenant, so it signs in as the plan app.
+    assert len(set(clients.values())) == 2 and "PLAN" in clients["plan"] and "APPLY" in clients["apply"]
+    assert clients["drift"] == clients["plan"]
     # The apply job applies the plan job's artifact, the one the reviewer saw summarised.
     assert jobs["apply"]["needs"] == "plan" and "needs.plan.outputs.changes == 'true'" in jobs["apply"]["if"]
     steps = jobs["apply"]["steps"]
@@ -145,7 +147,7 @@ def test_azure_pipelines_template_structure() -> None:
                 assert "set -euo pipefail" in script, (name, step)
             if step.get("task") == "AzureCLI@2":
                 connections[name] = step["inputs"]["azureSubscription"]
-    assert connections == {"plan": "mailroom-plan", "apply": "mailroom-apply", "drift": "mailroom-drift"}
+    assert connections == {"plan": "mailroom-plan", "apply": "mailroom-apply", "drift": "mailroom-plan"}
 
 
 def test_gitlab_template_structure() -> None:
@@ -159,8 +161,8 @@ def test_gitlab_template_structure() -> None:
     assert plan["artifacts"]["reports"]["codequality"] == "mailroom-out/gl-code-quality-report.json"
     assert "validate.sh gitlab" in plan["script"][0]
     assert g["default"]["before_script"][0] == "set -euo pipefail"
-    assert len({plan["variables"]["AZURE_CLIENT_ID"], apply["variables"]["AZURE_CLIENT_ID"],
-                drift["variables"]["AZURE_CLIENT_ID"]}) == 3
+    assert len({plan["variables"]["AZURE_CLIENT_ID"], apply["variables"]["AZURE_CLIENT_ID"]}) == 2
+    assert drift["variables"]["AZURE_CLIENT_ID"] == plan["variables"]["AZURE_CLIENT_ID"]
 
 
 # ------------------------------------------------------------------ the scripts
