@@ -101,3 +101,9 @@ def test_ci_needs_the_stack_named_and_the_targets_flags_go_together(monkeypatch:
     assert code == 64 and "--ci and --repo go together" in err
     code, _, err = run(capsys, "bootstrap", "plan", "--stack", "prod", "--ci", "azure-devops", "--repo", "o/p")
     assert code == 64 and "--issuer" in err
+
+
+def test_a_real_stack_without_its_settings_fails_before_any_request(monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "bootstrap", "plan", "--stack", "no-such-stack", "--ci", "github", "--repo", "o/r")
+    assert (code, out) == (1, "") and "Pulumi.no-such-stack.yaml" in err
