@@ -40,6 +40,7 @@ def by_hand(t: Any) -> None:
     ex("Add-RecipientPermission", Identity="support", Trustee="alice@contoso.com", AccessRights=["SendAs"])
     ex("New-Mailbox", Shared=True, Name="legal", DisplayName="Legal Hold", PrimarySmtpAddress="legal@contoso.com")
     ex("Set-Mailbox", Identity="legal", HiddenFromAddressListsEnabled=True, AuditEnabled=False)
+    ex("Set-CASMailbox", Identity="legal", PopEnabled=False, ImapEnabled=False, SmtpClientAuthenticationDisabled=True)
     ex("Add-MailboxPermission", Identity="legal", User="grace@contoso.com", AccessRights=["FullAccess"])
     ex("New-Mailbox", Shared=True, Name="info", DisplayName="Info", PrimarySmtpAddress="info@contoso.com")
     ex("Add-MailboxPermission", Identity="info", User="dave@contoso.com", AccessRights=["FullAccess"])
@@ -92,6 +93,11 @@ def test_import_adopts_a_hand_built_tenant_without_a_single_write(env: Any, tmp_
     # Two of three mailboxes can be signed in to (New-Mailbox leaves them so): the defaults say so, legal differs.
     assert "  sign_in_blocked: false\n" in text and "    sign_in_blocked: true\n" in text
     assert text.index("address: info@contoso.com") < text.index("address: legal@contoso.com")
+    # Protocols: the defaults are each protocol's commonest value (New-Mailbox leaves them all on, SMTP AUTH to
+    # the organisation); legal, hardened by hand, lists what differs.
+    assert "  protocols: {pop: true, imap: true, activesync: true, ews: true, smtp_auth: null, owa: true, " \
+        "mapi: true}\n" in text
+    assert "    protocols: {pop: false, imap: false, smtp_auth: false}\n" in text
 
     code, out, err = mailroom(capsys, "validate", "--json", "--file", str(main_file))
     assert code == 0 and json.loads(out)["warnings"] == 0, out

@@ -27,7 +27,9 @@ BEFORE = MailboxSpec(address="support@contoso.com", display_name="Support", alia
 AFTER = MailboxSpec(address="support@contoso.com", display_name="Customer Support", aliases=("hd@contoso.com",),
                     members=(Grant("alice@contoso.com", False), Grant("carol@contoso.com")),
                     send_as=("carol@contoso.com",), send_on_behalf=("alice@contoso.com",), hidden_from_gal=True,
-                    copy_send_as=False, copy_send_on_behalf=False, audit_enabled=False, sign_in_blocked=False)
+                    copy_send_as=False, copy_send_on_behalf=False, audit_enabled=False, sign_in_blocked=False,
+                    pop=True, imap=True, activesync=True, ews=True, smtp_auth=None, owa=False, mapi=False)
+PROTOCOLS = ("pop", "imap", "activesync", "ews", "smtp_auth", "owa", "mapi")
 
 
 def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
@@ -35,10 +37,11 @@ def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
     assert len(keys) == len(set(keys))
     assert set(keys) == {"mailbox", "member", "automap", "send_as", "send_on_behalf", "alias", "display_name",
                          "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
-                         "sign_in_blocked"}
+                         "sign_in_blocked", *PROTOCOLS}
     assert RIGHTS == {r.key: (r.label, r.takes_access) for r in rights.TABLE}
     assert SETTINGS == ("display_name", "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
-                        "sign_in_blocked")
+                        "sign_in_blocked", *PROTOCOLS)
+    assert tuple(r.key for r in rights.PROTOCOLS) == PROTOCOLS
     assert {k for k, (_, takes) in RIGHTS.items() if takes} == {"mailbox", "member", "send_as", "send_on_behalf"}
     for r in rights.TABLE:
         assert r.attr in SPEC_FIELDS, r.key
@@ -55,14 +58,17 @@ def test_every_change_a_diff_makes_has_a_row_and_its_line_the_rows_label() -> No
 
 
 def test_a_new_mailbox_is_compared_with_what_new_mailbox_leaves() -> None:
-    # The table's initial values: no sent-items copies, visible, audited, sign-in allowed.
+    # The table's initial values: no sent-items copies, visible, audited, sign-in allowed, every protocol on
+    # and SMTP AUTH the organisation's (None, a value: not "no fixed value").
     assert {r.key: r.fresh for r in rights.SETTINGS} == {
-        "display_name": None, "hidden_from_gal": False, "copy_send_as": False, "copy_send_on_behalf": False,
-        "audit_enabled": True, "sign_in_blocked": False}
+        "display_name": rights.NOT_FIXED, "hidden_from_gal": False, "copy_send_as": False, "copy_send_on_behalf": False,
+        "audit_enabled": True, "sign_in_blocked": False, "pop": True, "imap": True, "activesync": True, "ews": True,
+        "smtp_auth": None, "owa": True, "mapi": True}
     sets = {c.right: (c.before, c.after) for c in changes(MailboxSpec(address="a@contoso.com", display_name="A"),
                                                            None) if c.op == "set"}
     assert sets == {"copy_send_as": (False, True), "copy_send_on_behalf": (False, True),
-                    "sign_in_blocked": (False, True)}
+                    "sign_in_blocked": (False, True), "pop": (True, False), "imap": (True, False),
+                    "activesync": (True, False), "ews": (True, False), "smtp_auth": (None, False)}
 
 
 def test_write_kinds_are_as_exchange_and_graph_take_them() -> None:
@@ -71,11 +77,20 @@ def test_write_kinds_are_as_exchange_and_graph_take_them() -> None:
                      "send_as": PermissionPair, "send_on_behalf": MailboxList, "alias": MailboxList,
                      "display_name": MailboxSetting, "hidden_from_gal": MailboxSetting,
                      "copy_send_as": MailboxSetting, "copy_send_on_behalf": MailboxSetting,
-                     "audit_enabled": MailboxSetting, "sign_in_blocked": UserProperty}
+                     "audit_enabled": MailboxSetting, "sign_in_blocked": UserProperty,
+                     **{k: MailboxSetting for k in PROTOCOLS}}
     for r in rights.TABLE:
-        if isinstance(r.write, (MailboxSetting, MailboxList)):
+        on_mailbox = isinstance(r.write, MailboxSetting) and r.write.cmdlet == "Set-Mailbox"
+        if isinstance(r.write, MailboxList) or on_mailbox:
             # Exchange reads and writes a mailbox property under one name.
             assert (r.read.source, r.read.field) == ("Get-Mailbox", r.write.param), r.key
+        elif isinstance(r.write, MailboxSetting):  # a protocol: Get-/Set-CASMailbox, one name too
+            assert (r.read.source, r.write.cmdlet, r.read.field) == ("Get-CASMailbox", "Set-CASMailbox",
+                                                                     r.write.param), r.key
+    smtp = rights.right("smtp_auth").write
+    assert isinstance(smtp, MailboxSetting)  # on = SmtpClientAuthenticationDisabled false; None both ways
+    assert (smtp.wire(True), smtp.wire(False), smtp.wire(None)) == (False, True, None)
+    assert (smtp.value(False), smtp.value(True), smtp.value(None)) == (True, False, None)
     send_as = rights.right("send_as").write
     assert isinstance(send_as, PermissionPair)
     assert send_as.call(True, "guid", "x@contoso.com") == (
@@ -98,6 +113,10 @@ def test_attribution_causes_are_the_audited_cmdlets_of_each_write() -> None:
         "copy_send_on_behalf": (("Set-Mailbox",), "MessageCopyForSendOnBehalfEnabled"),
         "audit_enabled": (("Set-Mailbox",), "AuditEnabled"),
         "mailbox": (("New-Mailbox", "Remove-Mailbox"), None),
+        "pop": (("Set-CASMailbox",), "PopEnabled"), "imap": (("Set-CASMailbox",), "ImapEnabled"),
+        "activesync": (("Set-CASMailbox",), "ActiveSyncEnabled"), "ews": (("Set-CASMailbox",), "EwsEnabled"),
+        "smtp_auth": (("Set-CASMailbox",), "SmtpClientAuthenticationDisabled"),
+        "owa": (("Set-CASMailbox",), "OWAEnabled"), "mapi": (("Set-CASMailbox",), "MAPIEnabled"),
     }
     assert "sign_in_blocked" not in CAUSES  # Graph directory audits, not Exchange's
 
@@ -112,12 +131,16 @@ def test_matrix_marks_and_grants_follow_the_grant_rows() -> None:
 
 
 def test_one_way_to_show_a_value_in_plans_and_drift() -> None:
-    assert [show(v) for v in (True, False, "Help", 3)] == ["on", "off", '"Help"', "3"]
+    assert [show(v) for v in (True, False, "Help", 3, None)] == ["on", "off", '"Help"', "3", "organisation default"]
     setting = DriftFinding("changed_setting", "a@contoso.com", "hidden_from_gal", expected=True, actual=False)
     assert setting.describe() == "hidden from GAL: file on, tenant off"
     automap = DriftFinding("changed_setting", "a@contoso.com", "automap", "x@contoso.com", True, False)
     assert automap.describe() == "file: on, tenant: off"
-    assert DriftFinding("changed_setting", "a@contoso.com", "unknown").describe() == "unknown: file None, tenant None"
+    assert DriftFinding("changed_setting", "a@contoso.com", "unknown", expected=1, actual=2).describe() == \
+        "unknown: file 1, tenant 2"
+    smtp = DriftFinding("changed_setting", "a@contoso.com", "smtp_auth", expected=False, actual=True,
+                        control="SCuBA MS.EXO.5.1v1")
+    assert smtp.describe() == "SMTP AUTH: file off, tenant on [SCuBA MS.EXO.5.1v1]"
     assert rights.label(None) == ""
 
 
@@ -142,16 +165,22 @@ def test_live_spec_reads_each_right_from_the_field_the_table_names() -> None:
                    {"User": "NT AUTHORITY\\SELF", "AccessRights": ["FullAccess"]},
                    {"User": "eve@contoso.com", "AccessRights": ["ReadPermission"]}]
     send_as = [{"Trustee": "alice@contoso.com", "AccessRights": ["SendAs"]}]
-    live = live_spec(row, full_access, send_as, False, _Directory(), {}, ["contoso.com"])
+    cas = {"PopEnabled": False, "ImapEnabled": True, "ActiveSyncEnabled": False, "EwsEnabled": False,
+           "SmtpClientAuthenticationDisabled": False, "OWAEnabled": True, "MAPIEnabled": False}
+    live = live_spec(row, full_access, send_as, False, _Directory(), {}, ["contoso.com"], cas=cas)
     assert live.spec == MailboxSpec(
         address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
         members=(Grant("alice@contoso.com", True), Grant("bob@contoso.com", False)), send_as=("alice@contoso.com",),
         send_on_behalf=("bob@contoso.com",), hidden_from_gal=True, copy_send_as=True, copy_send_on_behalf=False,
-        audit_enabled=False, sign_in_blocked=True)
-    # A row without the settings: what the table says a missing field means; no user: sign-in not blocked.
+        audit_enabled=False, sign_in_blocked=True, pop=False, imap=True, activesync=False, ews=False, smtp_auth=True,
+        owa=True, mapi=False, domains=("contoso.com",))
+    # A row without the settings: what the table says a missing field means; no user: sign-in not blocked; no
+    # protocols read: as Exchange leaves a new mailbox.
     bare = live_spec({"PrimarySmtpAddress": "x@contoso.com"}, [], [], None, _Directory(), {}, ["contoso.com"])
     assert (bare.spec.display_name, bare.spec.hidden_from_gal, bare.spec.copy_send_as, bare.spec.copy_send_on_behalf,
             bare.spec.audit_enabled, bare.spec.sign_in_blocked) == ("", False, False, False, True, False)
+    assert {r.attr: getattr(bare.spec, r.attr) for r in rights.PROTOCOLS} == {
+        "pop": True, "imap": True, "activesync": True, "ews": True, "smtp_auth": None, "owa": True, "mapi": True}
     assert live_spec(row, [], [], True, _Directory(), {}, []).spec.sign_in_blocked is False
 
 
@@ -169,6 +198,10 @@ def test_defaults_are_declared_once_in_the_model() -> None:
     assert MailboxSpec.from_props({"address": "a@contoso.com", "members": [{"address": "x@contoso.com"}]}) == \
         MailboxSpec(address="a@contoso.com", members=(Grant("x@contoso.com"),))
     assert MailboxSpec.from_props(AFTER.to_props()) == AFTER
+    # None (smtp_auth left to the organisation) survives the engine, which drops null properties.
+    assert AFTER.to_props()["smtp_auth"] == "organisation"
+    assert (spec.pop, spec.imap, spec.activesync, spec.ews, spec.smtp_auth, spec.owa, spec.mapi) == (
+        False, False, False, False, False, True, True) == tuple(vars(DEFAULTS.protocols).values())
     assert POLICY == Policy() and POLICY.max_removals_per_apply == 10
 
 

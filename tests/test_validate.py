@@ -739,19 +739,23 @@ def test_a_bad_default_falls_back_alone(tmp_path: Path) -> None:
 
 def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """load builds from the model's dataclass defaults: change one there and the file follows."""
-    from mailroom.core.model import Defaults, Policy, SentItems
+    from mailroom.core.model import Defaults, Policy, Protocols, SentItems
 
-    monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4))
+    monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4, False))
     monkeypatch.setattr(SentItems.__init__, "__defaults__", (False, False))
-    monkeypatch.setattr(Defaults.__init__, "__defaults__", (False, False, SentItems(True, True), False, True))
+    monkeypatch.setattr(Protocols.__init__, "__defaults__", (True, True, True, True, None, False, False))
+    monkeypatch.setattr(Defaults.__init__, "__defaults__", (False, False, SentItems(True, True), False, True,
+                                                            Protocols(True, True, True, True, None, False, False)))
     path = tmp_path / "m.yaml"
     path.write_text(MINI + "policy: {max_members: 9, require_owner: false}\n" + ONE)
     desired = load_desired(str(path)).desired
     assert desired is not None
-    assert desired.policy == Policy(False, 9, True, True, 4)
-    assert desired.defaults == Defaults(False, False, SentItems(False, False), False, True)
+    assert desired.policy == Policy(False, 9, True, True, 4, False)
+    assert desired.defaults == Defaults(False, False, SentItems(False, False), False, True,
+                                        Protocols(True, True, True, True, None, False, False))
     mb = desired.mailboxes[0]
     assert (mb.sign_in_blocked, mb.audit_enabled, mb.hidden_from_gal) == (False, False, True)
+    assert mb.protocols == Protocols(True, True, True, True, None, False, False)
 
 
 def test_included_files_have_their_own_schema(tmp_path: Path) -> None:
@@ -772,3 +776,26 @@ def test_included_files_have_their_own_schema(tmp_path: Path) -> None:
     assert [(f.code, f.line, f.pointer) for f in findings] == [
         ("unknown-field", 2, "/mailboxs"), ("include-redefines", 3, "/defaults")]
     assert "did you mean `mailboxes`?" in findings[0].message
+
+
+def test_protocols_merge_key_by_key_and_each_mistake_is_at_its_line(tmp_path: Path) -> None:
+    from mailroom.core.model import Protocols
+
+    head = "version: 1\ntenant: {domains: [contoso.com]}\ndefaults:\n  protocols: {imap: true, smtp_auth: null}\n"
+    body = "mailboxes:\n  - address: a@contoso.com\n    display_name: A\n    protocols: {pop: true}\n" \
+           "  - address: b@contoso.com\n    display_name: B\n"
+    path = tmp_path / "m.yaml"
+    path.write_text(head + body)
+    result = load_desired(str(path))
+    assert result.findings == [] and result.desired is not None
+    a, b = result.desired.mailboxes
+    # The profile: mailroom's secure one, but for what defaults.protocols says; a mailbox's own keys on top.
+    assert b.protocols == Protocols(imap=True, smtp_auth=None)
+    assert a.protocols == Protocols(pop=True, imap=True, smtp_auth=None)
+    policy = "policy: {protocols_at_profile: true}\n"
+    path.write_text(head + policy + body.replace("{pop: true}", "{pop: true, ews: false}")
+                    + "    protocols: {imap: yes, fax: false}\n")
+    assert codes(path) == [("protocols-off-profile", 9, "error"), ("wrong-type", 12, "error"),
+                           ("unknown-field", 12, "error")]
+    message = next(f.message for f in load_desired(str(path)).findings if f.code == "protocols-off-profile")
+    assert message == "a@contoso.com sets POP on, but defaults.protocols says off; policy.protocols_at_profile is on"

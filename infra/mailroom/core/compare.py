@@ -65,7 +65,9 @@ class Change:
 
 
 def show(value: Any) -> str:
-    """How plans and reports show a value: a switch as on/off, text quoted."""
+    """How plans and reports show a value: a switch as on/off, text quoted, no value as the organisation's."""
+    if value is None:
+        return "organisation default"
     if isinstance(value, bool):
         return "on" if value else "off"
     return f'"{value}"' if isinstance(value, str) else str(value)
@@ -101,7 +103,7 @@ def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:
         out.append(Change(mb, "create", "mailbox", None, None, desired.display_name))
         # What New-Mailbox -Shared leaves: the display name it was given, and each setting's initial value.
         live = MailboxSpec(address=desired.address, display_name=desired.display_name,
-                           **{r.attr: r.fresh for r in rights.SETTINGS if r.fresh is not None})
+                           **{r.attr: r.fresh for r in rights.SETTINGS if r.fresh is not rights.NOT_FIXED})
     for r in rights.SETTINGS:
         before, after = getattr(live, r.attr), getattr(desired, r.attr)
         if before != after:

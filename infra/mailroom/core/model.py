@@ -45,12 +45,30 @@ class SentItems:
 
 
 @dataclass(frozen=True)
+class Protocols:
+    """Which client protocols may open the mailbox (Set-CASMailbox). The defaults are the secure profile
+    for a shared mailbox: people open it through Outlook (MAPI) and Outlook on the web with their own
+    sign-in, so POP, IMAP, ActiveSync, EWS (being retired in Exchange Online) and SMTP AUTH stay off.
+    Exchange starts every new mailbox with all of them on. ``smtp_auth`` None: the organisation's
+    setting decides (Exchange's own default, SmtpClientAuthenticationDisabled $null)."""
+
+    pop: bool = False
+    imap: bool = False
+    activesync: bool = False
+    ews: bool = False
+    smtp_auth: bool | None = False
+    owa: bool = True
+    mapi: bool = True
+
+
+@dataclass(frozen=True)
 class Defaults:
     sign_in_blocked: bool = True
     automap: bool = True
     sent_items: SentItems = SentItems()
     audit_enabled: bool = True
     hidden_from_gal: bool = False
+    protocols: Protocols = Protocols()
 
 
 # The one declaration of the defaults: a mailbox the file says nothing more about, and what spec.py's
@@ -65,6 +83,8 @@ class Policy:
     send_as_requires_member: bool = False
     allow_external_members: bool = False
     max_removals_per_apply: int = 10
+    # A mailbox may not set `protocols` apart from `defaults.protocols` (the organisation's profile).
+    protocols_at_profile: bool = False
 
 
 POLICY = Policy()  # the policy of a file that states none
@@ -83,6 +103,7 @@ class Mailbox:
     sent_items: SentItems = DEFAULTS.sent_items
     audit_enabled: bool = DEFAULTS.audit_enabled
     sign_in_blocked: bool = DEFAULTS.sign_in_blocked
+    protocols: Protocols = DEFAULTS.protocols
     state: State = State.PRESENT
     origin: Origin | None = field(default=None, compare=False)
 

@@ -10,7 +10,8 @@ There are five ways a right is written (``Write``):
 - ``PermissionPair``: one person's grant, added and removed by a pair of cmdlets (Full Access, Send As).
   A changed option of a grant (AutoMapping) cannot be set in place: the grant is removed and added again.
 - ``MailboxList``: a multi-valued Set-Mailbox parameter, changed with ``@{Add=...; Remove=...}``.
-- ``MailboxSetting``: a scalar Set-Mailbox parameter, set to its absolute value.
+- ``MailboxSetting``: a scalar parameter of Set-Mailbox (or Set-CASMailbox: the protocols), set to its
+  absolute value; all of one cmdlet's settings go in one call.
 - ``UserProperty``: a property of the mailbox's own Entra user, through Graph (possibly inverted).
 - ``Lifecycle``: the mailbox itself, created and deleted.
 
@@ -68,9 +69,28 @@ class MailboxList:
     proxies: bool = False  # values are written as secondary proxy addresses (``smtp:``), not as people
 
 
+SET_MAILBOX = "Set-Mailbox"
+SET_CAS = "Set-CASMailbox"
+GET_CAS = "Get-CASMailbox"
+
+
 @dataclass(frozen=True)
 class MailboxSetting:
     param: str
+    cmdlet: str = SET_MAILBOX
+    # The file's value is the negation of Exchange's (smtp_auth on = SmtpClientAuthenticationDisabled
+    # false); None passes through both ways (the organisation's setting decides).
+    inverted: bool = False
+
+    def wire(self, value: Any) -> Any:
+        """The parameter value that writes the file's ``value``."""
+        return None if value is None else (not value if self.inverted else value)
+
+    def value(self, wire: Any) -> Any:
+        """The file's value of what the tenant reports (inverse of ``wire``)."""
+        if self.inverted:
+            return None if wire is None else not bool(wire)
+        return bool(wire)
 
 
 @dataclass(frozen=True)
@@ -89,7 +109,14 @@ class Lifecycle:
 
 
 Write = PermissionPair | MailboxList | MailboxSetting | UserProperty | Lifecycle
-SET_MAILBOX = "Set-Mailbox"
+
+
+class _NotFixed:
+    def __repr__(self) -> str:
+        return "NOT_FIXED"
+
+
+NOT_FIXED: Any = _NotFixed()  # a setting New-Mailbox leaves with no fixed value (None can be a value)
 
 
 @dataclass(frozen=True)
@@ -103,7 +130,8 @@ class Right:
     read: Read
     write: Write
     mark: tuple[str, str] | None = None  # access-matrix mark and what it stands for
-    fresh: Any = None  # what New-Mailbox -Shared leaves (settings with a fixed initial value)
+    fresh: Any = NOT_FIXED  # what New-Mailbox -Shared leaves (settings with a fixed initial value)
+    control: str | None = None  # the CIS / CISA SCuBA baseline control a finding on it relates to
 
     @property
     def causes(self) -> tuple[tuple[str, ...], str | None]:
@@ -113,8 +141,10 @@ class Right:
         w = self.write
         if isinstance(w, PermissionPair):
             return (w.add, w.remove), w.person
-        if isinstance(w, (MailboxList, MailboxSetting)):
+        if isinstance(w, MailboxList):
             return (SET_MAILBOX,), w.param
+        if isinstance(w, MailboxSetting):
+            return (w.cmdlet,), w.param
         if isinstance(w, Lifecycle):
             return (w.create, w.delete), None
         return (), None
@@ -129,6 +159,15 @@ def _setting(key: str, label: str, field: str, file_key: str, fresh: Any) -> Rig
     """A scalar Set-Mailbox setting: Exchange reads and writes it under the same name."""
     return Right(key, label, False, Shape.SETTING, key, file_key, Read("Get-Mailbox", field, fresh),
                  MailboxSetting(field), fresh=fresh)
+
+
+def _protocol(key: str, label: str, field: str, fresh: Any = True, inverted: bool = False,
+              control: str | None = None) -> Right:
+    """A client protocol of the mailbox (Get-/Set-CASMailbox). Exchange turns every one on for a new
+    mailbox (set-casmailbox: each defaults to $true; SmtpClientAuthenticationDisabled to $null)."""
+    write = MailboxSetting(field, SET_CAS, inverted)
+    return Right(key, label, False, Shape.SETTING, key, f"protocols.{key}", Read(GET_CAS, field, write.wire(fresh)),
+                 write, fresh=fresh, control=control)
 
 
 TABLE: tuple[Right, ...] = (
@@ -157,13 +196,25 @@ TABLE: tuple[Right, ...] = (
     _setting("audit_enabled", "auditing", "AuditEnabled", "audit.enabled", True),
     # A new shared mailbox's Entra account can sign in; with no user read, sign-in counts as not blocked.
     Right("sign_in_blocked", "sign-in blocked", False, Shape.SETTING, "sign_in_blocked", "sign_in_blocked",
-          Read("Graph user", "accountEnabled", False), UserProperty("accountEnabled", inverted=True), fresh=False),
+          Read("Graph user", "accountEnabled", False), UserProperty("accountEnabled", inverted=True), fresh=False,
+          control="CIS 1.2.2"),
+    _protocol("pop", "POP", "PopEnabled"),
+    _protocol("imap", "IMAP", "ImapEnabled"),
+    _protocol("activesync", "ActiveSync", "ActiveSyncEnabled"),
+    # EWS is being retired in Exchange Online (blocked from 2026-10-01, shut down 2027-04-01).
+    _protocol("ews", "EWS", "EwsEnabled"),
+    # SMTP AUTH is basic authentication: SCuBA asks for it off (org level, which a mailbox overrides).
+    _protocol("smtp_auth", "SMTP AUTH", "SmtpClientAuthenticationDisabled", None, inverted=True,
+              control="SCuBA MS.EXO.5.1v1"),
+    _protocol("owa", "Outlook on the web", "OWAEnabled"),
+    _protocol("mapi", "MAPI (Outlook)", "MAPIEnabled"),
 )
 
 BY_KEY: dict[str, Right] = {r.key: r for r in TABLE}
 SETTINGS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.SETTING)
 GRANTS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.GRANT)
 ADDRESSES: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.ADDRESSES)
+PROTOCOLS: tuple[Right, ...] = tuple(r for r in TABLE if r.read.source == GET_CAS)
 # grant right → the option its grants carry (member → automap), by the attribute both live in
 OPTION_OF: dict[str, Right] = {g.key: o for g in GRANTS for o in TABLE if o.shape is Shape.OPTION and o.attr == g.attr}
 

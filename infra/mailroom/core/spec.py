@@ -36,6 +36,14 @@ class MailboxSpec:
     copy_send_on_behalf: bool = DEFAULTS.sent_items.copy_send_on_behalf
     audit_enabled: bool = DEFAULTS.audit_enabled
     sign_in_blocked: bool = DEFAULTS.sign_in_blocked
+    # Client protocols (rights.PROTOCOLS); smtp_auth None: the organisation's setting decides.
+    pop: bool = DEFAULTS.protocols.pop
+    imap: bool = DEFAULTS.protocols.imap
+    activesync: bool = DEFAULTS.protocols.activesync
+    ews: bool = DEFAULTS.protocols.ews
+    smtp_auth: bool | None = DEFAULTS.protocols.smtp_auth
+    owa: bool = DEFAULTS.protocols.owa
+    mapi: bool = DEFAULTS.protocols.mapi
     state: str = "present"
     # Accepted domains: which addresses of the mailbox are the file's to manage.
     domains: tuple[str, ...] = field(default=(), compare=False)
@@ -59,10 +67,15 @@ class MailboxSpec:
         props["members"] = [{"address": g.address, "automap": g.automap} for g in self.members]
         for key in ("aliases", "send_as", "send_on_behalf", "domains"):
             props[key] = list(props[key])
+        for r in rights.PROTOCOLS:
+            if props[r.attr] is None:
+                props[r.attr] = UNSET_PROP
         return props
 
     @classmethod
     def from_props(cls, props: dict[str, Any]) -> MailboxSpec:
+        protocols: dict[str, Any] = {r.attr: _maybe(props.get(r.attr, getattr(_BLANK, r.attr)))
+                                     for r in rights.PROTOCOLS}
         return cls(
             address=str(props["address"]),
             display_name=str(props.get("display_name") or ""),
@@ -78,6 +91,7 @@ class MailboxSpec:
             sign_in_blocked=bool(props.get("sign_in_blocked", _BLANK.sign_in_blocked)),
             state=str(props.get("state") or "present"),
             domains=tuple(props.get("domains") or ()),
+            **protocols,
         )
 
     @classmethod
@@ -88,8 +102,18 @@ class MailboxSpec:
             send_as=mb.send_as, send_on_behalf=mb.send_on_behalf, hidden_from_gal=mb.hidden_from_gal,
             copy_send_as=mb.sent_items.copy_send_as, copy_send_on_behalf=mb.sent_items.copy_send_on_behalf,
             audit_enabled=mb.audit_enabled, sign_in_blocked=mb.sign_in_blocked, state=mb.state.value,
-            domains=domains,
+            domains=domains, **{r.attr: getattr(mb.protocols, r.attr) for r in rights.PROTOCOLS},
         )
+
+
+# How a switch left to the organisation (smtp_auth None) is kept in the resource's properties: the engine
+# drops a null property, and a missing one means "the default" (a state from before the field existed).
+UNSET_PROP = "organisation"
+
+
+def _maybe(value: Any) -> bool | None:
+    """A switch that may be unset (None: the organisation's setting, for smtp_auth)."""
+    return None if value is None or value == UNSET_PROP else bool(value)
 
 
 # A value the state lacks (written by an older mailroom) is the field's default, not a second copy of it.

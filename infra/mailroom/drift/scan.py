@@ -52,6 +52,7 @@ class DriftFinding:
     last_seen: str = ""
     changed_by: str | None = None
     changed_at: str | None = None
+    control: str | None = None  # the CIS / CISA SCuBA baseline control it relates to (the rights table's)
 
     @property
     def key(self) -> str:
@@ -62,6 +63,10 @@ class DriftFinding:
 
     def describe(self) -> str:
         """What differs, in words: the one wording text, Markdown and HTML reports share."""
+        said = self._describe()
+        return f"{said} [{self.control}]".lstrip() if self.control else said
+
+    def _describe(self) -> str:
         if self.kind != "changed_setting":
             return self.detail
         if self.subject is not None:  # an alias or an AutoMapping of one person
@@ -111,6 +116,12 @@ def findings(desired: Desired, result: ScanResult, directory: Any) -> list[Drift
 
 
 def _from_change(c: Change) -> DriftFinding:
+    found = _finding(c)
+    found.control = rights.right(c.right).control
+    return found
+
+
+def _finding(c: Change) -> DriftFinding:
     if c.op == "add":
         return DriftFinding("missing_grant" if c.right != "alias" else "changed_setting", c.mailbox, c.right,
                             c.subject, expected=True if c.after is None else c.after, actual=None)

@@ -14,14 +14,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailroom.core.model import Defaults, Mailbox, Policy
+from mailroom.core import rights
+from mailroom.core.model import Defaults, Mailbox, Policy, Protocols
 
 SCHEMA_LINE = "# yaml-language-server: $schema={}"
 INDENT = "    "  # a mailbox's keys, below its `  - ` entry
 WIDTH = 110  # a one-line list longer than this is written one item per line
 # The order of a mailbox's keys; ``field_lines`` renders each.
 KEYS = ("address", "display_name", "owner", "aliases", "members", "send_as", "send_on_behalf", "hidden_from_gal",
-        "sent_items", "audit", "sign_in_blocked")
+        "sent_items", "audit", "sign_in_blocked", "protocols")
 # A plain scalar that reads back as the same text under the loader's YAML 1.2 core schema: starts with a
 # letter other than those of true/false/null (see source._Loader.resolve), and holds nothing YAML reads as syntax.
 _PLAIN = re.compile(r"[A-Za-z0-9._][A-Za-z0-9@._+/()&' *-]*")
@@ -45,8 +46,15 @@ def scalar(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
-def boolean(value: bool) -> str:
-    return "true" if value else "false"
+def boolean(value: bool | None) -> str:
+    return "null" if value is None else "true" if value else "false"
+
+
+def protocols(values: Protocols, profile: Protocols | None = None) -> str:
+    """``{pop: false, ...}``: every protocol, or (``profile``) those that differ from it; "" for none."""
+    parts = [f"{r.attr}: {boolean(getattr(values, r.attr))}" for r in rights.PROTOCOLS
+             if profile is None or getattr(values, r.attr) != getattr(profile, r.attr)]
+    return f"{{{', '.join(parts)}}}" if parts else ""
 
 
 def flow(items: Sequence[str]) -> str:
@@ -104,6 +112,9 @@ def field_lines(key: str, mb: Mailbox, defaults: Defaults, *, owner_unknown: boo
     if key == "sign_in_blocked":
         return [] if mb.sign_in_blocked == defaults.sign_in_blocked else \
             [f"{indent}sign_in_blocked: {boolean(mb.sign_in_blocked)}"]
+    if key == "protocols":
+        differ = protocols(mb.protocols, defaults.protocols)
+        return [f"{indent}protocols: {differ}"] if differ else []
     raise KeyError(key)
 
 
@@ -135,7 +146,8 @@ def defaults_lines(defaults: Defaults) -> list[str]:
             f"  sent_items: {{copy_send_as: {boolean(defaults.sent_items.copy_send_as)}, "
             f"copy_send_on_behalf: {boolean(defaults.sent_items.copy_send_on_behalf)}}}",
             f"  audit: {{enabled: {boolean(defaults.audit_enabled)}}}",
-            f"  hidden_from_gal: {boolean(defaults.hidden_from_gal)}"]
+            f"  hidden_from_gal: {boolean(defaults.hidden_from_gal)}",
+            f"  protocols: {protocols(defaults.protocols)}"]
 
 
 def policy_lines(policy: Policy, notes: dict[str, str]) -> list[str]:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from mailroom.core.model import Defaults, Desired, Mailbox, Member, Origin, Policy, SentItems, State
+from mailroom.core.model import Defaults, Desired, Mailbox, Member, Origin, Policy, Protocols, SentItems, State
 from mailroom.core.textsafe import UNSAFE, printable
 from mailroom.file import rules, schema
 from mailroom.file.findings import Finding, Severity, quote
@@ -363,8 +363,10 @@ def _build(docs: list[Document], broken: set[tuple[str, str]],
     d = section(main.data.get("defaults"), "/defaults")
     sent = section(d.get("sent_items"), "/defaults/sent_items")
     audit = section(d.get("audit"), "/defaults/audit")
+    protocols = section(d.get("protocols"), "/defaults/protocols")
     given = settings(Defaults, d, "/defaults")
     given.pop("sent_items", None)
+    given["protocols"] = Protocols(**settings(Protocols, protocols, "/defaults/protocols"))
     given.pop("audit_enabled", None)  # written as audit.enabled
     if "enabled" in audit and usable("/defaults/audit/enabled"):
         given["audit_enabled"] = audit["enabled"]
@@ -413,6 +415,8 @@ def _mailbox(raw: dict[str, Any], defaults: Defaults, origin: Origin) -> Mailbox
                              sent.get("copy_send_on_behalf", defaults.sent_items.copy_send_on_behalf)),
         audit_enabled=(raw.get("audit") or {}).get("enabled", defaults.audit_enabled),
         sign_in_blocked=raw.get("sign_in_blocked", defaults.sign_in_blocked),
+        # Each protocol the mailbox names overrides the profile's; the others are the profile's.
+        protocols=replace(defaults.protocols, **(raw.get("protocols") or {})),
         origin=origin,
-        **({"state": State(raw["state"])} if "state" in raw else {}),  # else the model's default
+        state=State(raw["state"]) if "state" in raw else Mailbox.state,  # else the model's default
     )

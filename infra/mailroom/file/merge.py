@@ -72,6 +72,8 @@ def differs(key: str, old: Mailbox, new: Mailbox, defaults: Defaults) -> bool:
         return old.audit_enabled != new.audit_enabled
     if key == "sign_in_blocked":
         return old.sign_in_blocked != new.sign_in_blocked
+    if key == "protocols":
+        return old.protocols != new.protocols
     return False  # address (the key), owner (Exchange knows none: the file's stands)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 from mailroom.core import rights
+from mailroom.core.compare import show
 from mailroom.core.identity import domain_of, in_domains, is_valid_smtp, local_part, smtp_key
 from mailroom.core.model import Desired, Mailbox, State
 from mailroom.core.textsafe import UNSAFE
@@ -200,6 +201,14 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
                     ctx.report(mb, (name, j), "send-requires-member",
                                f"{addr} has {right} on {mb.address} but is not a member; "
                                "policy.send_as_requires_member is on")
+    if policy.protocols_at_profile:
+        profile = ctx.desired.defaults.protocols
+        for r in rights.PROTOCOLS:
+            mine, theirs = getattr(mb.protocols, r.attr), getattr(profile, r.attr)
+            if mine != theirs:
+                ctx.report(mb, ("protocols", r.attr), "protocols-off-profile",
+                           f"{mb.address} sets {r.label} {show(mine)}, but defaults.protocols says {show(theirs)}; "
+                           "policy.protocols_at_profile is on")
     if not policy.allow_external_members and ctx.desired.domains:
         for parts, addr in _people(mb):
             if not in_domains(addr, ctx.desired.domains):

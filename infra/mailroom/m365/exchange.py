@@ -200,6 +200,10 @@ class ExchangeClient:
         return (await self.invoke("Get-Mailbox", {"RecipientTypeDetails": "SharedMailbox",
                                                   "ResultSize": "Unlimited"})).value
 
+    async def list_cas_mailboxes(self) -> list[dict[str, Any]]:
+        """Every mailbox's protocol settings (Get-CASMailbox lists all mailbox types, 1,000 a page)."""
+        return (await self.invoke("Get-CASMailbox", {"ResultSize": "Unlimited"})).value
+
     async def list_recipients(self) -> list[dict[str, Any]]:
         return (await self.invoke("Get-Recipient", {"ResultSize": "Unlimited"})).value
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from mailroom.core import rights
 from mailroom.core.identity import in_domains, is_valid_smtp, smtp_key
-from mailroom.core.model import DEFAULTS, POLICY, Defaults, Desired, Mailbox, Member, SentItems
+from mailroom.core.model import DEFAULTS, POLICY, Defaults, Desired, Mailbox, Member, Protocols, SentItems
 from mailroom.core.textsafe import UNSAFE, printable
 from mailroom.m365.directory import Directory
 from mailroom.m365.tenant import Tenant
@@ -155,7 +155,8 @@ def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
         send_as=tuple(sorted(set(send_as))), send_on_behalf=tuple(sorted(set(on_behalf))),
         hidden_from_gal=spec.hidden_from_gal,
         sent_items=SentItems(spec.copy_send_as, spec.copy_send_on_behalf),
-        audit_enabled=spec.audit_enabled, sign_in_blocked=spec.sign_in_blocked)
+        audit_enabled=spec.audit_enabled, sign_in_blocked=spec.sign_in_blocked,
+        protocols=Protocols(**{r.attr: getattr(spec, r.attr) for r in rights.PROTOCOLS}))
     return Adopted(mailbox, group, tuple(notes))
 
 
@@ -167,7 +168,13 @@ def common_defaults(mailboxes: Sequence[Mailbox]) -> Defaults:
     def most(values: list[bool], default: bool) -> bool:
         return not default if values.count(not default) > values.count(default) else default
 
+    def commonest(values: list[bool | None], default: bool | None) -> bool | None:
+        """The most common value (smtp_auth has three); ties: the model's."""
+        return max(dict.fromkeys([default, *values]), key=values.count)
+
     automaps = [m.automap for mb in mailboxes for m in mb.members if not m.is_group]
+    protocols: dict[str, Any] = {r.attr: commonest([getattr(m.protocols, r.attr) for m in mailboxes],
+                                                   getattr(DEFAULTS.protocols, r.attr)) for r in rights.PROTOCOLS}
     return Defaults(
         sign_in_blocked=most([m.sign_in_blocked for m in mailboxes], DEFAULTS.sign_in_blocked),
         automap=most(automaps, DEFAULTS.automap),
@@ -175,7 +182,8 @@ def common_defaults(mailboxes: Sequence[Mailbox]) -> Defaults:
                              most([m.sent_items.copy_send_on_behalf for m in mailboxes],
                                   DEFAULTS.sent_items.copy_send_on_behalf)),
         audit_enabled=most([m.audit_enabled for m in mailboxes], DEFAULTS.audit_enabled),
-        hidden_from_gal=most([m.hidden_from_gal for m in mailboxes], DEFAULTS.hidden_from_gal))
+        hidden_from_gal=most([m.hidden_from_gal for m in mailboxes], DEFAULTS.hidden_from_gal),
+        protocols=Protocols(**protocols))
 
 
 def needs_external(imported: Imported) -> bool:

@@ -1,8 +1,9 @@
 """The bulk read of live state: one per run, for plan, apply and drift alike.
 
 ``scan`` reads every shared mailbox in pages, every Send As grant tenant-wide in one paged call, Full
-Access per mailbox through ``$batch`` (10 a request) under the run's one pacer, all recipients and all
-users' sign-in state in pages: about one request per mailbox, at the service's rate limit. ``read``
+Access per mailbox through ``$batch`` (10 a request) under the run's one pacer, all recipients, every
+mailbox's protocols (Get-CASMailbox) and all users' sign-in state in pages: about one request per
+mailbox, at the service's rate limit. ``read``
 picks the cheaper way for a handful of mailboxes (one ``$batch`` and one Graph call each). With
 ``others`` the same scan reads the tenant's other shared mailboxes too, not only the file's (import).
 """
@@ -92,9 +93,10 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     # paged listings cost no extra time next to the Full Access batches.
     chunks = [keys[i:i + 100] for i in range(0, len(keys), 100)]
     listed = asyncio.gather(listing, ex.recipient_permissions(), tenant.directory.preload(),
-                            all_users())
+                            all_users(), ex.list_cas_mailboxes())
     per_mailbox = asyncio.gather(*(full_access(c) for c in chunks))
-    (mailboxes, send_as, _, users), answered = await asyncio.gather(listed, per_mailbox)
+    (mailboxes, send_as, _, users, cas_rows), answered = await asyncio.gather(listed, per_mailbox)
+    cas = {smtp_key(str(r.get("PrimarySmtpAddress") or "")): r for r in cas_rows}
     hints = await _ready(automap)
     answers = [a for chunk in answered for a in chunk]
 
@@ -124,7 +126,7 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                 continue
             result.live[key] = live_spec(other, answer.value, send_as_by_mailbox.get(key, []),
                                          enabled.get(str(other.get("ExternalDirectoryObjectId"))), tenant.directory,
-                                         {}, desired.domains, hints.get(key))
+                                         {}, desired.domains, hints.get(key), cas.get(key))
             continue
         mb = managed[key]
         row = rows_by_key.get(key)
@@ -143,7 +145,7 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
         result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
                                      enabled.get(str(row.get("ExternalDirectoryObjectId"))),
                                      tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
-                                     hints.get(key, spec.automap_by_key()))
+                                     hints.get(key, spec.automap_by_key()), cas.get(key))
     return result
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from mailroom.core import rights
 from mailroom.core.compare import Change, changes
 from mailroom.core.identity import exchange_alias, proxy, smtp_key
-from mailroom.core.rights import Call, MailboxList, MailboxSetting, PermissionPair, UserProperty
+from mailroom.core.rights import SET_CAS, Call, MailboxList, MailboxSetting, PermissionPair, UserProperty
 from mailroom.core.spec import MailboxSpec
 from mailroom.errors import ExchangeError, ProxyAddressExists, TenantError
 from mailroom.m365.exchange import CmdletResult, ExchangeClient, Params, hashtable
@@ -75,6 +75,8 @@ class Calls:
 
     set_mailbox: Params = field(default_factory=dict)  # one Set-Mailbox with every list and setting
     set_changes: list[Change] = field(default_factory=list)  # what that Set-Mailbox makes
+    set_cas: Params = field(default_factory=dict)  # one Set-CASMailbox with every protocol
+    cas_changes: list[Change] = field(default_factory=list)  # what that Set-CASMailbox makes
     removes: list[tuple[Change, Call]] = field(default_factory=list)  # grants, first phase
     adds: list[tuple[Change, Call]] = field(default_factory=list)  # grants, second phase
     user: list[tuple[Change, str, bool]] = field(default_factory=list)  # Graph user (property, value)
@@ -100,8 +102,11 @@ def plan_calls(live: LiveMailbox, changes: Sequence[Change]) -> Calls:
             elif c.subject:
                 (add if c.op == "add" else remove).append(subject if c.op == "add" else _trustee(live, subject))
             calls.set_changes.append(c)
+        elif isinstance(w, MailboxSetting) and w.cmdlet == SET_CAS:
+            calls.set_cas[w.param] = w.wire(c.after)
+            calls.cas_changes.append(c)
         elif isinstance(w, MailboxSetting):
-            calls.set_mailbox[w.param] = c.after
+            calls.set_mailbox[w.param] = w.wire(c.after)
             calls.set_changes.append(c)
         elif isinstance(w, PermissionPair):
             # A changed option (AutoMapping) cannot be set in place: the grant is removed and added again.
@@ -128,6 +133,14 @@ async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox,
             outcome.done.extend(calls.set_changes)
         except TenantError as exc:
             outcome.failed.extend((c, str(exc)) for c in calls.set_changes)
+    # Protocols before any grant: a new mailbox gets its profile before a member can open it over POP,
+    # IMAP, EWS or SMTP AUTH (Exchange turns them all on at creation).
+    if calls.set_cas:
+        try:
+            await exchange.invoke(SET_CAS, {"Identity": live.identity, **calls.set_cas})
+            outcome.done.extend(calls.cas_changes)
+        except TenantError as exc:
+            outcome.failed.extend((c, str(exc)) for c in calls.cas_changes)
 
     # Grants go in two phases, removals first: an AutoMapping change is a remove and an add of the same
     # grant, and in one $batch a throttled remove would be retried after the add and delete the grant.

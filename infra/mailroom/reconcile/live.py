@@ -12,7 +12,7 @@ from typing import Any
 
 from mailroom.core import rights
 from mailroom.core.identity import access_rights, managed_addresses, permission_kind, smtp_key
-from mailroom.core.rights import PermissionPair, UserProperty
+from mailroom.core.rights import GET_CAS, MailboxSetting, PermissionPair, UserProperty
 from mailroom.core.spec import Grant, MailboxSpec
 from mailroom.core.textsafe import printable
 from mailroom.errors import NotFound
@@ -73,8 +73,11 @@ def refusal(address: str, kind: str, display_name: str = "") -> str | None:
 
 def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], send_as: Sequence[dict[str, Any]],
               account_enabled: bool | None, directory: Directory, written: dict[str, str],
-              domains: Sequence[str], automap: Mapping[str, bool] | None = None) -> LiveMailbox:
-    """``automap``: the last known AutoMapping per member (address key), used when the row has none."""
+              domains: Sequence[str], automap: Mapping[str, bool] | None = None,
+              cas: Mapping[str, Any] | None = None) -> LiveMailbox:
+    """``automap``: the last known AutoMapping per member (address key), used when the row has none.
+    ``cas``: the mailbox's Get-CASMailbox row (its protocols); None: not read, taken as Exchange leaves a
+    new mailbox (every protocol on)."""
     primary = str(mailbox.get(_MAILBOX.read.field) or "")
     trustees: dict[str, str] = {}
     unresolved: list[str] = []
@@ -110,7 +113,8 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     on_behalf = [canon(str(name)) for name in mailbox.get(_SEND_ON_BEHALF.read.field) or ()]
     aliases = [a for k, a in managed_addresses(mailbox.get(_ALIAS.read.field) or (), domains).items()
                if k != smtp_key(primary)]
-    settings = {r.attr: _setting(r, mailbox, account_enabled) for r in rights.SETTINGS}
+    settings = {r.attr: _setting(r, cas or {} if r.read.source == GET_CAS else mailbox, account_enabled)
+                for r in rights.SETTINGS}
     spec = MailboxSpec(
         address=primary,
         aliases=tuple(sorted(aliases, key=smtp_key)),
@@ -142,25 +146,29 @@ def _setting(right: rights.Right, mailbox: Mapping[str, Any], account_enabled: b
     if isinstance(right.write, UserProperty):  # read from Graph, not from Get-Mailbox
         return right.read.absent if account_enabled is None else right.write.value(account_enabled)
     value = mailbox.get(right.read.field, right.read.absent)
-    return str(value or "") if isinstance(right.read.absent, str) else bool(value)
+    if isinstance(right.read.absent, str):
+        return str(value or "")
+    return right.write.value(value) if isinstance(right.write, MailboxSetting) else bool(value)
 
 
 async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Directory, address: str,
                        people: Sequence[str], domains: Sequence[str],
                        automap: Mapping[str, bool] | None = None) -> LiveMailbox | None:
-    """Read one mailbox (one $batch for mailbox + both permission lists, one Graph GET)."""
+    """Read one mailbox (one $batch for mailbox, both permission lists and its protocols; one Graph GET)."""
     assert isinstance(_SEND_AS.write, PermissionPair)
-    mbx, fa, sa = await exchange.batch([
+    mbx, fa, sa, cas = await exchange.batch([
         (_MAILBOX.read.source, {"Identity": address}),
         (_MEMBER.read.source, {"Identity": address}),
         (_SEND_AS.read.source, {"Identity": address, "AccessRights": _SEND_AS.write.access}),
+        (GET_CAS, {"Identity": address}),
     ])
     if isinstance(mbx, NotFound) or (isinstance(mbx, CmdletResult) and not mbx.value):
         return None
-    for result in (mbx, fa, sa):
+    for result in (mbx, fa, sa, cas):
         if not isinstance(result, CmdletResult):
             raise result
     assert isinstance(mbx, CmdletResult) and isinstance(fa, CmdletResult) and isinstance(sa, CmdletResult)
+    assert isinstance(cas, CmdletResult)
     row = mbx.value[0]
     # Only the people of real grants are looked up: the inherited entries name Exchange's own groups.
     names = [str(r.get(_MEMBER.read.field)) for r in _granted(fa.value, _MEMBER)]
@@ -170,4 +178,5 @@ async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Director
     user = await graph.get_user(str(row.get("ExternalDirectoryObjectId"))) if row.get("ExternalDirectoryObjectId") \
         else None
     enabled = None if user is None else bool(user.get("accountEnabled"))
-    return live_spec(row, fa.value, sa.value, enabled, directory, directory.written_by_id(people), domains, automap)
+    return live_spec(row, fa.value, sa.value, enabled, directory, directory.written_by_id(people), domains, automap,
+                     cas.value[0] if cas.value else None)

@@ -114,6 +114,10 @@ def test_a_shared_mailbox_that_already_matches_is_adopted_with_no_change(tenant_
                                  DisplayName="Front Desk", PrimarySmtpAddress="desk@contoso.com")
         await tenant_app.by_hand("alice@contoso.com", "Add-MailboxPermission", Identity="desk@contoso.com",
                                  User="alice@contoso.com", AccessRights=["FullAccess"])
+        # hardened by hand to the file's (the default) protocol profile
+        await tenant_app.by_hand("alice@contoso.com", "Set-CASMailbox", Identity="desk@contoso.com",
+                                 PopEnabled=False, ImapEnabled=False, ActiveSyncEnabled=False, EwsEnabled=False,
+                                 SmtpClientAuthenticationDisabled=True)
     asyncio.run(by_hand())
     text = FILE.replace("members: [alice@contoso.com, dave@contoso.com]\n    send_as: [alice@contoso.com]",
                         "members: [alice@contoso.com]\n    sign_in_blocked: false\n"

@@ -25,8 +25,8 @@ DESIRED = MailboxSpec(address=MB, display_name="Customer Support", aliases=("hel
                       members=(Grant("alice@contoso.com"), Grant("bob@contoso.com", automap=False)),
                       send_as=("carol@contoso.com",), send_on_behalf=("dave@contoso.com",), hidden_from_gal=True,
                       sign_in_blocked=True, domains=DOMAINS)
-WRITES = ("Set-Mailbox", "Add-MailboxPermission", "Remove-MailboxPermission", "Add-RecipientPermission",
-          "Remove-RecipientPermission")
+WRITES = ("Set-Mailbox", "Set-CASMailbox", "Add-MailboxPermission", "Remove-MailboxPermission",
+          "Add-RecipientPermission", "Remove-RecipientPermission")
 
 
 async def _read(t: Tenant, spec: MailboxSpec) -> LiveMailbox:
@@ -45,7 +45,7 @@ async def _writes(t: Tenant) -> list[dict[str, Any]]:
     """mailroom's own writes to the mailbox, oldest first, from the tenant's admin audit log."""
     rows = await t.exchange.admin_audit_log([MB])
     mine = [r for r in rows if r["Caller"] == "mailroom-local" and r["CmdletName"] in WRITES]
-    return sorted(mine, key=lambda r: str(r["RunDate"]))
+    return sorted(mine, key=lambda r: str(r["Identity"]))  # the log's sequence: ties of RunDate kept apart
 
 
 def _params(row: dict[str, Any]) -> dict[str, str]:
@@ -71,8 +71,10 @@ def test_each_change_is_written_by_the_call_its_right_names(tenant_app: TenantAp
                                                ("add", "alias"), ("set", "display_name"),
                                                ("set", "hidden_from_gal"), ("set", "sign_in_blocked")}
     assert outcome.failed == [] and _same(outcome.done, todo)
-    # One Set-Mailbox for the lists and settings, one item per grant, one Graph PATCH for sign-in.
-    assert sent["cmdlets"] == {"Set-Mailbox": 1, "Add-MailboxPermission": 2, "Add-RecipientPermission": 1}
+    # One Set-Mailbox for the lists and settings, one Set-CASMailbox for the protocols, one item per grant,
+    # one Graph PATCH for sign-in.
+    assert sent["cmdlets"] == {"Set-Mailbox": 1, "Set-CASMailbox": 1, "Add-MailboxPermission": 2,
+                               "Add-RecipientPermission": 1}
     assert sent["endpoints"]["PATCH /v1.0/users/{id}"] == 1
     by_cmdlet = {(r["CmdletName"], _params(r).get("User") or _params(r).get("Trustee")): _params(r) for r in writes}
     assert by_cmdlet[("Add-MailboxPermission", "alice@contoso.com")]["AutoMapping"] == "True"
@@ -80,6 +82,14 @@ def test_each_change_is_written_by_the_call_its_right_names(tenant_app: TenantAp
     assert all(p["Identity"] == live.identity for p in by_cmdlet.values())  # the Guid, never a name
     set_mailbox = by_cmdlet[("Set-Mailbox", None)]
     assert set_mailbox["DisplayName"] == "Customer Support" and set_mailbox["HiddenFromAddressListsEnabled"] == "True"
+    # The secure profile of a fresh mailbox (everything on): SMTP AUTH is written inverted, OWA and MAPI untouched.
+    assert by_cmdlet[("Set-CASMailbox", None)] == {
+        "Identity": live.identity, "PopEnabled": "False", "ImapEnabled": "False", "ActiveSyncEnabled": "False",
+        "EwsEnabled": "False", "SmtpClientAuthenticationDisabled": "True"}
+    # ... and before any grant: nobody can open the new mailbox over POP, IMAP, EWS or SMTP AUTH meanwhile.
+    order = [r["CmdletName"] for r in writes]
+    assert order.index("Set-CASMailbox") < min(order.index("Add-MailboxPermission"),
+                                               order.index("Add-RecipientPermission"))
     assert changes(DESIRED, after.spec) == []  # read back: the tenant now matches
 
 
