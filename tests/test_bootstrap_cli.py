@@ -54,6 +54,13 @@ def test_bootstrap_plan_apply_show_on_the_local_tenant_and_the_bound_it_sets(
 
     code, out, _ = run(capsys, "bootstrap", "plan", "--stack", "local")
     assert code == 0 and out.rstrip().endswith("No changes.")
+    # Every change is in the audit log, which verifies.
+    code, out, _ = run(capsys, "audit", "show", "--json")
+    entries = json.loads(out)["entries"]
+    made = [(e["kind"], e["right"], e["subject"]) for e in entries if e["kind"] == "change"]
+    assert len(made) == 9 and ("change", "exchange role assignment", "Mail Recipient Creation") in made
+    assert [e["detail"] for e in entries if e["kind"].startswith("run_")] == ["bootstrap apply"] * 2
+    assert run(capsys, "audit", "verify")[0] == 0
     code, out, _ = run(capsys, "bootstrap", "show", "--stack", "local", "--json", *github)
     shown = json.loads(out)
     assert code == 0 and shown["undeclared_assignments"] == []

@@ -9,12 +9,12 @@ declaration does not hold (added by hand, or left from an older declaration) is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.bootstrap.identities import IDENTITIES, Identity, Scope
-from mailroom.errors import NotFound
+from mailroom.errors import NotFound, TenantError
 from mailroom.m365.exchange import ExchangeClient
 
 
@@ -134,12 +134,22 @@ async def read(exchange: ExchangeClient, want: Wanted) -> Live:
     return Live(frozenset(registered), scopes, tuple(assignments))
 
 
-async def apply(exchange: ExchangeClient, todo: Iterable[Change]) -> list[Change]:
-    """Make each change in order; stops at the first failure (its error says which), returning the done ones
-    on success. Re-running converges: the next plan reads what was made."""
+Record = Callable[[Change, "str | None"], None]
+
+
+async def apply(exchange: ExchangeClient, todo: Iterable[Change], record: Record | None = None) -> list[Change]:
+    """Make each change in order, telling ``record`` of each (with the error of a failed one); stops at the
+    first failure and raises it. Re-running converges: the next plan reads what was made."""
     done: list[Change] = []
     for change in todo:
-        await exchange.invoke(change.cmdlet, change.params)
+        try:
+            await exchange.invoke(change.cmdlet, change.params)
+        except TenantError as exc:
+            if record:
+                record(change, str(exc))
+            raise
+        if record:
+            record(change, None)
         done.append(change)
     return done
 

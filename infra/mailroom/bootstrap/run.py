@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom import paths
+from mailroom.audit.log import AuditLog, Kind
 from mailroom.bootstrap import entra
 from mailroom.bootstrap import exchange as bx
 from mailroom.bootstrap.identities import IDENTITIES, LOCAL_CLIENT_IDS, CiTarget
@@ -126,10 +127,29 @@ def apply(planned: Planned) -> tuple[Planned, list[bx.Change]]:
     cfg = _tenant_config(target)
     principals = planned.principals
 
+    log = AuditLog(paths.audit_log(), stack=target.stack)
+
+    def record(change: bx.Change, error: str | None) -> None:
+        # mailroom's own permissions change: the audit log holds it next to the mailbox changes it enables.
+        # No mailbox: the entry is about an identity, so `audit show --mailbox` never lists it.
+        log.append(log.entry(Kind.CHANGE_FAILED if error else Kind.CHANGE, right=f"exchange {change.kind}",
+                             subject=change.subject, before=change.identity or None, after=change.detail,
+                             result="failed" if error else "ok", detail=error or change.op))
+
     async def run() -> list[bx.Change]:
         want = bx.wanted(principals)
         async with Tenant(cfg) as t:
-            return await bx.apply(t.exchange, bx.changes(want, await bx.read(t.exchange, want)))
+            todo = bx.changes(want, await bx.read(t.exchange, want))
+            if todo:
+                log.start_run("bootstrap apply", context={"command": "bootstrap apply", "changes": len(todo)})
+            try:
+                done = await bx.apply(t.exchange, todo, record)
+            except Exception:
+                log.end_run("failed", {"changes": len(todo)}, detail="bootstrap apply")
+                raise
+            if todo:
+                log.end_run("ok", {"applied": len(done)}, detail="bootstrap apply")
+            return done
     return planned, asyncio.run(run())
 
 
