@@ -9,6 +9,7 @@ roles mailroom must *not* get, so a wrong role name would resolve to a wrong id 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pulumi
@@ -54,15 +55,22 @@ class Mocks(pulumi.runtime.Mocks):
 
 
 def run(ci: CiTarget) -> Mocks:
-    mocks = Mocks()
-    pulumi.runtime.set_mocks(mocks, project="mailroom", stack="bootstrap-test", preview=False)
+    # Pulumi's mock runtime uses the thread's current event loop; an earlier asyncio.run() unsets it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        mocks = Mocks()
+        pulumi.runtime.set_mocks(mocks, project="mailroom", stack="bootstrap-test", preview=False)
 
-    @pulumi.runtime.test
-    def program() -> None:
-        entra.declare(ci)
+        @pulumi.runtime.test
+        def program() -> None:
+            entra.declare(ci)
 
-    program()
-    return mocks
+        program()
+        return mocks
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def of(mocks: Mocks, kind: str) -> list[tuple[str, dict[str, Any]]]:
