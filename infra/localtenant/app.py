@@ -15,9 +15,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from localtenant import __version__
 from localtenant.context import Emulator
+from localtenant.directory import resolve
+from localtenant.exchange import cmdlets as exchange_cmdlets
+from localtenant.exchange import models as exchange_models
 from localtenant.exchange import rbac
 from localtenant.exchange import responses as exchange_wire
 from localtenant.exchange import routes as exchange_routes
+from localtenant.exchange.params import Params
 from localtenant.faults import Decision, Profile, ProfileError
 from localtenant.graph import responses as graph_wire
 from localtenant.graph import routes as graph_routes
@@ -215,6 +219,29 @@ async def mint_token(request: Request) -> Response:
     return json_response({"access_token": token})
 
 
+async def mapi_inbox_rule(request: Request) -> Response:
+    """An inbox rule made by a MAPI client (Outlook, MFCMAPI) rather than a cmdlet: the admin audit log does
+    not record it, and with ``hidden: true`` only ``Get-InboxRule -IncludeHidden`` shows it, as with the
+    hidden forwarding rules attackers leave ([doc: get-inboxrule -IncludeHidden]). Body: ``{"mailbox", "name",
+    "hidden", "ForwardTo"|"RedirectTo"|"ForwardAsAttachmentTo": [...]}``."""
+    emu = _emu(request)
+    doc, ok = await read_json(request)
+    if not ok or not isinstance(doc, dict) or not isinstance(doc.get("mailbox"), str) \
+            or not isinstance(doc.get("name"), str):
+        return json_response(control_error("the body must be a JSON object with mailbox and name"), 400)
+    try:
+        with emu.store.tx() as conn:
+            mbx = resolve(conn, doc["mailbox"])
+            if not mbx.is_mailbox:
+                raise ValueError(f"{doc['mailbox']} is not a mailbox")
+            actions = exchange_cmdlets.rule_actions(conn, Params({k: v for k, v in doc.items()
+                                                                  if k in exchange_models.FORWARD_ACTIONS}))
+            rule = exchange_models.new_inbox_rule(conn, mbx, doc["name"], actions, hidden=doc.get("hidden") is True)
+    except Exception as err:  # a mailbox or recipient that does not resolve, a duplicate name
+        return json_response(control_error(str(err)), 400)
+    return json_response({"Identity": f"{mbx.name}\\{rule.rule_id}", "RuleIdentity": rule.rule_id})
+
+
 async def rbac_policy(request: Request) -> Response:
     """What an app with no service principal in Exchange gets (exchange/rbac.py): ``exchange-admin``
     (the default: it stands for the admin's own tools) or ``refused`` (as Exchange refuses it)."""
@@ -233,6 +260,7 @@ async def rbac_policy(request: Request) -> Response:
 
 
 CONTROL_ROUTES = [
+    Route("/_emulator/mapi/inbox-rules", mapi_inbox_rule, methods=["POST"]),
     Route("/_emulator/rbac", rbac_policy, methods=["GET", "PUT"]),
     Route("/_emulator/health", health, methods=["GET"]),
     Route("/_emulator/metrics", metrics, methods=["GET"]),

@@ -103,6 +103,20 @@ CREATE TABLE IF NOT EXISTS admin_audit (
 CREATE INDEX IF NOT EXISTS admin_audit_date ON admin_audit(run_date);
 CREATE INDEX IF NOT EXISTS admin_audit_object ON admin_audit(object_seq);
 
+-- Inbox rules of a mailbox (New-/Get-/Enable-/Disable-/Remove-InboxRule). Forwarding actions hold what was
+-- given, as Exchange resolves it: a recipient's display form or an outside SMTP address. ``hidden``: a rule
+-- only a MAPI client sees (Get-InboxRule shows it with -IncludeHidden).
+CREATE TABLE IF NOT EXISTS inbox_rules (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    rule_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    actions TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS inbox_rules_mailbox ON inbox_rules(mailbox_seq, seq);
+
 CREATE TABLE IF NOT EXISTS directory_audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     activity_dt TEXT NOT NULL,

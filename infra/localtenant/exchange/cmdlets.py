@@ -186,6 +186,12 @@ def set_mailbox(ctx: Ctx, p: Params) -> Result:
         value = p.boolean(flag)
         if value is not None:
             props[flag] = value
+    if p.has("ForwardingAddress"):  # $null clears it
+        target = p.string("ForwardingAddress")
+        props["ForwardingAddress"] = resolve(ctx.conn, target).name if target else None
+    if p.has("ForwardingSmtpAddress"):
+        smtp = p.string("ForwardingSmtpAddress")
+        props["ForwardingSmtpAddress"] = _proxy_address("ForwardingSmtpAddress", smtp) if smtp else None
     for audit_set, valid in models.AUDIT_VALID.items():
         change = p.multivalue(audit_set)
         if change is not None:
@@ -198,6 +204,17 @@ def set_mailbox(ctx: Ctx, p: Params) -> Result:
     if changed:
         models.update_object(ctx.conn, mbx, props=props)
     return Result(warnings=[] if changed else [NO_CHANGE.format(identity)], target=mbx)
+
+
+def _proxy_address(name: str, value: str) -> str:
+    """A ProxyAddress parameter: ``x@y`` or ``smtp:x@y``, kept as ``smtp:x@y``."""
+    bare = value.strip()[5:] if value.strip().lower().startswith("smtp:") else value.strip()
+    local, at, domain = bare.partition("@")
+    if not (local and at and "." in domain and " " not in bare):
+        raise binding_error(f"Cannot process argument transformation on parameter '{name}'. Cannot convert value "
+                            f'"{value}" to type "Microsoft.Exchange.Data.ProxyAddress". Error: "The address '
+                            f"'{bare}' is invalid.\"")
+    return "smtp:" + bare
 
 
 def remove_mailbox(ctx: Ctx, p: Params) -> Result:
@@ -243,6 +260,74 @@ def set_cas_mailbox(ctx: Ctx, p: Params) -> Result:
     if models.cas_settings(props) == models.cas_settings(mbx.props):
         return Result(warnings=[NO_CHANGE.format(identity)], target=mbx)
     models.update_object(ctx.conn, mbx, props=props)
+    return Result(target=mbx)
+
+
+# ---------------------------------------------------------------- inbox rules
+
+
+def rule_target(conn: sqlite3.Connection, value: str) -> str:
+    """A forwarding action's recipient as Get-InboxRule shows it: a recipient of the organisation by its
+    display name and primary address, anything else that is an SMTP address as itself."""
+    try:
+        obj = resolve(conn, value)
+        return f'"{obj.display_name}" [SMTP:{obj.mail}]'
+    except DirectoryError:
+        if not _looks_smtp(value):
+            raise
+    bare = value.strip()
+    return f'"{bare}" [SMTP:{bare}]'
+
+
+def _looks_smtp(value: str) -> bool:
+    local, at, domain = value.strip().partition("@")
+    return bool(local and at and "." in domain and " " not in value.strip())
+
+
+def rule_actions(conn: sqlite3.Connection, p: Params) -> dict[str, list[str]]:
+    return {a: [rule_target(conn, v) for v in p.strings(a) or []] for a in models.FORWARD_ACTIONS if p.has(a)}
+
+
+def new_inbox_rule(ctx: Ctx, p: Params) -> Result:
+    mbx = mailbox_arg(ctx, p.require("Mailbox"))
+    enabled = p.boolean("Enabled")
+    rule = models.new_inbox_rule(ctx.conn, mbx, p.require("Name"), rule_actions(ctx.conn, p),
+                                 enabled=True if enabled is None else enabled)
+    return Result(rows=[render.inbox_rule(rule)], target=mbx)
+
+
+def _rule_arg(ctx: Ctx, p: Params) -> tuple[DirObject, models.InboxRule]:
+    identity = p.require("Identity")
+    owner = p.string("Mailbox") or (identity.partition("\\")[0] if "\\" in identity else None)
+    if owner is None:
+        raise binding_error("The Mailbox parameter is required when the Identity does not name the mailbox.")
+    mbx = mailbox_arg(ctx, owner)
+    rule = models.find_inbox_rule(ctx.conn, mbx, identity)
+    if rule is None:
+        raise DirectoryError(DirectoryError.NOT_FOUND, identity)
+    return mbx, rule
+
+
+def get_inbox_rule(ctx: Ctx, p: Params) -> Result:
+    if p.has("Identity"):
+        mbx, rule = _rule_arg(ctx, p)
+        return Result(rows=[render.inbox_rule(rule)])
+    mbx = mailbox_arg(ctx, p.require("Mailbox"))
+    rules = models.inbox_rules(ctx.conn, mbx, hidden=p.switch("IncludeHidden"))
+    return Result(rows=[render.inbox_rule(r) for r in rules])
+
+
+def _switch_inbox_rule(enabled: bool) -> Handler:
+    def run(ctx: Ctx, p: Params) -> Result:
+        mbx, rule = _rule_arg(ctx, p)
+        changed = models.set_inbox_rule_enabled(ctx.conn, rule, enabled)
+        return Result(warnings=[] if changed else [NO_CHANGE.format(p.require("Identity"))], target=mbx)
+    return run
+
+
+def remove_inbox_rule(ctx: Ctx, p: Params) -> Result:
+    mbx, rule = _rule_arg(ctx, p)
+    ctx.conn.execute("DELETE FROM inbox_rules WHERE seq = ?", (rule.seq,))
     return Result(target=mbx)
 
 
@@ -384,9 +469,19 @@ CMDLETS: dict[str, Cmdlet] = {c.name.lower(): c for c in (
     _cmdlet("New-Mailbox", new_mailbox, "Shared Name DisplayName PrimarySmtpAddress Alias", ("Name",), True),
     _cmdlet("Set-Mailbox", set_mailbox, "Identity DisplayName EmailAddresses GrantSendOnBehalfTo "
             + " ".join(models.MAILBOX_FLAGS) + " " + " ".join(models.AUDIT_VALID) + " "
+            + " ".join(models.FORWARDING) + " "
             + " ".join(models.CUSTOM_ATTRIBUTES), ("Identity",), True),
     _cmdlet("Remove-Mailbox", remove_mailbox, "Identity PermanentlyDelete", ("Identity",), True),
     _cmdlet("Get-CASMailbox", get_cas_mailbox, "Identity ResultSize"),
+    _cmdlet("New-InboxRule", new_inbox_rule, "Mailbox Name Enabled From SubjectContainsWords StopProcessingRules "
+            + " ".join(models.FORWARD_ACTIONS), ("Name",), True),
+    _cmdlet("Get-InboxRule", get_inbox_rule, "Mailbox Identity IncludeHidden ResultSize"),
+    _cmdlet("Enable-InboxRule", _switch_inbox_rule(True), "Identity Mailbox AlwaysDeleteOutlookRulesBlob",
+            ("Identity",), True),
+    _cmdlet("Disable-InboxRule", _switch_inbox_rule(False), "Identity Mailbox AlwaysDeleteOutlookRulesBlob",
+            ("Identity",), True),
+    _cmdlet("Remove-InboxRule", remove_inbox_rule, "Identity Mailbox AlwaysDeleteOutlookRulesBlob",
+            ("Identity",), True),
     _cmdlet("Set-CASMailbox", set_cas_mailbox, "Identity " + " ".join(models.CAS_FLAGS) + " "
             + models.SMTP_AUTH_DISABLED, ("Identity",), True),
     _cmdlet("Get-Recipient", get_recipient, "Identity RecipientTypeDetails ResultSize"),

@@ -61,9 +61,13 @@ AUDIT_VALID: dict[str, tuple[str, ...]] = {
                    "UpdateFolderPermissions", "UpdateInboxRules"),
 }
 MAILBOX_FLAGS = ("MessageCopyForSentAsEnabled", "MessageCopyForSendOnBehalfEnabled",
-                 "HiddenFromAddressListsEnabled", "AuditEnabled")
+                 "HiddenFromAddressListsEnabled", "AuditEnabled", "DeliverToMailboxAndForward")
 FLAG_DEFAULTS = {"MessageCopyForSentAsEnabled": False, "MessageCopyForSendOnBehalfEnabled": False,
-                 "HiddenFromAddressListsEnabled": False, "AuditEnabled": True}
+                 "HiddenFromAddressListsEnabled": False, "AuditEnabled": True, "DeliverToMailboxAndForward": False}
+# [doc: set-mailbox] ForwardingAddress names a recipient of the organisation (RecipientIdParameter: it must
+# resolve); ForwardingSmtpAddress is any SMTP proxy address, unchecked. Get-Mailbox shows the first as the
+# recipient's identity ([infer] its Name, as for GrantSendOnBehalfTo) and the second as "smtp:x@y".
+FORWARDING = ("ForwardingAddress", "ForwardingSmtpAddress")
 
 CUSTOM_ATTRIBUTES = tuple(f"CustomAttribute{n}" for n in range(1, 16))
 
@@ -457,3 +461,58 @@ def search_admin_audit(
 def group_or_mailbox(obj: DirObject) -> bool:
     """Trustees must be security principals: users (any mailbox type) or security groups."""
     return obj.kind == "user" or obj.rtd == GROUP_TYPE
+
+
+# ---------------------------------------------------------------- inbox rules
+
+# [doc: new-inboxrule] the actions that send mail elsewhere; each takes RecipientIdParameter[] (a recipient
+# of the organisation, or an SMTP address outside it).
+FORWARD_ACTIONS = ("ForwardTo", "RedirectTo", "ForwardAsAttachmentTo")
+
+
+@dataclass(frozen=True)
+class InboxRule:
+    seq: int
+    mailbox: DirObject
+    rule_id: str
+    name: str
+    enabled: bool
+    hidden: bool
+    actions: dict[str, list[str]]
+
+
+def inbox_rules(conn: sqlite3.Connection, mailbox: DirObject, *, hidden: bool) -> list[InboxRule]:
+    sql = "SELECT seq, rule_id, name, enabled, hidden, actions FROM inbox_rules WHERE mailbox_seq = ?"
+    if not hidden:
+        sql += " AND hidden = 0"
+    return [InboxRule(r[0], mailbox, r[1], r[2], bool(r[3]), bool(r[4]), json.loads(r[5]))
+            for r in conn.execute(sql + " ORDER BY seq", (mailbox.seq,))]
+
+
+def new_inbox_rule(conn: sqlite3.Connection, mailbox: DirObject, name: str, actions: dict[str, list[str]],
+                   *, enabled: bool = True, hidden: bool = False) -> InboxRule:
+    """A rule's RuleIdentity is a 64-bit number in Exchange ([doc: get-inboxrule] "16752869479666417665")."""
+    if any(r.name.lower() == name.lower() for r in inbox_rules(conn, mailbox, hidden=True)):
+        raise CmdletError(400, "Microsoft.Exchange.Management.StoreTasks.InboxRuleOperationException",
+                          f"An Inbox rule with the name {name} already exists.")
+    cur = conn.execute("INSERT INTO inbox_rules(mailbox_seq, rule_id, name, enabled, hidden, actions) "
+                       "VALUES (?, '', ?, ?, ?, ?)",
+                       (mailbox.seq, name, int(enabled), int(hidden), json.dumps(actions)))
+    seq = int(cur.lastrowid or 0)
+    rule_id = str(16752869479666417665 + seq * 4096)  # deterministic, Exchange-shaped
+    conn.execute("UPDATE inbox_rules SET rule_id = ? WHERE seq = ?", (rule_id, seq))
+    return InboxRule(seq, mailbox, rule_id, name, enabled, hidden, actions)
+
+
+def find_inbox_rule(conn: sqlite3.Connection, mailbox: DirObject, identity: str) -> InboxRule | None:
+    """``identity``: the rule's name, its RuleIdentity, or ``Mailbox\\RuleIdentity``."""
+    wanted = identity.rpartition("\\")[2].strip().lower()
+    return next((r for r in inbox_rules(conn, mailbox, hidden=True)
+                 if wanted in (r.rule_id, r.name.lower())), None)
+
+
+def set_inbox_rule_enabled(conn: sqlite3.Connection, rule: InboxRule, enabled: bool) -> bool:
+    if rule.enabled == enabled:
+        return False
+    conn.execute("UPDATE inbox_rules SET enabled = ? WHERE seq = ?", (int(enabled), rule.seq))
+    return True

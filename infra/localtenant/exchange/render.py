@@ -10,8 +10,10 @@ from localtenant.common import dotnet_offset, dotnet_utc, fake_sid
 from localtenant.directory import GROUP_TYPE, RESOURCE_TYPES, DirObject, Tenant
 from localtenant.exchange.models import (
     AUDIT_DEFAULTS,
+    FORWARD_ACTIONS,
     MAILBOX_RIGHTS,
     AuditRow,
+    InboxRule,
     MailboxGrant,
     cas_settings,
 )
@@ -96,9 +98,9 @@ def mailbox(
         if sorted(values) == sorted(AUDIT_DEFAULTS[key]):
             default_set.append(short)
     _coll(doc, "DefaultAuditSet", default_set)
-    doc["ForwardingAddress"] = None
-    doc["ForwardingSmtpAddress"] = None
-    doc["DeliverToMailboxAndForward"] = False
+    doc["ForwardingAddress"] = props.get("ForwardingAddress")
+    doc["ForwardingSmtpAddress"] = props.get("ForwardingSmtpAddress")
+    doc["DeliverToMailboxAndForward"] = bool(props.get("DeliverToMailboxAndForward", False))
     _date(doc, "WhenMailboxCreated", obj.created)
     doc["IsSoftDeletedByRemove"] = obj.soft_deleted
     doc["IsSoftDeletedByDisable"] = False
@@ -118,6 +120,18 @@ def cas_mailbox(obj: DirObject, addresses: Sequence[str]) -> dict[str, Any]:
     doc["ExternalDirectoryObjectId"] = obj.id
     _guid(doc, "Guid", obj.guid)
     doc.update(cas_settings(obj.props))
+    doc.update({"IsValid": True, "ObjectState": "Unchanged"})
+    return doc
+
+
+def inbox_rule(rule: InboxRule) -> dict[str, Any]:
+    """Get-InboxRule's row ([doc: get-inboxrule]; forwarding targets in the ``"Name" [SMTP:x@y]`` form the
+    cmdlet shows)."""
+    doc: dict[str, Any] = {"Identity": f"{rule.mailbox.name}\\{rule.rule_id}", "RuleIdentity": rule.rule_id,
+                           "Name": rule.name, "Enabled": rule.enabled, "MailboxOwnerId": rule.mailbox.name,
+                           "Priority": 1, "InError": False, "StopProcessingRules": False}
+    for action in FORWARD_ACTIONS:
+        _coll(doc, action, rule.actions.get(action) or [])
     doc.update({"IsValid": True, "ObjectState": "Unchanged"})
     return doc
 
