@@ -27,6 +27,7 @@ from localtenant.graph import responses as graph_wire
 from localtenant.graph import routes as graph_routes
 from localtenant.guard import SERVER_RECEIVE, Guard, control_error, exception_handlers
 from localtenant.http import json_response, read_json
+from localtenant.identity import grants
 from localtenant.identity import models as identity_models
 from localtenant.identity import responses as identity_wire
 from localtenant.identity import routes as identity_routes
@@ -259,7 +260,24 @@ async def rbac_policy(request: Request) -> Response:
         return json_response({"unregistered_apps": rbac.unregistered_policy(conn)})
 
 
+async def app_roles(request: Request) -> Response:
+    """An app's consented app roles (identity/grants.py), standing in for Entra's app role assignments."""
+    emu = _emu(request)
+    client_id = request.path_params["client_id"]
+    if request.method == "PUT":
+        doc, ok = await read_json(request)
+        try:
+            with emu.store.tx() as conn:
+                grants.set_roles(conn, client_id, doc.get("roles") if ok and isinstance(doc, dict) else None)
+        except ValueError as err:
+            return json_response(control_error(str(err), setting="roles"), 400)
+    with emu.store.read() as conn:
+        roles = {aud: grants.roles_for(conn, client_id, aud) for aud in identity_models.APP_ROLES}
+    return json_response({"client_id": client_id, "roles": roles})
+
+
 CONTROL_ROUTES = [
+    Route("/_emulator/apps/{client_id}", app_roles, methods=["GET", "PUT"]),
     Route("/_emulator/mapi/inbox-rules", mapi_inbox_rule, methods=["POST"]),
     Route("/_emulator/rbac", rbac_policy, methods=["GET", "PUT"]),
     Route("/_emulator/health", health, methods=["GET"]),

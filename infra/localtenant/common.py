@@ -80,16 +80,18 @@ class Caller:
     """Who made a request, from the validated token: an app (client credentials) or a
     user (delegated token with a ``upn`` claim)."""
 
-    __slots__ = ("app_id", "app_name", "upn", "user_id", "tenant_id")
+    __slots__ = ("app_id", "app_name", "upn", "user_id", "tenant_id", "roles")
 
     def __init__(
-        self, app_id: str, app_name: str, tenant_id: str, upn: str | None = None, user_id: str | None = None
+        self, app_id: str, app_name: str, tenant_id: str, upn: str | None = None, user_id: str | None = None,
+        roles: tuple[str, ...] | None = None,
     ) -> None:
         self.app_id = app_id
         self.app_name = app_name
         self.tenant_id = tenant_id
         self.upn = upn
         self.user_id = user_id
+        self.roles = roles  # the token's app roles (app-only tokens); None for a user's token
 
     @property
     def label(self) -> str:

@@ -126,6 +126,10 @@ CREATE TABLE IF NOT EXISTS directory_audit (
 CREATE INDEX IF NOT EXISTS directory_audit_date ON directory_audit(activity_dt);
 CREATE INDEX IF NOT EXISTS directory_audit_target ON directory_audit(target_id);
 
+-- App roles consented to an app (identity/grants.py): JSON {audience: [role, ...]}. Apps without a row get
+-- identity.models.APP_ROLES.
+CREATE TABLE IF NOT EXISTS app_grants (app_id_l TEXT PRIMARY KEY, roles TEXT NOT NULL) WITHOUT ROWID;
+
 -- Exchange RBAC for applications (exchange/rbac.py): service principals registered in Exchange, recipient
 -- management scopes, and the role assignments that bind a role (and a write scope) to an app.
 CREATE TABLE IF NOT EXISTS service_principals (

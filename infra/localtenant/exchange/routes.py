@@ -32,10 +32,14 @@ def authorize(request: Request, emu: Emulator) -> Caller | Response:
     if not emu.tenant.matches(request.path_params["tenant"]):
         return unauthorized("The tenant in the URL is not this tenant.")
     try:
-        return verify(emu.secret, request.headers.get("authorization"), audience=EXCHANGE_AUD,
-                      tenant_id=emu.tenant.id)
+        caller = verify(emu.secret, request.headers.get("authorization"), audience=EXCHANGE_AUD,
+                        tenant_id=emu.tenant.id)
     except AuthError as err:
         return unauthorized(str(err))
+    if caller.roles is not None and "Exchange.ManageAsApp" not in caller.roles:
+        # wire reference A.2: an app without the app role gets 401 (measured by graph2otel)
+        return unauthorized("The token has no Exchange.ManageAsApp role.")
+    return caller
 
 
 def _prefer(headers: Any) -> str | None:

@@ -17,7 +17,7 @@ from localtenant import paging
 from localtenant.common import Caller
 from localtenant.context import Emulator
 from localtenant.directory import DirectoryError, addresses_of, get_user
-from localtenant.graph import models
+from localtenant.graph import models, permissions
 from localtenant.graph import responses as wire
 from localtenant.graph.models import GraphError
 from localtenant.http import base_url, json_response, read_json, with_query
@@ -245,6 +245,9 @@ def dispatch(emu: Emulator, caller: Caller, method: str, path: str, query: list[
         if "method not allowed" in template:
             return wire.error(405, "Request_BadRequest", f"The HTTP method '{method}' is not allowed.")
         return wire.error(400, "BadRequest", f"Resource not found for the segment '{path.strip('/')}'.")
+    if caller.roles is not None and not permissions.allows(caller.roles, template, body):
+        return wire.error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.",
+                          headers.get("client-request-id"))
     req = GraphRequest(emu, caller, method, path, query, headers, body, base, args)
     try:
         return handler(req)

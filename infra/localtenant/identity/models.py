@@ -64,8 +64,9 @@ def app_display_name(client_id: str) -> str:
 
 def mint(
     secret: bytes, *, tenant_id: str, client_id: str, audience: str, upn: str | None = None,
-    user_id: str | None = None, lifetime: int = LIFETIME,
+    user_id: str | None = None, lifetime: int = LIFETIME, roles: list[str] | None = None,
 ) -> str:
+    """``roles``: the app's consented app roles for ``audience`` (identity/grants.py); None: APP_ROLES."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "aud": audience, "iss": f"https://sts.windows.net/{tenant_id}/", "iat": now, "nbf": now,
@@ -77,7 +78,7 @@ def mint(
                        "scp": DELEGATED_SCOPES[audience]})
     else:
         sp = stable_guid("sp", client_id)
-        claims.update({"oid": sp, "sub": sp, "idtyp": "app", "roles": APP_ROLES[audience]})
+        claims.update({"oid": sp, "sub": sp, "idtyp": "app", "roles": APP_ROLES[audience] if roles is None else roles})
     header = _b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "localtenant"}).encode())
     body = _b64(json.dumps(claims, separators=(",", ":")).encode())
     sig = _b64(hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest())
@@ -120,4 +121,5 @@ def verify(secret: bytes, authorization: str | None, *, audience: str, tenant_id
     return Caller(
         app_id=str(claims.get("appid", "")), app_name=str(claims.get("app_displayname", "")),
         tenant_id=tenant_id, upn=claims.get("upn"), user_id=claims.get("oid") if claims.get("upn") else None,
+        roles=None if claims.get("upn") else tuple(str(r) for r in claims.get("roles") or ()),
     )

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from localtenant.context import Emulator
 from localtenant.directory import DirectoryError, get_user
 from localtenant.http import base_url, json_response, read_form
-from localtenant.identity import models
+from localtenant.identity import grants, models
 from localtenant.identity import responses as wire
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -65,8 +65,10 @@ async def token(request: Request) -> Response:
             return _error(400, "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid. "
                           "Client credential flows must have a scope value with /.default suffixed to the "
                           "resource identifier (application ID URI).")
+        with emu.store.read() as conn:
+            roles = grants.roles_for(conn, client_id, audience)
         access = models.mint(emu.secret, tenant_id=emu.tenant.id, client_id=client_id, audience=audience,
-                             lifetime=lifetime)
+                             lifetime=lifetime, roles=roles)
         return json_response(wire.token(access, lifetime))
     if grant == "password":
         username, password = form.get("username", ""), form.get("password", "")

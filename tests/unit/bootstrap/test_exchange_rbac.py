@@ -216,7 +216,9 @@ def test_a_scope_filter_the_local_tenant_cannot_evaluate_is_refused_not_guessed(
 def test_every_cmdlet_the_local_tenant_implements_belongs_to_a_role() -> None:
     from localtenant.exchange import cmdlets
     held = set().union(*rbac.ROLES.values())
-    assert set(cmdlets.CMDLETS) | set(rbac.CMDLETS) <= held
+    orphans = (set(cmdlets.CMDLETS) | set(rbac.CMDLETS)) - held
+    assert not orphans, f"add {sorted(orphans)} to a role in localtenant/exchange/rbac.py ROLES (an app with " \
+                        "Exchange roles could not run them)"
 
 
 def test_identities_declare_each_exchange_role_the_local_tenant_knows() -> None:
