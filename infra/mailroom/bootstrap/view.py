@@ -46,10 +46,12 @@ def next_steps(p: Planned, done: list[bx.Change]) -> list[str]:
     ids = _client_ids(p)
     lines = [f"mailroom bootstrap: {len(done)} Exchange change(s) made on stack {p.target.stack}."]
     if p.target.local:
+        # The local stack is the embedded tenant: no Pulumi.local.yaml, no workload identity.
         lines.append("On the local tenant the identities are the client ids "
                      f"{ids['plan']} (plan) and {ids['apply']} (apply).")
-    lines += [f"Pulumi.{p.target.stack}.yaml (mailroom's stack; the apply identity, CI switches plan jobs):", ""]
-    lines += ["  " + ln for ln in stack_yaml(p.tenant_id, ids["apply"]).splitlines()]
+    else:
+        lines += [f"Pulumi.{p.target.stack}.yaml (mailroom's stack; the apply identity, CI switches plan jobs):", ""]
+        lines += ["  " + ln for ln in stack_yaml(p.tenant_id, ids["apply"]).splitlines()]
     lines += ["", "CI variables (ci/templates):"]
     lines += [f"  {k}={printable(v)}" for k, v in ci_variables(ids, p.tenant_id).items()]
     return lines
@@ -58,7 +60,7 @@ def next_steps(p: Planned, done: list[bx.Change]) -> list[str]:
 def applied_json(p: Planned, done: list[bx.Change]) -> dict[str, Any]:
     ids = _client_ids(p)
     return {"stack": p.target.stack, "result": "ok", "applied": [c.to_json() for c in done],
-            "client_ids": ids, "stack_yaml": stack_yaml(p.tenant_id, ids["apply"]),
+            "client_ids": ids, "stack_yaml": None if p.target.local else stack_yaml(p.tenant_id, ids["apply"]),
             "ci_variables": ci_variables(ids, p.tenant_id)}
 
 
@@ -95,11 +97,11 @@ def show_text(s: Shown) -> list[str]:
     for ident in doc["identities"]:
         lines += ["", f"{ident['name']}: {ident['purpose']}",
                   f"  client id: {printable(ident['client_id'] or PENDING)}"]
-        lines += [f"  {r['api']}: {r['name']}, to {r['why']}" for r in ident["app_roles"]]
+        lines += [f"  {r['api']} {r['name']}: {r['why']}" for r in ident["app_roles"]]
         for r in ident["exchange_roles"]:
             state = {None: "", True: "  [in place]", False: "  [missing: run bootstrap apply]"}[r["in_place"]]
             scope = f"write scope {r['write_scope']}" if r["write_scope"] else "organisation-wide, read only"
-            lines.append(f"  Exchange role {r['role']} ({scope}), to {r['why']}{state}")
+            lines.append(f"  Exchange role {r['role']} ({scope}): {r['why']}{state}")
         lines += [f"  federated credential: {'matching ' if c['matches'] else ''}{c['subject']}"
                   for c in ident["federated_credentials"]]
     for extra in doc["undeclared_assignments"]:

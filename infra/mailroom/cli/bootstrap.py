@@ -26,9 +26,9 @@ signs in as --admin-client-id.
 --json prints one document: plan {"format_version": 1, "command": "bootstrap plan", "stack", "has_changes",
 "entra": {"applied", "pending", "declared"}, "exchange": {"changes": [{"op", "kind", "identity", "subject",
 "detail", "cmdlet"}]}}; apply {"command": "bootstrap apply", "stack", "result", "applied", "client_ids",
-"stack_yaml", "ci_variables"}; show {"command": "bootstrap show", "stack", "identities": [{"name", "purpose",
-"client_id", "registered_in_exchange", "app_roles", "exchange_roles", "federated_credentials"}],
-"undeclared_assignments"}.
+"stack_yaml" (null on the local stack), "ci_variables"}; show {"command": "bootstrap show", "stack",
+"identities": [{"name", "purpose", "client_id", "registered_in_exchange", "app_roles", "exchange_roles",
+"federated_credentials"}], "undeclared_assignments"}.
 """
 
 
