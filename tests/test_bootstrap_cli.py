@@ -114,3 +114,41 @@ def test_a_real_stack_without_its_settings_fails_before_any_request(monkeypatch:
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "bootstrap", "plan", "--stack", "no-such-stack", "--ci", "github", "--repo", "o/r")
     assert (code, out) == (1, "") and "Pulumi.no-such-stack.yaml" in err
+
+
+def test_mailroom_itself_runs_as_the_bootstrapped_identities(tmp_path: Path, local_tenant: Any,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """plan, apply and drift of the shipped file, each as the identity CI gives it, with exactly the app roles
+    bootstrap declares consented (the test plays Entra's part: PUT /_emulator/apps)."""
+    from mailroom.bootstrap.identities import APPLY, EXCHANGE_APP_ID, PLAN
+
+    project = Project(tmp_path, local_tenant, monkeypatch)
+    assert run(capsys, "bootstrap", "apply", "--stack", "local", "--yes")[0] == 0
+    for identity in (PLAN, APPLY):
+        roles: dict[str, list[str]] = {"https://graph.microsoft.com": [], "https://outlook.office365.com": []}
+        for role in identity.app_roles:
+            aud = "https://outlook.office365.com" if role.api_app_id == EXCHANGE_APP_ID else "https://graph.microsoft.com"
+            roles[aud].append(role.name)
+        local_tenant._client().put(f"/_emulator/apps/{identity.display_name}", json={"roles": roles}).raise_for_status()
+
+    monkeypatch.setenv("MAILROOM_LOCAL_CLIENT_ID", "mailroom-plan")
+    code, out = project.run("plan", "--refresh", "--json", capsys=capsys)
+    assert code == 2 and json.loads(out)["has_changes"]
+    code, out = project.run("apply", "--yes", "--json", capsys=capsys)
+    failed = json.loads(out)
+    assert code == 1 and failed["result"] == "failed" and not failed["applied"]
+    assert "Forbidden" in json.dumps(failed["failed"])
+
+    monkeypatch.setenv("MAILROOM_LOCAL_CLIENT_ID", "mailroom-apply")
+    code, out = project.run("apply", "--yes", "--json", capsys=capsys)
+    assert code == 0 and json.loads(out)["result"] == "ok", out
+
+    monkeypatch.setenv("MAILROOM_LOCAL_CLIENT_ID", "mailroom-plan")
+    code, out = project.run("plan", "--refresh", "--json", capsys=capsys)
+    assert code == 0 and not json.loads(out)["has_changes"]
+    code, out = project.run("drift", "--json", capsys=capsys)
+    assert code == 0, out
+    writers = {r["Caller"] for r in local_tenant.exchange("Search-AdminAuditLog").json()["value"]
+               if r["Succeeded"] and r["CmdletName"] in ("New-Mailbox", "Set-Mailbox", "Add-MailboxPermission")}
+    assert writers == {"mailroom-apply"}

@@ -20,6 +20,9 @@ STATE_DIR_ENV = "MAILROOM_STATE_DIR"
 AUDIT_LOG_ENV = providerenv.AUDIT_LOG
 STACK_ENV = providerenv.STACK  # the stack when --stack is not given (required in CI, see CI_ENV)
 LOCAL_TENANT_URL_ENV = "MAILROOM_LOCAL_TENANT_URL"  # use this running local tenant instead of starting one
+# The client id mailroom signs in to the local tenant with (default: its admin client); set it to one of
+# `mailroom bootstrap`'s identities (mailroom-plan, mailroom-apply) to run as that identity, as CI does.
+LOCAL_CLIENT_ID_ENV = "MAILROOM_LOCAL_CLIENT_ID"
 CACHE_ENV = "MAILROOM_CACHE"  # where the Pulumi engine is built
 CI_ENV = "CI"  # set by every CI service: the local stack is then never assumed
 # Where the team's state lives (the audit log, drift history and the stack lock; the Pulumi state stays on

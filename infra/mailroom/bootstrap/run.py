@@ -23,7 +23,7 @@ from mailroom.bootstrap import entra
 from mailroom.bootstrap import exchange as bx
 from mailroom.bootstrap.identities import IDENTITIES, LOCAL_CLIENT_IDS, CiTarget
 from mailroom.errors import ConfigError
-from mailroom.m365.tenant import Tenant, TenantConfig
+from mailroom.m365.tenant import LOCAL_CLIENT_ID, Tenant, TenantConfig
 
 # The local tenant's service principal object ids are any GUIDs; these stay the same from run to run.
 _LOCAL_NS = uuid.UUID("5b0c6a1e-2d4f-4c8e-9a51-0d6f1b7e3c42")
@@ -68,8 +68,8 @@ def _tenant_config(target: Target) -> TenantConfig:
     from mailroom.engine import stacks  # starts the embedded tenant for the local stack
 
     cfg = stacks.tenant_config(paths.PROJECT_DIR, target.stack)
-    if target.local:
-        return cfg
+    if target.local:  # the embedded tenant's admin, whatever identity $MAILROOM_LOCAL_CLIENT_ID names
+        return dataclasses.replace(cfg, client_id=LOCAL_CLIENT_ID)
     if not target.admin_client_id:
         raise ConfigError(f"bootstrap on stack {target.stack!r} signs in to Exchange as an admin: pass "
                           "--admin-client-id (an app with Exchange Administrator); mailroom's own identities "

@@ -21,11 +21,13 @@ written before the key existed keeps working; endpoints of two different clouds 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
 
+from mailroom import paths
 from mailroom.engine import embedded
 from mailroom.errors import ConfigError
 from mailroom.m365.auth import CLOUDS
@@ -44,7 +46,8 @@ def stack_file(project_dir: Path, stack: str) -> Path:
 def tenant_config(project_dir: Path, stack: str) -> TenantConfig:
     if stack == LOCAL:
         info = embedded.ensure_running(project_dir)
-        return TenantConfig.local(info.url, info.tenant_id)
+        client_id = os.environ.get(paths.LOCAL_CLIENT_ID_ENV, "").strip()
+        return TenantConfig.local(info.url, info.tenant_id, *([client_id] if client_id else []))
     path = stack_file(project_dir, stack)
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -70,9 +70,9 @@ class TenantConfig:
         return cls.from_json(raw)
 
     @classmethod
-    def local(cls, url: str, tenant_id: str) -> TenantConfig:
+    def local(cls, url: str, tenant_id: str, client_id: str = LOCAL_CLIENT_ID) -> TenantConfig:
         url = url.rstrip("/")
-        return cls(tenant_id=tenant_id, auth_mode="local", client_id=LOCAL_CLIENT_ID, exchange_url=url,
+        return cls(tenant_id=tenant_id, auth_mode="local", client_id=client_id, exchange_url=url,
                    graph_url=f"{url}/v1.0", authority=url)
 
 
