@@ -152,3 +152,22 @@ def test_mailroom_itself_runs_as_the_bootstrapped_identities(tmp_path: Path, loc
     writers = {r["Caller"] for r in local_tenant.exchange("Search-AdminAuditLog").json()["value"]
                if r["Succeeded"] and r["CmdletName"] in ("New-Mailbox", "Set-Mailbox", "Add-MailboxPermission")}
     assert writers == {"mailroom-apply"}
+
+
+def test_apply_refuses_when_exchange_changed_after_the_plan_was_shown(tmp_path: Path, local_tenant: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailroom.bootstrap import run as ops
+    from mailroom.errors import ConfigError
+
+    Project(tmp_path, local_tenant, monkeypatch)
+    shown = ops.plan(ops.Target("local"))
+    assert len(shown.exchange) == 9
+    local_tenant.exchange("New-ManagementScope", Name="mailroom-shared-mailboxes",
+                          RecipientRestrictionFilter="RecipientTypeDetails -eq 'UserMailbox'")
+    with pytest.raises(ConfigError, match="changed since the plan was shown"):
+        ops.apply(shown)
+    assert local_tenant.exchange("Get-ServicePrincipal").json()["value"] == []  # nothing was made
+    again = ops.plan(ops.Target("local"))
+    assert [c.op for c in again.exchange if c.kind == "management scope"] == ["~"]
+    _, done = ops.apply(again)
+    assert len(done) == 9 and ops.plan(ops.Target("local")).exchange == []

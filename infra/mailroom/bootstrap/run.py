@@ -120,6 +120,7 @@ def apply(planned: Planned) -> tuple[Planned, list[bx.Change]]:
     """The Entra side first (a real stack), then Exchange against what Entra now holds; returns the plan
     made again after the Entra side (app ids filled in) and the Exchange changes made."""
     target = planned.target
+    shown = planned.exchange if all(p.app_id != PENDING for p in planned.principals) else None
     if not target.local:
         engine = _entra_engine(target)
         engine.up()
@@ -140,6 +141,9 @@ def apply(planned: Planned) -> tuple[Planned, list[bx.Change]]:
         want = bx.wanted(principals)
         async with Tenant(cfg) as t:
             todo = bx.changes(want, await bx.read(t.exchange, want))
+            if shown is not None and todo != shown:  # what was shown is what is applied, or nothing
+                raise ConfigError("Exchange changed since the plan was shown (another bootstrap, or a change by "
+                                  "hand); nothing was changed in Exchange: run bootstrap apply again")
             if todo:
                 log.start_run("bootstrap apply", context={"command": "bootstrap apply", "changes": len(todo)})
             try:
