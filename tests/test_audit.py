@@ -793,6 +793,31 @@ def test_cli_uses_the_env_default_path(
     assert json.loads(capsys.readouterr().out)["lines_checked"] == 3
 
 
+@pytest.mark.e2e  # git
+def test_cli_verify_in_ci_needs_no_stack_and_can_require_an_anchor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In CI (no stack named) the local log verifies against its anchors whichever stack made them;
+    --require-anchor fails an intact chain that nothing anchors (the notes ref deleted, or never fetched)."""
+    import subprocess
+
+    for cmd in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+                                 "-m", "x"]):
+        subprocess.run(["git", *cmd], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    for name in ("MAILROOM_STATE_DIR", "MAILROOM_AUDIT_LOG", "MAILROOM_STORE", "MAILROOM_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CI", "true")
+    make_log(tmp_path / ".mailroom" / "audit.jsonl")
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 0
+    assert main(["audit", "verify", "--require-anchor"]) == 1
+    assert "no anchor" in capsys.readouterr().out
+    assert main(["audit", "anchor", "--stack", "prod"]) == 0
+    assert main(["audit", "verify", "--require-anchor"]) == 0
+    assert "1 anchor(s)" in capsys.readouterr().out
+
+
 def test_cli_export_jsonl_and_cef(log_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """audit export: the log's own lines as JSON Lines, or one CEF line per entry with its fields escaped."""
     log = AuditLog(log_path, stack="prod", actor={"type": "local", "name": "ann"})

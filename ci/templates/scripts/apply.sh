@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # apply.sh [PLAN]: apply exactly the reviewed saved plan (default $OUT/plan.json), anchor the audit chain's
-# head on this commit (git note, pushed to origin) and verify the store's log against the anchors.
+# head on this commit (git note, pushed to origin) and verify the store's log against the anchors
+# (--require-anchor: a deleted notes ref fails, it does not pass unchecked).
 # Exit: apply's own code when it did not succeed (1 failed, 3 the mass-removal guard, 4 a stale plan:
 # plan again), else verify's. The anchor and the verification run after a failed apply too: its
 # failed changes are in the log.
@@ -14,5 +15,5 @@ if [ "$code" -eq 4 ]; then
 fi
 "$MAILROOM" audit anchor
 git push --quiet origin "$NOTES"
-"$MAILROOM" audit verify | tee "$OUT/audit-verify.txt"
+"$MAILROOM" audit verify --require-anchor | tee "$OUT/audit-verify.txt"
 exit "$code"

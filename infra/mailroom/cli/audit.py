@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -132,6 +133,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HASH",
         type=_hash_arg,
         help="head hash from an earlier verify: fail unless that entry is still in the log",
+    )
+    verify.add_argument(
+        "--require-anchor",
+        action="store_true",
+        help=f"fail unless at least one anchor of this log is in {anchor_mod.REF} (a pipeline that has "
+             "anchored before: without it, deleting the notes ref and rewriting the log would pass)",
     )
     options.add_json(verify)
     verify.set_defaults(func=run_verify)
@@ -277,6 +284,9 @@ def _verify(args: argparse.Namespace, name: str, path: Path) -> int:
     try:
         anchors = _anchors(args)
         result = audit.verify(path, expect_head=args.expect_head, anchors=[(a.seq, a.head) for a in anchors])
+        if result.ok and args.require_anchor and not anchors:
+            result = dataclasses.replace(result, ok=False, reason=f"no anchor of this log in {anchor_mod.REF} "
+                                         "(--require-anchor): fetch the notes ref; the chain itself is intact")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         if args.expect_head is None:
             print(f"mailroom audit verify: no audit log at {name}", file=sys.stderr)
@@ -297,7 +307,8 @@ def _verify(args: argparse.Namespace, name: str, path: Path) -> int:
               f"{anchor_mod.REF} hold")
         print(f"head: {result.head}")
     else:
-        print(f"BROKEN: {name}:{result.first_bad_line}: {result.reason}")
+        where = f"{name}:{result.first_bad_line}" if result.first_bad_line is not None else name
+        print(f"BROKEN: {where}: {result.reason}")
         print(f"lines 1..{result.lines_checked} verified; head of the intact part: {result.head}")
     return 0 if result.ok else 1
 
