@@ -41,9 +41,11 @@ def by_hand(t: Any) -> None:
     ex("New-Mailbox", Shared=True, Name="legal", DisplayName="Legal Hold", PrimarySmtpAddress="legal@contoso.com")
     ex("Set-Mailbox", Identity="legal", HiddenFromAddressListsEnabled=True, AuditEnabled=False)
     ex("Set-CASMailbox", Identity="legal", PopEnabled=False, ImapEnabled=False, SmtpClientAuthenticationDisabled=True)
+    ex("Set-Mailbox", Identity="legal", ForwardingSmtpAddress="archive@lawfirm.example")
     ex("Add-MailboxPermission", Identity="legal", User="grace@contoso.com", AccessRights=["FullAccess"])
     ex("New-Mailbox", Shared=True, Name="info", DisplayName="Info", PrimarySmtpAddress="info@contoso.com")
     ex("Add-MailboxPermission", Identity="info", User="dave@contoso.com", AccessRights=["FullAccess"])
+    ex("Set-Mailbox", Identity="info", ForwardingAddress="dave", DeliverToMailboxAndForward=True)
     support = ex("Get-Mailbox", Identity="support")[0]
     ok(t.graph("PATCH", f"/users/{support['ExternalDirectoryObjectId']}", username=ADMIN,
                json={"department": "Customer Care"}))
@@ -98,6 +100,10 @@ def test_import_adopts_a_hand_built_tenant_without_a_single_write(env: Any, tmp_
     assert "  protocols: {pop: true, imap: true, activesync: true, ews: true, smtp_auth: null, owa: true, " \
         "mapi: true}\n" in text
     assert "    protocols: {pop: false, imap: false, smtp_auth: false}\n" in text
+    # Forwarding comes back as the file says it; the domain mail leaves for is allowed, and says why.
+    assert "    forwarding: {to: dave@contoso.com, keep_copy: true}\n" in text
+    assert "    forwarding: {to: archive@lawfirm.example, keep_copy: false}\n" in text
+    assert "  allowed_forward_domains: [lawfirm.example]  # mailboxes forward mail there today" in text
 
     code, out, err = mailroom(capsys, "validate", "--json", "--file", str(main_file))
     assert code == 0 and json.loads(out)["warnings"] == 0, out

@@ -11,7 +11,15 @@ from mailroom.core import rights
 from mailroom.core.compare import RIGHTS, SETTINGS, Change, changes, show
 from mailroom.core.identity import exchange_alias, local_part
 from mailroom.core.model import DEFAULTS, POLICY, Mailbox, Policy
-from mailroom.core.rights import Lifecycle, MailboxList, MailboxSetting, PermissionPair, Shape, UserProperty
+from mailroom.core.rights import (
+    Lifecycle,
+    MailboxList,
+    MailboxSetting,
+    PermissionPair,
+    RuleSwitch,
+    Shape,
+    UserProperty,
+)
 from mailroom.core.spec import Grant, MailboxSpec
 from mailroom.drift.history import CAUSES
 from mailroom.drift.scan import DriftFinding
@@ -22,14 +30,18 @@ SPEC_FIELDS = {f.name for f in fields(MailboxSpec)}
 
 BEFORE = MailboxSpec(address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
                      members=(Grant("alice@contoso.com"), Grant("bob@contoso.com", False)),
-                     send_as=("alice@contoso.com",), send_on_behalf=("bob@contoso.com",))
+                     send_as=("alice@contoso.com",), send_on_behalf=("bob@contoso.com",),
+                     forward_rules=('1: "out" redirects to x@evil.example (external)',))
 # Differs from BEFORE in every right and setting, so that every key shows up in one diff.
 AFTER = MailboxSpec(address="support@contoso.com", display_name="Customer Support", aliases=("hd@contoso.com",),
                     members=(Grant("alice@contoso.com", False), Grant("carol@contoso.com")),
                     send_as=("carol@contoso.com",), send_on_behalf=("alice@contoso.com",), hidden_from_gal=True,
                     copy_send_as=False, copy_send_on_behalf=False, audit_enabled=False, sign_in_blocked=False,
-                    pop=True, imap=True, activesync=True, ews=True, smtp_auth=None, owa=False, mapi=False)
+                    pop=True, imap=True, activesync=True, ews=True, smtp_auth=None, owa=False, mapi=False,
+                    forwarding_address="dave@contoso.com", forwarding_smtp="x@partner.example",
+                    forward_keep_copy=True)
 PROTOCOLS = ("pop", "imap", "activesync", "ews", "smtp_auth", "owa", "mapi")
+FORWARDING = ("forwarding_address", "forwarding_smtp", "forward_keep_copy")
 
 
 def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
@@ -37,10 +49,14 @@ def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
     assert len(keys) == len(set(keys))
     assert set(keys) == {"mailbox", "member", "automap", "send_as", "send_on_behalf", "alias", "display_name",
                          "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
-                         "sign_in_blocked", *PROTOCOLS}
+                         "sign_in_blocked", *FORWARDING, "forward_rule", *PROTOCOLS}
     assert RIGHTS == {r.key: (r.label, r.takes_access) for r in rights.TABLE}
     assert SETTINGS == ("display_name", "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
-                        "sign_in_blocked", *PROTOCOLS)
+                        "sign_in_blocked", *FORWARDING, *PROTOCOLS)
+    # Forwarding is how mail leaves: its rows say so (drift's high severity) and name the baselines.
+    assert {r.key for r in rights.TABLE if r.exfiltration} == {"forwarding_address", "forwarding_smtp",
+                                                               "forward_rule"}
+    assert {r.control for r in rights.TABLE if r.exfiltration} == {"CIS 6.2.1, SCuBA MS.EXO.1.1v2"}
     assert tuple(r.key for r in rights.PROTOCOLS) == PROTOCOLS
     assert {k for k, (_, takes) in RIGHTS.items() if takes} == {"mailbox", "member", "send_as", "send_on_behalf"}
     for r in rights.TABLE:
@@ -63,7 +79,8 @@ def test_a_new_mailbox_is_compared_with_what_new_mailbox_leaves() -> None:
     assert {r.key: r.fresh for r in rights.SETTINGS} == {
         "display_name": rights.NOT_FIXED, "hidden_from_gal": False, "copy_send_as": False, "copy_send_on_behalf": False,
         "audit_enabled": True, "sign_in_blocked": False, "pop": True, "imap": True, "activesync": True, "ews": True,
-        "smtp_auth": None, "owa": True, "mapi": True}
+        "smtp_auth": None, "owa": True, "mapi": True, "forwarding_address": "", "forwarding_smtp": "",
+        "forward_keep_copy": False}
     sets = {c.right: (c.before, c.after) for c in changes(MailboxSpec(address="a@contoso.com", display_name="A"),
                                                            None) if c.op == "set"}
     assert sets == {"copy_send_as": (False, True), "copy_send_on_behalf": (False, True),
@@ -78,7 +95,7 @@ def test_write_kinds_are_as_exchange_and_graph_take_them() -> None:
                      "display_name": MailboxSetting, "hidden_from_gal": MailboxSetting,
                      "copy_send_as": MailboxSetting, "copy_send_on_behalf": MailboxSetting,
                      "audit_enabled": MailboxSetting, "sign_in_blocked": UserProperty,
-                     **{k: MailboxSetting for k in PROTOCOLS}}
+                     **{k: MailboxSetting for k in PROTOCOLS + FORWARDING}, "forward_rule": RuleSwitch}
     for r in rights.TABLE:
         on_mailbox = isinstance(r.write, MailboxSetting) and r.write.cmdlet == "Set-Mailbox"
         if isinstance(r.write, MailboxList) or on_mailbox:
@@ -117,6 +134,10 @@ def test_attribution_causes_are_the_audited_cmdlets_of_each_write() -> None:
         "activesync": (("Set-CASMailbox",), "ActiveSyncEnabled"), "ews": (("Set-CASMailbox",), "EwsEnabled"),
         "smtp_auth": (("Set-CASMailbox",), "SmtpClientAuthenticationDisabled"),
         "owa": (("Set-CASMailbox",), "OWAEnabled"), "mapi": (("Set-CASMailbox",), "MAPIEnabled"),
+        "forwarding_address": (("Set-Mailbox",), "ForwardingAddress"),
+        "forwarding_smtp": (("Set-Mailbox",), "ForwardingSmtpAddress"),
+        "forward_keep_copy": (("Set-Mailbox",), "DeliverToMailboxAndForward"),
+        "forward_rule": (("New-InboxRule", "Set-InboxRule", "Enable-InboxRule"), None),
     }
     assert "sign_in_blocked" not in CAUSES  # Graph directory audits, not Exchange's
 
@@ -217,3 +238,28 @@ def test_is_removal_comes_from_the_table() -> None:
     assert Change("m", "remove", "send_on_behalf", "x").is_removal
     assert not Change("m", "remove", "alias", "x").is_removal
     assert Change("m", "delete", "mailbox").is_removal
+
+
+def test_what_counts_as_forwarding_inside_the_organisation() -> None:
+    from mailroom.core.identity import is_internal
+
+    domains = ["contoso.com"]
+    assert is_internal("Bob@Contoso.com", "UserMailbox", domains)
+    assert is_internal("t@contoso.com", "SharedMailbox", domains)
+    assert is_internal("team@contoso.com", "MailUniversalSecurityGroup", domains)
+    # A contact, mail user or guest delivers outside whatever its address; an unknown address is no recipient.
+    assert not any(is_internal("x@contoso.com", kind, domains) for kind in ("MailContact", "MailUser", "GuestMailUser",
+                                                                             None))
+    assert not is_internal("x@gmail.com", "UserMailbox", domains)
+
+
+def test_a_forwarding_rule_is_disabled_by_its_rule_identity_never_deleted() -> None:
+    from mailroom.reconcile.converge import plan_calls
+    from mailroom.reconcile.live import LiveMailbox
+
+    live = LiveMailbox(BEFORE, "guid-1", "user-1")
+    calls = plan_calls(live, changes(MailboxSpec(address=BEFORE.address), BEFORE))
+    disable = [call for c, call in calls.removes if c.right == "forward_rule"]
+    assert disable == [("Disable-InboxRule", {"Identity": "1", "Mailbox": "guid-1", "Confirm": False})]
+    [line] = [c.line() for c in changes(MailboxSpec(address=BEFORE.address), BEFORE) if c.right == "forward_rule"]
+    assert line == '- disable forwarding inbox rule  1: "out" redirects to x@evil.example (external)'

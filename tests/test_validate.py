@@ -741,7 +741,7 @@ def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """load builds from the model's dataclass defaults: change one there and the file follows."""
     from mailroom.core.model import Defaults, Policy, Protocols, SentItems
 
-    monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4, False))
+    monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4, False, ()))
     monkeypatch.setattr(SentItems.__init__, "__defaults__", (False, False))
     monkeypatch.setattr(Protocols.__init__, "__defaults__", (True, True, True, True, None, False, False))
     monkeypatch.setattr(Defaults.__init__, "__defaults__", (False, False, SentItems(True, True), False, True,
@@ -750,7 +750,7 @@ def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     path.write_text(MINI + "policy: {max_members: 9, require_owner: false}\n" + ONE)
     desired = load_desired(str(path)).desired
     assert desired is not None
-    assert desired.policy == Policy(False, 9, True, True, 4, False)
+    assert desired.policy == Policy(False, 9, True, True, 4, False, ())
     assert desired.defaults == Defaults(False, False, SentItems(False, False), False, True,
                                         Protocols(True, True, True, True, None, False, False))
     mb = desired.mailboxes[0]
@@ -799,3 +799,31 @@ def test_protocols_merge_key_by_key_and_each_mistake_is_at_its_line(tmp_path: Pa
                            ("unknown-field", 12, "error")]
     message = next(f.message for f in load_desired(str(path)).findings if f.code == "protocols-off-profile")
     assert message == "a@contoso.com sets POP on, but defaults.protocols says off; policy.protocols_at_profile is on"
+
+
+def test_forwarding_out_of_the_organisation_fails_at_its_line_unless_the_domain_is_allowed(tmp_path: Path) -> None:
+    from mailroom.core.model import Forwarding
+
+    head = "version: 1\ntenant: {domains: [contoso.com]}\n"
+    body = "mailboxes:\n  - address: a@contoso.com\n    display_name: A\n    forwarding:\n" \
+           "      to: someone@gmail.com\n  - address: b@contoso.com\n    display_name: B\n" \
+           "    forwarding: {to: alice@contoso.com, keep_copy: false}\n" \
+           "  - address: c@contoso.com\n    display_name: C\n    aliases: [c2@contoso.com]\n" \
+           "    forwarding: {to: C2@contoso.com}\n"
+    path = tmp_path / "m.yaml"
+    path.write_text(head + body)
+    found = load_desired(str(path)).findings
+    assert [(f.code, f.line, f.pointer) for f in found] == [
+        ("forward-external", 7, "/mailboxes/0/forwarding/to"), ("forward-to-self", 14, "/mailboxes/2/forwarding/to")]
+    assert "CIS 6.2.1" in found[0].message and "'gmail.com'" in found[0].message
+    path.write_text(head + "policy: {allowed_forward_domains: [gmail.com]}\n" + body.replace("C2@", "alice@"))
+    result = load_desired(str(path))
+    assert result.findings == [] and result.desired is not None
+    a, b, _ = result.desired.mailboxes
+    assert (a.forwarding, b.forwarding) == (Forwarding("someone@gmail.com"), Forwarding("alice@contoso.com", False))
+    # How each is written: inside the organisation a recipient (ForwardingAddress), outside an SMTP address.
+    from mailroom.core.spec import MailboxSpec
+
+    specs = [MailboxSpec.from_model(m, result.desired.domains) for m in (a, b)]
+    assert [(s.forwarding_address, s.forwarding_smtp, s.forward_keep_copy) for s in specs] == [
+        ("", "someone@gmail.com", True), ("alice@contoso.com", "", False)]

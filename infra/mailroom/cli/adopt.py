@@ -152,10 +152,13 @@ def _fresh(imported: adopt.Imported, split: str, main: Path, project: Path) -> d
     """A new main file (and one file per group): defaults chosen to keep the file short."""
     defaults = adopt.common_defaults([a.mailbox for a in imported.mailboxes])
     external = adopt.needs_external(imported)
-    policy = Policy(require_owner=False, allow_external_members=external)
+    forwarded = adopt.forward_domains(imported)
+    policy = Policy(require_owner=False, allow_external_members=external, allowed_forward_domains=forwarded)
     notes = {"require_owner": "Exchange does not record owners: name them, then turn this on"}
     if external:
         notes["allow_external_members"] = "the tenant grants access to people outside tenant.domains"
+    if forwarded:
+        notes["allowed_forward_domains"] = "mailboxes forward mail there today: review (CIS 6.2.1)"
     entries = dict(zip([a.mailbox.key for a in imported.mailboxes], _entries(imported, policy), strict=True))
     groups: dict[str, list[Entry]] = {}
     for a in imported.mailboxes:

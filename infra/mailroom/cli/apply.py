@@ -149,15 +149,16 @@ def _confirm(question: str) -> bool | None:
 
 
 def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[[Plan], None],
-          detail: str = "apply", planned: Planned | None = None) -> Applied:
+          detail: str = "apply", planned: Planned | None = None, rules: bool = False) -> Applied:
     """``_apply`` under the stack's lock (the shared store's lease, or a local flock): the plan is made
-    and applied by one run at a time, so two runs never plan against each other's half-applied state."""
+    and applied by one run at a time, so two runs never plan against each other's half-applied state.
+    ``rules``: the plan reads inbox rules too and disables those that forward (drift --remediate)."""
     from mailroom.store.lock import StackLocked, stack_lock
 
     try:
         with stack_lock(prepared.stack, prepared.run_id, detail, prepared.project_dir):
             return _apply(prepared, yes=yes, allow_mass_removal=allow_mass_removal, show=show, detail=detail,
-                          planned=planned)
+                          planned=planned, rules=rules)
     except StackLocked as exc:
         raise error_handler.FatalError(
             f"refused: {exc}. It is released when that run ends (a killed run's lease expires within a minute); "
@@ -165,7 +166,7 @@ def apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[
 
 
 def _apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable[[Plan], None],
-           detail: str = "apply", planned: Planned | None = None) -> Applied:
+           detail: str = "apply", planned: Planned | None = None, rules: bool = False) -> Applied:
     """Plan against live state (or take the checked saved plan ``planned``), ``show`` it, guard, confirm
     (unless ``yes``), update exactly the plan's mailboxes, record.
 
@@ -173,7 +174,7 @@ def _apply(prepared: Run, *, yes: bool, allow_mass_removal: bool, show: Callable
     """
     log = prepared.audit_log()
     if planned is None:
-        planned = make_plan(prepared, refresh=True)
+        planned = make_plan(prepared, refresh=True, rules=rules)
     plan = planned.plan
     show(plan)
     context = {"file": str(prepared.file)}

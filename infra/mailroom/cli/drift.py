@@ -25,13 +25,13 @@ EPILOG = """exit codes:
   0   no drift
   1   error: the file is invalid, or a mailbox could not be read (it is reported, never as clean);
       --remediate: the apply failed, refused a mailbox, or was not confirmed (no terminal and no --yes)
-  2   drift found (with --remediate: and reverted)
+  2   drift found (with --remediate: and reverted; forwarding inbox rules are disabled, never deleted)
   3   --remediate: apply refused by the mass-removal guard; nothing was changed
   64  usage error
 
 --json prints one document: {"format_version": 1, "command": "drift", "drift": bool, "summary",
 "findings": [{"mailbox", "kind", "right", "subject", "expected", "actual", "detail", "first_seen",
-"last_seen", "changed_by", "changed_at"}], "resolved": [...], "scan": {"mailboxes", "unmanaged",
+"last_seen", "changed_by", "changed_at", "control", "severity"}], "resolved": [...], "scan": {"mailboxes", "unmanaged",
 "exchange_requests", "graph_requests", "retries", "throttled", "errors"}, "remediation": null |
 <apply's document without format_version and command>}. --json FILE writes it to FILE instead
 (and prints the text report).
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def collect(prepared: Run, concurrency: int) -> tuple[list[DriftFinding], ScanResult, dict[str, Any]]:
     async with Tenant(prepared.tenant, concurrency=concurrency) as t:
-        result = await drift_mod.scan(t, prepared.desired, output.bar)
+        result = await drift_mod.scan(t, prepared.desired, output.bar, rules=True)
         found = drift_mod.findings(prepared.desired, result, t.directory)
         if found:
             boxes = sorted({f.mailbox for f in found if f.kind != "scan_error"})
@@ -150,8 +150,10 @@ def _remediate(args: argparse.Namespace, drifted: Run, as_json: bool) -> apply_c
     """Revert managed drift with apply itself: its plan, confirmation and mass-removal guard."""
     output.progress("mailroom: --remediate: applying the file")
     prepared = prepare(args.file, drifted.stack)  # a run of its own in the audit log
+    # Inbox rules are read too: remediation disables (never deletes) those that forward, as changes of the
+    # plan shown, guarded, confirmed and checked by the provider like any other.
     done = apply_cmd.apply(prepared, yes=args.yes, allow_mass_removal=args.allow_mass_removal,
-                           show=apply_cmd.show_plan(as_json, args.yes), detail="drift --remediate")
+                           show=apply_cmd.show_plan(as_json, args.yes), detail="drift --remediate", rules=True)
     if not as_json:
         sys.stdout.write(done.render_text())
     return done

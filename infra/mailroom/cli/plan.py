@@ -51,14 +51,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def make_plan(run: Run, *, refresh: bool) -> Planned:
+def make_plan(run: Run, *, refresh: bool, rules: bool = False) -> Planned:
     """The plan of this run: the stack's state, and one bulk read of what it needs from the tenant."""
     output.progress(f"mailroom: planning stack {run.stack} ({len(run.desired.mailboxes)} mailboxes)"
                     + (" against live state" if refresh else ""))
     engine = run.engine()  # opened first: a stack it cannot open stops the run before any tenant request
     # The stack's state is exported (an engine process) while the tenant is read.
     return _on_tenant(run, lambda t: planner.make_plan(t, run.desired, asyncio.to_thread(engine.export), run.stack,
-                                                       refresh=refresh, progress=output.bar))
+                                                       refresh=refresh, progress=output.bar, rules=rules))
 
 
 def check_saved_plan(run: Run, saved: Planned) -> Planned:

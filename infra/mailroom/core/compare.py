@@ -51,6 +51,8 @@ class Change:
                 "~ adopt existing shared mailbox"
         if self.op == "delete":
             return "- delete mailbox (soft-delete, recoverable for 30 days)"
+        if self.op == "remove" and rights.right(self.right).shape is rights.Shape.RULES:
+            return f"- disable {label}  {self.subject}"
         if self.op in ("add", "remove"):
             sign = "+" if self.op == "add" else "-"
             option = rights.OPTION_OF.get(self.right)
@@ -106,12 +108,14 @@ def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:
                            **{r.attr: r.fresh for r in rights.SETTINGS if r.fresh is not rights.NOT_FIXED})
     for r in rights.SETTINGS:
         before, after = getattr(live, r.attr), getattr(desired, r.attr)
-        if before != after:
+        if (smtp_key(before) != smtp_key(after)) if r.is_address else (before != after):
             out.append(Change(mb, "set", r.key, None, before, after))
     primary = smtp_key(desired.address)
     for r in rights.ADDRESSES:  # the primary address is the mailbox's own, never one of its aliases
         out += _diff_set(mb, r.key, [a for a in getattr(desired, r.attr) if smtp_key(a) != primary],
                          [a for a in getattr(live, r.attr) if smtp_key(a) != primary])
+    for r in rights.RULES:  # never declared: each one live is switched off
+        out += _diff_set(mb, r.key, getattr(desired, r.attr), getattr(live, r.attr))
     for r in rights.GRANTS:
         option = rights.OPTION_OF.get(r.key)
         if option is None:

@@ -78,6 +78,17 @@ def parse_proxy(value: str) -> tuple[str, str, bool]:
     return kind.lower(), rest, kind == "SMTP"
 
 
+# Recipients whose mail is delivered outside the organisation whatever their address (exchange-features.md §3):
+# forwarding to one is forwarding out.
+EXTERNAL_RECIPIENTS = frozenset({"MailContact", "MailUser", "GuestMailUser"})
+
+
+def is_internal(address: str, kind: str | None, domains: Iterable[str]) -> bool:
+    """Mail to ``address`` stays in the organisation: an accepted domain, and a recipient of the organisation
+    (``kind``: its RecipientTypeDetails; None: no such recipient) that is not a contact or mail user."""
+    return in_domains(address, domains) and kind is not None and kind not in EXTERNAL_RECIPIENTS
+
+
 def is_system_principal(name: str) -> bool:
     """``NT AUTHORITY\\SELF`` and friends, which every mailbox carries implicitly."""
     key = name.strip().casefold()

@@ -62,6 +62,16 @@ class Protocols:
 
 
 @dataclass(frozen=True)
+class Forwarding:
+    """Mail to the mailbox is forwarded to ``to`` (Set-Mailbox ForwardingAddress for a recipient of the
+    organisation, ForwardingSmtpAddress for an allowed external address); ``keep_copy``: a copy stays in
+    the mailbox too (DeliverToMailboxAndForward)."""
+
+    to: str
+    keep_copy: bool = True
+
+
+@dataclass(frozen=True)
 class Defaults:
     sign_in_blocked: bool = True
     automap: bool = True
@@ -85,6 +95,8 @@ class Policy:
     max_removals_per_apply: int = 10
     # A mailbox may not set `protocols` apart from `defaults.protocols` (the organisation's profile).
     protocols_at_profile: bool = False
+    # Domains outside tenant.domains that a mailbox may forward to (CIS 6.2.1, SCuBA MS.EXO.1.1: none).
+    allowed_forward_domains: tuple[str, ...] = ()
 
 
 POLICY = Policy()  # the policy of a file that states none
@@ -104,6 +116,7 @@ class Mailbox:
     audit_enabled: bool = DEFAULTS.audit_enabled
     sign_in_blocked: bool = DEFAULTS.sign_in_blocked
     protocols: Protocols = DEFAULTS.protocols
+    forwarding: Forwarding | None = None  # none: no forwarding of any kind
     state: State = State.PRESENT
     origin: Origin | None = field(default=None, compare=False)
 

@@ -5,7 +5,7 @@ it), the tenant read (cmdlet and field), the tenant write (how it is written), d
 (which audited cmdlets cause it) and the access matrix (its mark) all read this table, so adding a
 right, or asking "where is Send As granted?", means reading one row.
 
-There are five ways a right is written (``Write``):
+There are six ways a right is written (``Write``):
 
 - ``PermissionPair``: one person's grant, added and removed by a pair of cmdlets (Full Access, Send As).
   A changed option of a grant (AutoMapping) cannot be set in place: the grant is removed and added again.
@@ -13,6 +13,7 @@ There are five ways a right is written (``Write``):
 - ``MailboxSetting``: a scalar parameter of Set-Mailbox (or Set-CASMailbox: the protocols), set to its
   absolute value; all of one cmdlet's settings go in one call.
 - ``UserProperty``: a property of the mailbox's own Entra user, through Graph (possibly inverted).
+- ``RuleSwitch``: a rule in the mailbox (a forwarding inbox rule) that is disabled, never deleted.
 - ``Lifecycle``: the mailbox itself, created and deleted.
 
 Pure data: no I/O, no imports from the rest of mailroom.
@@ -35,6 +36,7 @@ class Shape(str, Enum):
     OPTION = "option"  # a per-person option of another right's grant (AutoMapping of a member)
     ADDRESSES = "addresses"  # a set of the mailbox's own secondary addresses
     SETTING = "setting"  # one value
+    RULES = "rules"  # things of the mailbox the file never declares, only switches off (forwarding inbox rules)
 
 
 @dataclass(frozen=True)
@@ -81,15 +83,21 @@ class MailboxSetting:
     # The file's value is the negation of Exchange's (smtp_auth on = SmtpClientAuthenticationDisabled
     # false); None passes through both ways (the organisation's setting decides).
     inverted: bool = False
+    proxy: bool = False  # an SMTP proxy address (ForwardingSmtpAddress), reported as ``smtp:x@y``
 
     def wire(self, value: Any) -> Any:
-        """The parameter value that writes the file's ``value``."""
-        return None if value is None else (not value if self.inverted else value)
+        """The parameter value that writes the file's ``value`` (no text: $null, which clears it)."""
+        if value is None or value == "":
+            return None
+        return not value if self.inverted else value
 
     def value(self, wire: Any) -> Any:
         """The file's value of what the tenant reports (inverse of ``wire``)."""
         if self.inverted:
             return None if wire is None else not bool(wire)
+        if self.proxy:  # "smtp:x@y" → "x@y"
+            text = str(wire or "")
+            return text[5:] if text[:5].lower() == "smtp:" else text
         return bool(wire)
 
 
@@ -103,12 +111,28 @@ class UserProperty:
 
 
 @dataclass(frozen=True)
+class RuleSwitch:
+    """A rule of the mailbox, never deleted: removing it from the mailbox's state disables it."""
+
+    disable: str
+    causes: tuple[str, ...]  # the audited cmdlets that make a rule forward (attribution)
+
+    def call(self, identity: str, subject: str) -> Call:
+        return self.disable, {"Identity": rule_id(subject), "Mailbox": identity, "Confirm": False}
+
+
+def rule_id(subject: str) -> str:
+    """The RuleIdentity a forwarding rule's subject starts with (``<RuleIdentity>: "name" → ...``)."""
+    return subject.partition(":")[0].strip()
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     create: str
     delete: str
 
 
-Write = PermissionPair | MailboxList | MailboxSetting | UserProperty | Lifecycle
+Write = PermissionPair | MailboxList | MailboxSetting | UserProperty | RuleSwitch | Lifecycle
 
 
 class _NotFixed:
@@ -132,6 +156,13 @@ class Right:
     mark: tuple[str, str] | None = None  # access-matrix mark and what it stands for
     fresh: Any = NOT_FIXED  # what New-Mailbox -Shared leaves (settings with a fixed initial value)
     control: str | None = None  # the CIS / CISA SCuBA baseline control a finding on it relates to
+    person: bool = False  # a setting whose value names a recipient (resolved and shown like a grant's person)
+    exfiltration: bool = False  # a way for mail to leave the mailbox: drift reports it at high severity
+
+    @property
+    def is_address(self) -> bool:
+        """Its value is an SMTP address (compared case-insensitively, as every address is)."""
+        return self.person or (isinstance(self.write, MailboxSetting) and self.write.proxy)
 
     @property
     def causes(self) -> tuple[tuple[str, ...], str | None]:
@@ -147,6 +178,8 @@ class Right:
             return (w.cmdlet,), w.param
         if isinstance(w, Lifecycle):
             return (w.create, w.delete), None
+        if isinstance(w, RuleSwitch):
+            return w.causes, None
         return (), None
 
 
@@ -168,6 +201,11 @@ def _protocol(key: str, label: str, field: str, fresh: Any = True, inverted: boo
     write = MailboxSetting(field, SET_CAS, inverted)
     return Right(key, label, False, Shape.SETTING, key, f"protocols.{key}", Read(GET_CAS, field, write.wire(fresh)),
                  write, fresh=fresh, control=control)
+
+
+# Forwarding (exchange-features.md §3): CIS 6.2.1 asks that no mail be forwarded out, SCuBA MS.EXO.1.1v2
+# that automatic forwarding to external domains be off (agency-approved domains allowed).
+_FORWARDING = "CIS 6.2.1, SCuBA MS.EXO.1.1v2"
 
 
 TABLE: tuple[Right, ...] = (
@@ -198,6 +236,22 @@ TABLE: tuple[Right, ...] = (
     Right("sign_in_blocked", "sign-in blocked", False, Shape.SETTING, "sign_in_blocked", "sign_in_blocked",
           Read("Graph user", "accountEnabled", False), UserProperty("accountEnabled", inverted=True), fresh=False,
           control="CIS 1.2.2"),
+    # A recipient of the organisation, read as its identity (Name) and resolved like a grant's person.
+    Right("forwarding_address", "forwarding to", False, Shape.SETTING, "forwarding_address", "forwarding.to",
+          Read("Get-Mailbox", "ForwardingAddress", ""), MailboxSetting("ForwardingAddress"), fresh="",
+          control=_FORWARDING, person=True, exfiltration=True),
+    # An SMTP address, unchecked by Exchange; ignored while ForwardingAddress is set (set-mailbox).
+    Right("forwarding_smtp", "forwarding to external", False, Shape.SETTING, "forwarding_smtp", "forwarding.to",
+          Read("Get-Mailbox", "ForwardingSmtpAddress", ""), MailboxSetting("ForwardingSmtpAddress", proxy=True),
+          fresh="", control=_FORWARDING, exfiltration=True),
+    _setting("forward_keep_copy", "keep a copy when forwarding", "DeliverToMailboxAndForward", "forwarding.keep_copy",
+             False),
+    # An enabled inbox rule that forwards, redirects or forwards as attachment, hidden ones included; read by
+    # drift only (Get-InboxRule is not in the View-Only roles a plan runs with), disabled by drift --remediate.
+    Right("forward_rule", "forwarding inbox rule", False, Shape.RULES, "forward_rules", "(not in the file)",
+          Read("Get-InboxRule", "RuleIdentity"),
+          RuleSwitch("Disable-InboxRule", ("New-InboxRule", "Set-InboxRule", "Enable-InboxRule")),
+          control=_FORWARDING, exfiltration=True),
     _protocol("pop", "POP", "PopEnabled"),
     _protocol("imap", "IMAP", "ImapEnabled"),
     _protocol("activesync", "ActiveSync", "ActiveSyncEnabled"),
@@ -215,6 +269,7 @@ SETTINGS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.SETTING
 GRANTS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.GRANT)
 ADDRESSES: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.ADDRESSES)
 PROTOCOLS: tuple[Right, ...] = tuple(r for r in TABLE if r.read.source == GET_CAS)
+RULES: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.RULES)
 # grant right → the option its grants carry (member → automap), by the attribute both live in
 OPTION_OF: dict[str, Right] = {g.key: o for g in GRANTS for o in TABLE if o.shape is Shape.OPTION and o.attr == g.attr}
 

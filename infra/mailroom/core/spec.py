@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mailroom.core import rights
-from mailroom.core.identity import smtp_key
+from mailroom.core.identity import in_domains, smtp_key
 from mailroom.core.model import DEFAULTS, Mailbox
 
 
@@ -44,6 +44,14 @@ class MailboxSpec:
     smtp_auth: bool | None = DEFAULTS.protocols.smtp_auth
     owa: bool = DEFAULTS.protocols.owa
     mapi: bool = DEFAULTS.protocols.mapi
+    # Forwarding: to a recipient of the organisation (its address as the file writes it) or to an external
+    # SMTP address; "" for none (what a new mailbox has, and what the file means by no `forwarding`).
+    forwarding_address: str = ""
+    forwarding_smtp: str = ""
+    forward_keep_copy: bool = False
+    # Enabled inbox rules that send mail elsewhere, as ``<RuleIdentity>: "name" → target (internal|external)``;
+    # the file never declares any, so a live one is always drift. Read by drift only.
+    forward_rules: tuple[str, ...] = ()
     state: str = "present"
     # Accepted domains: which addresses of the mailbox are the file's to manage.
     domains: tuple[str, ...] = field(default=(), compare=False)
@@ -54,7 +62,9 @@ class MailboxSpec:
                 for r in rights.GRANTS for held in getattr(self, r.attr)]
 
     def people(self) -> list[str]:
-        return [person for _, person in self.grants()]
+        """Everyone the mailbox names: its grants' people and the recipient it forwards to."""
+        return [person for _, person in self.grants()] + [getattr(self, r.attr) for r in rights.SETTINGS
+                                                          if r.person and getattr(self, r.attr)]
 
     def automap_by_key(self) -> dict[str, bool]:
         """AutoMapping per member, keyed by address (what Exchange does not report back)."""
@@ -65,7 +75,7 @@ class MailboxSpec:
         # 1,000 mailboxes (bench/reconcile.py), and the values here are strings, booleans and tuples.
         props = {name: getattr(self, name) for name in _FIELDS}
         props["members"] = [{"address": g.address, "automap": g.automap} for g in self.members]
-        for key in ("aliases", "send_as", "send_on_behalf", "domains"):
+        for key in ("aliases", "send_as", "send_on_behalf", "domains", "forward_rules"):
             props[key] = list(props[key])
         for r in rights.PROTOCOLS:
             if props[r.attr] is None:
@@ -91,6 +101,10 @@ class MailboxSpec:
             sign_in_blocked=bool(props.get("sign_in_blocked", _BLANK.sign_in_blocked)),
             state=str(props.get("state") or "present"),
             domains=tuple(props.get("domains") or ()),
+            forwarding_address=str(props.get("forwarding_address") or ""),
+            forwarding_smtp=str(props.get("forwarding_smtp") or ""),
+            forward_keep_copy=bool(props.get("forward_keep_copy", _BLANK.forward_keep_copy)),
+            forward_rules=tuple(props.get("forward_rules") or ()),
             **protocols,
         )
 
@@ -103,7 +117,18 @@ class MailboxSpec:
             copy_send_as=mb.sent_items.copy_send_as, copy_send_on_behalf=mb.sent_items.copy_send_on_behalf,
             audit_enabled=mb.audit_enabled, sign_in_blocked=mb.sign_in_blocked, state=mb.state.value,
             domains=domains, **{r.attr: getattr(mb.protocols, r.attr) for r in rights.PROTOCOLS},
+            **_forwarding(mb, domains),
         )
+
+
+def _forwarding(mb: Mailbox, domains: tuple[str, ...]) -> dict[str, Any]:
+    """How the file's ``forwarding`` is written: an address in the accepted domains is a recipient of the
+    organisation (ForwardingAddress, which Exchange checks exists); any other is an SMTP address."""
+    fwd = mb.forwarding
+    if fwd is None:
+        return {}
+    target = "forwarding_address" if in_domains(fwd.to, domains) else "forwarding_smtp"
+    return {target: fwd.to, "forward_keep_copy": fwd.keep_copy}
 
 
 # How a switch left to the organisation (smtp_auth None) is kept in the resource's properties: the engine

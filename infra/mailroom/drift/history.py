@@ -20,6 +20,18 @@ from mailroom.drift.scan import DriftFinding
 CAUSES: dict[str, tuple[tuple[str, ...], str | None]] = {r.key: r.causes for r in rights.TABLE if r.causes[0]}
 
 
+_RULE_RIGHTS = {r.key for r in rights.RULES}
+
+
+def _names_rule(params: dict[str, str], subject: str) -> bool:
+    """The cmdlet (New-/Set-/Enable-InboxRule) names the rule of ``subject`` (``<RuleIdentity>: "name" ...``):
+    by its name, or by its RuleIdentity in ``Identity``."""
+    rule_id = rights.rule_id(subject)
+    name = subject.partition('"')[2].partition('"')[0]
+    named = {params.get("Name", "").casefold(), params.get("Identity", "").rpartition("\\")[2].casefold()}
+    return bool({name.casefold(), rule_id.casefold()} & named - {""})
+
+
 def _params(row: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in row.get("CmdletParameters") or []:
@@ -59,11 +71,14 @@ def attribute(found: Sequence[DriftFinding], exchange_rows: Sequence[dict[str, A
             if r.get("CmdletName") not in cmdlets or r.get("Succeeded") is False:
                 continue
             params = _params(r)
-            touched = {smtp_key(str(r.get("ObjectModified") or "")), smtp_key(params.get("Identity", ""))}
+            touched = {smtp_key(str(r.get("ObjectModified") or "")), smtp_key(params.get("Identity", "")),
+                       smtp_key(params.get("Mailbox", ""))}
             if f.kind == "unmanaged_mailbox":
                 touched |= {smtp_key(params.get("PrimarySmtpAddress", "")), smtp_key(params.get("Name", ""))}
             if not touched & box:
                 continue
+            if f.right in _RULE_RIGHTS and not _names_rule(params, f.subject or ""):
+                continue  # another rule of the same mailbox
             if person_param and (f.subject or f.kind == "changed_setting"):
                 value = params.get(person_param, "")
                 if f.subject and not any(k in value.casefold() for k in person if k):

@@ -17,7 +17,7 @@ from typing import Any
 
 from mailroom.core import rights
 from mailroom.core.compare import Change, changes, show
-from mailroom.core.identity import smtp_key
+from mailroom.core.identity import is_internal, smtp_key
 from mailroom.core.model import Desired, State
 from mailroom.core.spec import MailboxSpec
 from mailroom.core.textsafe import printable
@@ -35,6 +35,8 @@ KINDS = {
     "mailbox_not_deleted": "file says absent, mailbox still exists",
     "unmanaged_mailbox": "shared mailbox the file does not manage",
     "stale_access": "access held by a disabled or deleted account",
+    "forwarding": "mail is forwarded, not as the file says (high severity)",
+    "forwarding_rule": "an enabled inbox rule forwards or redirects mail (high severity)",
     "scan_error": "could not be read: not checked",
 }
 
@@ -53,6 +55,7 @@ class DriftFinding:
     changed_by: str | None = None
     changed_at: str | None = None
     control: str | None = None  # the CIS / CISA SCuBA baseline control it relates to (the rights table's)
+    severity: str = ""  # "high": a way for mail to leave the mailbox
 
     @property
     def key(self) -> str:
@@ -64,9 +67,15 @@ class DriftFinding:
     def describe(self) -> str:
         """What differs, in words: the one wording text, Markdown and HTML reports share."""
         said = self._describe()
-        return f"{said} [{self.control}]".lstrip() if self.control else said
+        said = f"{said} [{self.control}]".lstrip() if self.control else said
+        return f"{self.severity.upper()}: {said}" if self.severity else said
 
     def _describe(self) -> str:
+        if self.kind == "forwarding":
+            wanted = f"to {self.expected}" if self.expected else "no forwarding"
+            return f"{rights.label(self.right)} {self.actual} ({self.detail}); the file says {wanted}"
+        if self.kind == "forwarding_rule":
+            return f"enabled inbox rule {self.subject}"
         if self.kind != "changed_setting":
             return self.detail
         if self.subject is not None:  # an alias or an AutoMapping of one person
@@ -107,7 +116,7 @@ def findings(desired: Desired, result: ScanResult, directory: Any) -> list[Drift
         if live is None:
             out.append(DriftFinding("mailbox_missing", mb.address, "mailbox"))
             continue
-        out += [_from_change(c) for c in changes(spec, live.spec)]
+        out += [_from_change(c, directory, desired.domains) for c in changes(spec, live.spec)]
         out += _stale(mb.address, live, result.disabled, directory)
     for row in result.unmanaged:
         out.append(DriftFinding("unmanaged_mailbox", str(row.get("PrimarySmtpAddress")), "mailbox",
@@ -115,9 +124,17 @@ def findings(desired: Desired, result: ScanResult, directory: Any) -> list[Drift
     return out
 
 
-def _from_change(c: Change) -> DriftFinding:
+def _from_change(c: Change, directory: Any, domains: Sequence[str]) -> DriftFinding:
+    row = rights.right(c.right)
     found = _finding(c)
-    found.control = rights.right(c.right).control
+    found.control = row.control
+    if row.exfiltration and row.shape is rights.Shape.RULES:
+        found.kind, found.severity, found.detail = "forwarding_rule", "high", "enabled inbox rule"
+    elif row.exfiltration and c.before:  # forwarding the file does not declare (or to elsewhere)
+        target = str(c.before)
+        recipient = directory.lookup(target) if directory is not None else None
+        where = "internal" if is_internal(target, recipient.kind if recipient else None, domains) else "external"
+        found.kind, found.severity, found.detail = "forwarding", "high", where
     return found
 
 

@@ -28,8 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mailroom.core import rights
 from mailroom.core.compare import Change, changes
-from mailroom.core.identity import smtp_key
+from mailroom.core.identity import is_internal, smtp_key
 from mailroom.core.model import Desired
 from mailroom.core.spec import MailboxSpec
 from mailroom.engine.plan import MailboxPlan, Plan
@@ -179,19 +180,21 @@ class Planned:
 
 
 async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict[str, Any]], stack: str, *,
-                    refresh: bool, progress: bulk.Progress | None = None) -> Planned:
+                    refresh: bool, progress: bulk.Progress | None = None, rules: bool = False) -> Planned:
     """The plan of ``desired`` on ``stack`` (``deployment``: its exported state, on its way).
 
     With ``refresh`` the tenant is read while the engine still exports the stack (a process of its own):
     every mailbox of the file is read whatever the state holds, and only what mailroom last set for
-    AutoMapping, which Exchange does not report, waits for the state.
+    AutoMapping, which Exchange does not report, waits for the state. ``rules``: read the inbox rules too,
+    so that the plan disables those that forward (drift --remediate; a plan with a read-only identity cannot
+    read them: Get-InboxRule is not in the View-Only roles).
     """
     state = asyncio.ensure_future(_managed(deployment))
     specs = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
     need = set(specs) if refresh else set(specs) - set(await state)
     try:
-        read = await bulk.read(tenant, desired, need, progress, asyncio.ensure_future(_automap(state))) if need \
-            else bulk.ScanResult()
+        read = await bulk.read(tenant, desired, need, progress, asyncio.ensure_future(_automap(state)), rules) \
+            if need else bulk.ScanResult()
         known = await state
     finally:
         if not state.done():  # the read failed: the export still finishes (an engine run is not cut short)
@@ -218,6 +221,11 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict
             before = known[key].spec
         planned.assumed[key] = before.to_props() if before else None
         todo = changes(spec, before)
+        refused = await _forwarding_refusal(tenant, spec, todo)
+        if refused:
+            planned.plan.mailboxes.append(MailboxPlan(spec.address, "update" if key in known else "create", [],
+                                                      refused))
+            continue
         if key in known:
             op = "update" if todo else "same"
             # Brought up to date with no tenant write: a state the tenant moved away from, and a record
@@ -241,6 +249,27 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict
             planned.plan.mailboxes.append(MailboxPlan(gone.spec.address, "release"))
     planned.plan.mailboxes.sort(key=lambda m: m.address.casefold())
     return planned
+
+
+async def _forwarding_refusal(tenant: Tenant, spec: MailboxSpec, todo: list[Change]) -> str:
+    """Why the forwarding this plan sets cannot be applied, or "": an address in an accepted domain must be a
+    recipient of the organisation that keeps mail inside it (a mail contact or mail user does not)."""
+    for c in todo:
+        row = rights.right(c.right)
+        if not (c.op == "set" and row.person and row.exfiltration and c.after):
+            continue
+        target = str(c.after)
+        if tenant.directory.lookup(target) is None:
+            await tenant.directory.resolve([target])
+        found = tenant.directory.lookup(target)
+        if not is_internal(target, found.kind if found else None, spec.domains):
+            what = f"a {found.kind}, whose mail leaves the organisation" if found else \
+                "not a recipient of the organisation (yet: mailboxes of one apply are made in parallel, so a " \
+                "mailbox this file creates can be forwarded to from the next apply on)"
+            return (f"{spec.address}: forwarding to {target} is refused: it is {what}. Forward to a mailbox or "
+                    "group of the organisation, or to an address in policy.allowed_forward_domains "
+                    "(CIS 6.2.1, SCuBA MS.EXO.1.1)")
+    return ""
 
 
 async def _managed(deployment: Awaitable[dict[str, Any]]) -> dict[str, Managed]:

@@ -22,7 +22,7 @@ INDENT = "    "  # a mailbox's keys, below its `  - ` entry
 WIDTH = 110  # a one-line list longer than this is written one item per line
 # The order of a mailbox's keys; ``field_lines`` renders each.
 KEYS = ("address", "display_name", "owner", "aliases", "members", "send_as", "send_on_behalf", "hidden_from_gal",
-        "sent_items", "audit", "sign_in_blocked", "protocols")
+        "sent_items", "audit", "sign_in_blocked", "protocols", "forwarding")
 # A plain scalar that reads back as the same text under the loader's YAML 1.2 core schema: starts with a
 # letter other than those of true/false/null (see source._Loader.resolve), and holds nothing YAML reads as syntax.
 _PLAIN = re.compile(r"[A-Za-z0-9._][A-Za-z0-9@._+/()&' *-]*")
@@ -115,6 +115,10 @@ def field_lines(key: str, mb: Mailbox, defaults: Defaults, *, owner_unknown: boo
     if key == "protocols":
         differ = protocols(mb.protocols, defaults.protocols)
         return [f"{indent}protocols: {differ}"] if differ else []
+    if key == "forwarding":
+        fwd = mb.forwarding
+        return [] if fwd is None else \
+            [f"{indent}forwarding: {{to: {scalar(fwd.to)}, keep_copy: {boolean(fwd.keep_copy)}}}"]
     raise KeyError(key)
 
 
@@ -160,6 +164,8 @@ def policy_lines(policy: Policy, notes: dict[str, str]) -> list[str]:
     out += [line("send_as_requires_member", boolean(policy.send_as_requires_member)),
             line("allow_external_members", boolean(policy.allow_external_members)),
             line("max_removals_per_apply", str(policy.max_removals_per_apply))]
+    if policy.allowed_forward_domains:
+        out.append(line("allowed_forward_domains", flow(list(policy.allowed_forward_domains))))
     return out
 
 

@@ -18,7 +18,18 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from mailroom.core.model import Defaults, Desired, Mailbox, Member, Origin, Policy, Protocols, SentItems, State
+from mailroom.core.model import (
+    Defaults,
+    Desired,
+    Forwarding,
+    Mailbox,
+    Member,
+    Origin,
+    Policy,
+    Protocols,
+    SentItems,
+    State,
+)
 from mailroom.core.textsafe import UNSAFE, printable
 from mailroom.file import rules, schema
 from mailroom.file.findings import Finding, Severity, quote
@@ -371,7 +382,10 @@ def _build(docs: list[Document], broken: set[tuple[str, str]],
     if "enabled" in audit and usable("/defaults/audit/enabled"):
         given["audit_enabled"] = audit["enabled"]
     defaults = Defaults(sent_items=SentItems(**settings(SentItems, sent, "/defaults/sent_items")), **given)
-    policy = Policy(**settings(Policy, section(main.data.get("policy"), "/policy"), "/policy"))
+    given_policy = settings(Policy, section(main.data.get("policy"), "/policy"), "/policy")
+    if "allowed_forward_domains" in given_policy:
+        given_policy["allowed_forward_domains"] = tuple(given_policy["allowed_forward_domains"])
+    policy = Policy(**given_policy)
     listed = section(main.data.get("tenant"), "/tenant").get("domains")
     domains = tuple(dom for i, dom in enumerate(listed) if isinstance(dom, str) and usable(f"/tenant/domains/{i}")
                     ) if isinstance(listed, list) and usable("/tenant/domains", inside_too=False) else ()
@@ -417,6 +431,8 @@ def _mailbox(raw: dict[str, Any], defaults: Defaults, origin: Origin) -> Mailbox
         sign_in_blocked=raw.get("sign_in_blocked", defaults.sign_in_blocked),
         # Each protocol the mailbox names overrides the profile's; the others are the profile's.
         protocols=replace(defaults.protocols, **(raw.get("protocols") or {})),
+        forwarding=Forwarding(raw["forwarding"]["to"].strip(), **{k: v for k, v in raw["forwarding"].items()
+                                                                  if k != "to"}) if raw.get("forwarding") else None,
         origin=origin,
         state=State(raw["state"]) if "state" in raw else Mailbox.state,  # else the model's default
     )

@@ -74,6 +74,9 @@ def differs(key: str, old: Mailbox, new: Mailbox, defaults: Defaults) -> bool:
         return old.sign_in_blocked != new.sign_in_blocked
     if key == "protocols":
         return old.protocols != new.protocols
+    if key == "forwarding":
+        return (None if old.forwarding is None else (smtp_key(old.forwarding.to), old.forwarding.keep_copy)) != \
+            (None if new.forwarding is None else (smtp_key(new.forwarding.to), new.forwarding.keep_copy))
     return False  # address (the key), owner (Exchange knows none: the file's stands)
 
 

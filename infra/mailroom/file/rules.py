@@ -201,6 +201,8 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
                     ctx.report(mb, (name, j), "send-requires-member",
                                f"{addr} has {right} on {mb.address} but is not a member; "
                                "policy.send_as_requires_member is on")
+    if mb.forwarding is not None:
+        _check_forwarding(ctx, mb)
     if policy.protocols_at_profile:
         profile = ctx.desired.defaults.protocols
         for r in rights.PROTOCOLS:
@@ -218,6 +220,21 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
         if owner and not in_domains(owner, ctx.desired.domains):
             ctx.report(mb, ("owner",), "external-member",
                        f"owner {owner} is outside the tenant's domains; policy.allow_external_members is off")
+
+
+def _check_forwarding(ctx: _Ctx, mb: Mailbox) -> None:
+    """Mail may leave only for a domain the file allows: checked here, before any tenant request. Whether
+    an address in an accepted domain is really internal (not a mail contact or mail user) is plan's to check."""
+    assert mb.forwarding is not None
+    to = mb.forwarding.to
+    if smtp_key(to) in {smtp_key(a) for a in (mb.address, *mb.aliases)}:
+        ctx.report(mb, ("forwarding", "to"), "forward-to-self", f"{mb.address} would forward its mail to itself")
+        return
+    allowed = ctx.desired.policy.allowed_forward_domains
+    if ctx.desired.domains and not in_domains(to, ctx.desired.domains) and not in_domains(to, allowed):
+        ctx.report(mb, ("forwarding", "to"), "forward-external",
+                   f"{mb.address} would forward its mail to {to}, outside the organisation: {domain_of(to)!r} is "
+                   "neither in tenant.domains nor in policy.allowed_forward_domains (CIS 6.2.1, SCuBA MS.EXO.1.1)")
 
 
 def _owner_unknown(ctx: _Ctx, mb: Mailbox) -> bool:

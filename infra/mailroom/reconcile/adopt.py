@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.core import rights
-from mailroom.core.identity import in_domains, is_valid_smtp, smtp_key
-from mailroom.core.model import DEFAULTS, POLICY, Defaults, Desired, Mailbox, Member, Protocols, SentItems
+from mailroom.core.identity import domain_of, in_domains, is_valid_smtp, smtp_key
+from mailroom.core.model import DEFAULTS, POLICY, Defaults, Desired, Forwarding, Mailbox, Member, Protocols, SentItems
 from mailroom.core.textsafe import UNSAFE, printable
 from mailroom.m365.directory import Directory
 from mailroom.m365.tenant import Tenant
@@ -143,6 +143,13 @@ def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
     for right, who in live.denied:
         notes.append(f"not expressible: {labels[right]} denied to {printable(who)} (an explicit Deny entry; "
                      "the file has no deny)")
+    forwarding = None
+    target = spec.forwarding_address or spec.forwarding_smtp
+    if target:
+        forwarding = Forwarding(smtp_key(target), spec.forward_keep_copy)
+        if spec.forwarding_address and spec.forwarding_smtp:
+            notes.append(f"not imported: forwarding to {printable(spec.forwarding_smtp)} (ForwardingSmtpAddress, which "
+                         "Exchange ignores while ForwardingAddress is set); apply clears it")
     display = spec.display_name
     if UNSAFE.search(display):
         display = UNSAFE.sub("", display)
@@ -156,7 +163,7 @@ def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
         hidden_from_gal=spec.hidden_from_gal,
         sent_items=SentItems(spec.copy_send_as, spec.copy_send_on_behalf),
         audit_enabled=spec.audit_enabled, sign_in_blocked=spec.sign_in_blocked,
-        protocols=Protocols(**{r.attr: getattr(spec, r.attr) for r in rights.PROTOCOLS}))
+        protocols=Protocols(**{r.attr: getattr(spec, r.attr) for r in rights.PROTOCOLS}), forwarding=forwarding)
     return Adopted(mailbox, group, tuple(notes))
 
 
@@ -191,6 +198,12 @@ def needs_external(imported: Imported) -> bool:
     return any(not in_domains(p, imported.domains) for a in imported.mailboxes
                for p in [m.address for m in a.mailbox.members] + list(a.mailbox.send_as)
                + list(a.mailbox.send_on_behalf))
+
+
+def forward_domains(imported: Imported) -> tuple[str, ...]:
+    """The domains outside the accepted ones that imported mailboxes forward to (policy must allow them)."""
+    return tuple(sorted({domain_of(a.mailbox.forwarding.to) for a in imported.mailboxes
+                         if a.mailbox.forwarding and not in_domains(a.mailbox.forwarding.to, imported.domains)}))
 
 
 def empty(domains: tuple[str, ...]) -> Desired:

@@ -22,7 +22,7 @@ from mailroom.core.spec import MailboxSpec
 from mailroom.errors import ExchangeError
 from mailroom.m365.exchange import CmdletResult
 from mailroom.m365.tenant import Tenant
-from mailroom.reconcile.live import LiveMailbox, live_spec, read_mailbox
+from mailroom.reconcile.live import LiveMailbox, live_spec, read_mailbox, rules_call
 
 Progress = Callable[[int, int], None]
 Automap = Mapping[str, Mapping[str, bool]]  # mailbox key → member key → AutoMapping
@@ -48,7 +48,7 @@ class ScanResult:
 
 async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None,
                only: Iterable[str] | None = None, automap: Hints = None,
-               others: Callable[[str], bool] | None = None) -> ScanResult:
+               others: Callable[[str], bool] | None = None, rules: bool = False) -> ScanResult:
     """Read the file's mailboxes (``only``: just these address keys); see the module docstring.
 
     ``automap``: per mailbox key, the AutoMapping mailroom last set for each member. Exchange Online does
@@ -57,6 +57,7 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     every one); each is then in ``live`` (people by primary SMTP address) as well as in ``unmanaged``. The
     listing comes first then, since it says which mailboxes there are: one page per 1,000, a second or two
     before the per-mailbox reads.
+    ``rules``: also read each managed mailbox's inbox rules (drift: one more ``$batch`` item per mailbox).
     """
     result = ScanResult()
     managed = {mb.key: mb for mb in desired.mailboxes}
@@ -75,12 +76,19 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     done = 0
 
     async def full_access(chunk: list[str]) -> list[CmdletResult | ExchangeError]:
+        """Full Access of each mailbox of ``chunk``, then (``rules``) the inbox rules of its managed ones."""
         nonlocal done
-        answers = await ex.batch([("Get-MailboxPermission", {"Identity": targets[k]}) for k in chunk])
+        calls = [("Get-MailboxPermission", {"Identity": targets[k]}) for k in chunk]
+        calls += [rules_call(targets[k]) for k in chunk if rules and k in managed]
+        answers = await ex.batch(calls)
         done += len(chunk)
         if progress:
             progress(done, len(keys))
-        return answers
+        for k, answer in zip([k for k in chunk if rules and k in managed], answers[len(chunk):], strict=True):
+            inbox[k] = answer
+        return answers[:len(chunk)]
+
+    inbox: dict[str, CmdletResult | ExchangeError] = {}
 
     # Importing msgraph-sdk takes seconds of CPU; in a thread it does not stall the requests.
     graph_ready = asyncio.create_task(asyncio.to_thread(lambda: tenant.graph))
@@ -137,25 +145,27 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
             if holder is not None:
                 result.holders[key] = (holder.kind or "recipient", holder.name)
             continue  # findings() reports it missing
-        if not isinstance(answer, CmdletResult):
-            result.errors[mb.address] = str(answer)
+        rule_rows = inbox.get(key)
+        if not isinstance(answer, CmdletResult) or (rule_rows is not None and not isinstance(rule_rows, CmdletResult)):
+            result.errors[mb.address] = str(answer if not isinstance(answer, CmdletResult) else rule_rows)
             continue
         spec = MailboxSpec.from_model(mb, desired.domains)
         # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
         result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
                                      enabled.get(str(row.get("ExternalDirectoryObjectId"))),
                                      tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
-                                     hints.get(key, spec.automap_by_key()), cas.get(key))
+                                     hints.get(key, spec.automap_by_key()), cas.get(key),
+                                     rule_rows.value if rule_rows is not None else None)
     return result
 
 
 async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: Progress | None = None,
-               automap: Hints = None) -> ScanResult:
+               automap: Hints = None, rules: bool = False) -> ScanResult:
     """The live state of the file's mailboxes ``keys``: read one by one when they are few, else scanned
-    (``automap``: as for ``scan``)."""
+    (``automap``, ``rules``: as for ``scan``)."""
     wanted = sorted({smtp_key(k) for k in keys})
     if len(wanted) > SMALL:
-        return await scan(tenant, desired, progress, only=wanted, automap=automap)
+        return await scan(tenant, desired, progress, only=wanted, automap=automap, rules=rules)
     result = ScanResult()
     by_key = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
     hints = await _ready(automap)
@@ -164,7 +174,7 @@ async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: 
         spec = by_key[key]
         try:
             live = await read_mailbox(tenant.exchange, tenant.graph, tenant.directory, spec.address, spec.people(),
-                                      spec.domains, hints.get(key, spec.automap_by_key()))
+                                      spec.domains, hints.get(key, spec.automap_by_key()), rules)
         except ExchangeError as exc:
             result.errors[spec.address] = str(exc)
             return

@@ -18,7 +18,15 @@ from typing import Any
 from mailroom.core import rights
 from mailroom.core.compare import Change, changes
 from mailroom.core.identity import exchange_alias, proxy, smtp_key
-from mailroom.core.rights import SET_CAS, Call, MailboxList, MailboxSetting, PermissionPair, UserProperty
+from mailroom.core.rights import (
+    SET_CAS,
+    Call,
+    MailboxList,
+    MailboxSetting,
+    PermissionPair,
+    RuleSwitch,
+    UserProperty,
+)
 from mailroom.core.spec import MailboxSpec
 from mailroom.errors import ExchangeError, ProxyAddressExists, TenantError
 from mailroom.m365.exchange import CmdletResult, ExchangeClient, Params, hashtable
@@ -116,6 +124,8 @@ def plan_calls(live: LiveMailbox, changes: Sequence[Change]) -> Calls:
                 calls.adds.append((c, w.call(True, identity, subject, c.after)))
         elif isinstance(w, UserProperty):
             calls.user.append((c, w.prop, w.value(c.after)))
+        elif isinstance(w, RuleSwitch) and c.op == "remove":  # disabled with the first phase, never deleted
+            calls.removes.append((c, w.call(identity, subject)))
         # Lifecycle: creation and deletion are the caller's (create_mailbox, remove_mailbox).
     lists_first = {param: hashtable(add, remove) for param, (add, remove) in lists.items() if add or remove}
     calls.set_mailbox = {**lists_first, **calls.set_mailbox}

@@ -6,12 +6,13 @@ update) and the bulk scan (drift), so both see a mailbox the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.core import rights
-from mailroom.core.identity import access_rights, managed_addresses, permission_kind, smtp_key
+from mailroom.core.identity import access_rights, is_internal, managed_addresses, permission_kind, smtp_key
 from mailroom.core.rights import GET_CAS, MailboxSetting, PermissionPair, UserProperty
 from mailroom.core.spec import Grant, MailboxSpec
 from mailroom.core.textsafe import printable
@@ -20,9 +21,13 @@ from mailroom.m365.directory import Directory
 from mailroom.m365.exchange import CmdletResult, ExchangeClient
 
 SHARED = "SharedMailbox"
+# An inbox rule's forwarding actions, and how a plan line says each (new-inboxrule).
+RULE_ACTIONS = (("ForwardTo", "forwards to"), ("RedirectTo", "redirects to"),
+                ("ForwardAsAttachmentTo", "forwards as attachment to"))
+_RULE_TARGET = re.compile(r"\[(?:SMTP|smtp):([^\]]+)\]")
 # How each is read: the rights table (cmdlet and field).
-_MAILBOX, _MEMBER, _AUTOMAP, _SEND_AS, _SEND_ON_BEHALF, _ALIAS = (
-    rights.right(k) for k in ("mailbox", "member", "automap", "send_as", "send_on_behalf", "alias"))
+_MAILBOX, _MEMBER, _AUTOMAP, _SEND_AS, _SEND_ON_BEHALF, _ALIAS, _RULES = (
+    rights.right(k) for k in ("mailbox", "member", "automap", "send_as", "send_on_behalf", "alias", "forward_rule"))
 
 
 @dataclass
@@ -74,10 +79,11 @@ def refusal(address: str, kind: str, display_name: str = "") -> str | None:
 def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], send_as: Sequence[dict[str, Any]],
               account_enabled: bool | None, directory: Directory, written: dict[str, str],
               domains: Sequence[str], automap: Mapping[str, bool] | None = None,
-              cas: Mapping[str, Any] | None = None) -> LiveMailbox:
+              cas: Mapping[str, Any] | None = None,
+              rules: Sequence[Mapping[str, Any]] | None = None) -> LiveMailbox:
     """``automap``: the last known AutoMapping per member (address key), used when the row has none.
     ``cas``: the mailbox's Get-CASMailbox row (its protocols); None: not read, taken as Exchange leaves a
-    new mailbox (every protocol on)."""
+    new mailbox (every protocol on). ``rules``: its Get-InboxRule rows (hidden ones included); None: not read."""
     primary = str(mailbox.get(_MAILBOX.read.field) or "")
     trustees: dict[str, str] = {}
     unresolved: list[str] = []
@@ -115,8 +121,12 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
                if k != smtp_key(primary)]
     settings = {r.attr: _setting(r, cas or {} if r.read.source == GET_CAS else mailbox, account_enabled)
                 for r in rights.SETTINGS}
+    for r in rights.SETTINGS:
+        if r.person and settings[r.attr]:  # a recipient (ForwardingAddress): in the file's spelling
+            settings[r.attr] = canon(settings[r.attr])
     spec = MailboxSpec(
         address=primary,
+        forward_rules=tuple(forward_rules(rules or (), directory, domains)),
         aliases=tuple(sorted(aliases, key=smtp_key)),
         members=tuple(sorted(members, key=lambda g: smtp_key(g.address))),
         send_as=tuple(sorted(senders, key=smtp_key)),
@@ -127,6 +137,32 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
                        str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
                        recipient_kind(mailbox), sorted(orphans), sorted(denied), skipped)
+
+
+def rule_target(value: str) -> str:
+    """A forwarding action's recipient as Get-InboxRule shows it (``"Name" [SMTP:x@y]``) → ``x@y``."""
+    found = _RULE_TARGET.search(value)
+    return (found.group(1) if found else value).strip()
+
+
+def forward_rules(rows: Sequence[Mapping[str, Any]], directory: Directory, domains: Sequence[str]) -> list[str]:
+    """The enabled rules that send mail elsewhere, each as ``<RuleIdentity>: "name" <action> <address>
+    (internal|external)``: what the plan shows and apply's reviewed plan holds."""
+    out = []
+    for row in rows:
+        if row.get("Enabled") is False:
+            continue
+        sends = []
+        for field_name, verb in RULE_ACTIONS:
+            for value in row.get(field_name) or ():
+                address = rule_target(str(value))
+                found = directory.lookup(address)
+                where = "internal" if is_internal(address, found.kind if found else None, domains) else "external"
+                sends.append(f"{verb} {address} ({where})")
+        if sends:
+            name = printable(str(row.get("Name") or ""))
+            out.append(f'{row.get("RuleIdentity") or row.get("Identity")}: "{name}" {", ".join(sends)}')
+    return sorted(out)
 
 
 def _of_right(rows: Sequence[dict[str, Any]], right: rights.Right) -> list[dict[str, Any]]:
@@ -147,24 +183,27 @@ def _setting(right: rights.Right, mailbox: Mapping[str, Any], account_enabled: b
         return right.read.absent if account_enabled is None else right.write.value(account_enabled)
     value = mailbox.get(right.read.field, right.read.absent)
     if isinstance(right.read.absent, str):
-        return str(value or "")
+        return right.write.value(value) if isinstance(right.write, MailboxSetting) and right.write.proxy \
+            else str(value or "")
     return right.write.value(value) if isinstance(right.write, MailboxSetting) else bool(value)
 
 
 async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Directory, address: str,
                        people: Sequence[str], domains: Sequence[str],
-                       automap: Mapping[str, bool] | None = None) -> LiveMailbox | None:
-    """Read one mailbox (one $batch for mailbox, both permission lists and its protocols; one Graph GET)."""
+                       automap: Mapping[str, bool] | None = None, rules: bool = False) -> LiveMailbox | None:
+    """Read one mailbox (one $batch for mailbox, both permission lists and its protocols, and with ``rules``
+    its inbox rules; one Graph GET)."""
     assert isinstance(_SEND_AS.write, PermissionPair)
-    mbx, fa, sa, cas = await exchange.batch([
+    mbx, fa, sa, cas, *inbox = await exchange.batch([
         (_MAILBOX.read.source, {"Identity": address}),
         (_MEMBER.read.source, {"Identity": address}),
         (_SEND_AS.read.source, {"Identity": address, "AccessRights": _SEND_AS.write.access}),
         (GET_CAS, {"Identity": address}),
+        *([rules_call(address)] if rules else []),
     ])
     if isinstance(mbx, NotFound) or (isinstance(mbx, CmdletResult) and not mbx.value):
         return None
-    for result in (mbx, fa, sa, cas):
+    for result in (mbx, fa, sa, cas, *inbox):
         if not isinstance(result, CmdletResult):
             raise result
     assert isinstance(mbx, CmdletResult) and isinstance(fa, CmdletResult) and isinstance(sa, CmdletResult)
@@ -174,9 +213,17 @@ async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Director
     names = [str(r.get(_MEMBER.read.field)) for r in _granted(fa.value, _MEMBER)]
     names += [str(r.get(_SEND_AS.read.field)) for r in _granted(sa.value, _SEND_AS)]
     names += [str(n) for n in row.get(_SEND_ON_BEHALF.read.field) or ()]
+    names += [str(row[r.read.field]) for r in rights.SETTINGS if r.person and row.get(r.read.field)]
+    rule_rows = [r for result in inbox if isinstance(result, CmdletResult) for r in result.value]
+    names += [rule_target(str(v)) for r in rule_rows for f, _ in RULE_ACTIONS for v in r.get(f) or ()]
     await directory.resolve(list(people) + names)
     user = await graph.get_user(str(row.get("ExternalDirectoryObjectId"))) if row.get("ExternalDirectoryObjectId") \
         else None
     enabled = None if user is None else bool(user.get("accountEnabled"))
     return live_spec(row, fa.value, sa.value, enabled, directory, directory.written_by_id(people), domains, automap,
-                     cas.value[0] if cas.value else None)
+                     cas.value[0] if cas.value else None, rule_rows)
+
+
+def rules_call(identity: str) -> tuple[str, dict[str, Any]]:
+    """Get-InboxRule of one mailbox, hidden rules included (what a MAPI client or an attacker left)."""
+    return _RULES.read.source, {"Mailbox": identity, "IncludeHidden": True}

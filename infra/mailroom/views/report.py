@@ -113,8 +113,9 @@ def render_html(found: Sequence[DriftFinding], desired: Desired, result: ScanRes
                      else "stale" if (mb.key, pk, right) in stale else "ok")
             cells.setdefault((mb.key, pk), []).append((RIGHT_MARK[right], state))
     person_keys = sorted(people)
-    head = "".join(f"<th>{e(people[p])}</th>" for p in person_keys)
+    head = "".join(f"<th>{e(people[p])}</th>" for p in person_keys) + "<th>forwarding</th>"
     body = []
+    leaking = {smtp_key(f.mailbox) for f in found if f.severity == "high"}
     for mb in boxes:
         tds = []
         for p in person_keys:
@@ -122,6 +123,13 @@ def render_html(found: Sequence[DriftFinding], desired: Desired, result: ScanRes
             worst = next((s for s in ("extra", "missing", "stale") if any(m[1] == s for m in marks)), "ok")
             text = " ".join(m[0] for m in marks)
             tds.append(f"<td class='{worst if marks else ''}' title='{e(text)}'>{e(text)}</td>")
+        # Where the mailbox's mail goes besides itself (the forwarding rows of the rights table), red when the
+        # file does not say so.
+        live = result.live.get(mb.key)
+        sends = [] if live is None else [getattr(live.spec, r.attr) for r in rights.SETTINGS if r.exfiltration]
+        sends = [s for s in sends if s] + ([f"inbox rule {r}" for r in live.spec.forward_rules] if live else [])
+        where = "extra" if mb.key in leaking else ("ok" if sends else "")
+        tds.append(f"<td class='{where} forwarding'>{'<br>'.join(e(x) for x in sends)}</td>")
         body.append(f"<tr><th>{e(mb.address)}</th>{''.join(tds)}</tr>")
     counts = ", ".join(f"{n} {e(k.replace('_', ' '))}" for k, n in sorted(summary(found).items())) or "no drift"
     unmanaged = "".join(f"<li>{e(str(r.get('PrimarySmtpAddress')))} — {e(str(r.get('DisplayName') or ''))}</li>"
