@@ -32,7 +32,7 @@ EPILOG = """exit codes:
 --json prints one document: {"format_version": 1, "command": "drift", "drift": bool, "summary",
 "findings": [{"mailbox", "kind", "right", "subject", "expected", "actual", "detail", "first_seen",
 "last_seen", "changed_by", "changed_at", "control", "severity"}], "resolved": [...], "scan": {"mailboxes", "unmanaged",
-"exchange_requests", "graph_requests", "retries", "throttled", "errors"}, "remediation": null |
+"exchange_requests", "graph_requests", "retries", "throttled", "errors", "inbox_rules"}, "remediation": null |
 <apply's document without format_version and command>}. --json FILE writes it to FILE instead
 (and prints the text report).
 """
@@ -80,7 +80,8 @@ async def collect(prepared: Run, concurrency: int) -> tuple[list[DriftFinding], 
         stats = {"mailboxes": len(result.live) + len(result.errors), "unmanaged": len(result.unmanaged),
                  "exchange_requests": t.transport.stats.requests, "graph_requests": t.graph.requests,
                  "retries": sum(s.retries for s in sent), "throttled": sum(s.throttled for s in sent),
-                 "errors": len(result.errors)}
+                 "errors": len(result.errors),
+                 "inbox_rules": f"not checked: {result.rules_unread}" if result.rules_unread else "checked"}
     return found, result, stats
 
 
@@ -105,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     except BaseException as exc:  # recorded, then reported by the one error handler
         log.end_run("failed", {"error": str(exc)})
         raise
+    if result.rules_unread:  # said every run: forwarding rules are not checked, so no news is not good news
+        print(f"mailroom drift: forwarding inbox rules were not checked: {result.rules_unread}; give the drift "
+              "identity a role with Get-InboxRule (Mail Recipients) to check them", file=sys.stderr)
     shared = paths.store_url()
     if shared:  # the team's history, across runners: one document per stack in the store
         from mailroom.store.azblob import BlobStore

@@ -44,6 +44,9 @@ class ScanResult:
     holders: dict[str, tuple[str, str]] = field(default_factory=dict)
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # key → Get-Mailbox row, every shared mailbox
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # object id → Graph user (department ...)
+    # Why inbox rules were asked for but not read ("" when read or not asked): the identity may not run
+    # Get-InboxRule (it is in no View-Only role), which leaves the rules unchecked, not the mailbox unread.
+    rules_unread: str = ""
 
 
 async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None,
@@ -146,6 +149,9 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                 result.holders[key] = (holder.kind or "recipient", holder.name)
             continue  # findings() reports it missing
         rule_rows = inbox.get(key)
+        if isinstance(rule_rows, ExchangeError) and rule_rows.status == 403:
+            result.rules_unread = f"Get-InboxRule is not permitted for this identity ({rule_rows.error_type})"
+            rule_rows = None
         if not isinstance(answer, CmdletResult) or (rule_rows is not None and not isinstance(rule_rows, CmdletResult)):
             result.errors[mb.address] = str(answer if not isinstance(answer, CmdletResult) else rule_rows)
             continue
