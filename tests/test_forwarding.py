@@ -55,7 +55,19 @@ def test_forwarding_to_a_personal_domain_fails_validation_and_with_the_domain_al
     code, text = project.run("plan", capsys=capsys)
     assert code == 1 and "! refused: legal-hold@contoso.com: forwarding to nobody@contoso.com is refused: it is not " \
         "a recipient of the organisation" in text, text
-    project.edit("nobody@contoso.com", "Grace@contoso.com")
+    # A mail user has an address in an accepted domain, but its mail goes outside: refused too.
+    made = project.tenant.exchange("New-MailUser", username=ADMIN, Name="contractor", Password="x",
+                                   MicrosoftOnlineServicesID="contractor@contoso.com",
+                                   ExternalEmailAddress="contractor@gmail.com")
+    assert made.status_code == 200, made.text
+    project.edit("nobody@contoso.com", "contractor@contoso.com")
+    code, text = project.run("plan", capsys=capsys)
+    assert code == 1 and "forwarding to contractor@contoso.com is refused: it is a MailUser, whose mail leaves the " \
+        "organisation" in text, text
+    project.tenant.reset_metrics()
+    assert project.run("apply", "--yes")[0] == 1
+    assert not [k for k in project.tenant.metrics()["cmdlets"] if not k.startswith("Get-")]  # nothing written
+    project.edit("contractor@contoso.com", "Grace@contoso.com")
     code, text = project.run("plan", capsys=capsys)
     assert code == 2
     assert '~ forwarding to external "" → "dave.private@gmail.com"' in text

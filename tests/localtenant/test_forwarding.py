@@ -72,3 +72,19 @@ def test_mailbox_forwarding_fields(local_tenant: LocalTenant) -> None:
     ok(local_tenant.exchange("Set-Mailbox", Identity="sales", ForwardingAddress=None, ForwardingSmtpAddress=None))
     row = ok(local_tenant.exchange("Get-Mailbox", Identity="sales"))["value"][0]
     assert (row["ForwardingAddress"], row["ForwardingSmtpAddress"], row["DisplayName"]) == (None, None, "Sales")
+
+
+def test_mail_contacts_and_mail_users_are_recipients_whose_mail_leaves(local_tenant: LocalTenant) -> None:
+    contact = ok(local_tenant.exchange("New-MailContact", Name="Partner Desk",
+                                       ExternalEmailAddress="desk@partner.example"))
+    user = ok(local_tenant.exchange("New-MailUser", Name="contractor", ExternalEmailAddress="contractor@gmail.com",
+                                    MicrosoftOnlineServicesID="contractor@contoso.com", Password="x"))
+    assert [(r["RecipientTypeDetails"], r["PrimarySmtpAddress"]) for r in contact["value"] + user["value"]] == [
+        ("MailContact", "desk@partner.example"), ("MailUser", "contractor@contoso.com")]
+    found = ok(local_tenant.exchange("Get-Recipient", Identity="contractor@contoso.com"))["value"][0]
+    assert (found["RecipientType"], found["RecipientTypeDetails"]) == ("MailUser", "MailUser")
+    outside = local_tenant.exchange("New-MailUser", Name="x", MicrosoftOnlineServicesID="x@fabrikam.com",
+                                    ExternalEmailAddress="x@gmail.com", Password="x")
+    assert outside.status_code == 400  # its own address must be in an accepted domain
+    new_shared(local_tenant, "sales")  # Exchange forwards to either without a word: a ForwardingAddress is a recipient
+    ok(local_tenant.exchange("Set-Mailbox", Identity="sales", ForwardingAddress="contractor@contoso.com"))

@@ -230,6 +230,17 @@ def remove_mailbox(ctx: Ctx, p: Params) -> Result:
     return Result(target=mbx)
 
 
+def _new_mail_recipient(rtd: str) -> Handler:
+    def run(ctx: Ctx, p: Params) -> Result:
+        obj = models.new_mail_recipient(
+            ctx.conn, ctx.tenant, rtd=rtd, name=p.require("Name"), display_name=p.string("DisplayName"),
+            external=p.require("ExternalEmailAddress").removeprefix("SMTP:").removeprefix("smtp:"),
+            primary=p.string("PrimarySmtpAddress"), upn=p.string("MicrosoftOnlineServicesID"))
+        addrs = addresses_of(ctx.conn, [obj.seq])
+        return Result(rows=[render.recipient(obj, addrs[obj.seq], ctx.tenant)], target=obj)
+    return run
+
+
 # ---------------------------------------------------------------- client protocols
 
 
@@ -472,6 +483,11 @@ CMDLETS: dict[str, Cmdlet] = {c.name.lower(): c for c in (
             + " ".join(models.FORWARDING) + " "
             + " ".join(models.CUSTOM_ATTRIBUTES), ("Identity",), True),
     _cmdlet("Remove-Mailbox", remove_mailbox, "Identity PermanentlyDelete", ("Identity",), True),
+    _cmdlet("New-MailContact", _new_mail_recipient("MailContact"), "Name DisplayName ExternalEmailAddress Alias",
+            ("Name", "ExternalEmailAddress"), True),
+    # Password is a SecureString on the wire (RSA-encrypted by the module); the local tenant takes any value.
+    _cmdlet("New-MailUser", _new_mail_recipient("MailUser"), "Name DisplayName ExternalEmailAddress Alias "
+            "MicrosoftOnlineServicesID PrimarySmtpAddress Password", ("Name", "ExternalEmailAddress"), True),
     _cmdlet("Get-CASMailbox", get_cas_mailbox, "Identity ResultSize"),
     _cmdlet("New-InboxRule", new_inbox_rule, "Mailbox Name Enabled From SubjectContainsWords StopProcessingRules "
             + " ".join(models.FORWARD_ACTIONS), ("Name",), True),

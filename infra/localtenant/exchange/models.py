@@ -516,3 +516,32 @@ def set_inbox_rule_enabled(conn: sqlite3.Connection, rule: InboxRule, enabled: b
         return False
     conn.execute("UPDATE inbox_rules SET enabled = ? WHERE seq = ?", (int(enabled), rule.seq))
     return True
+
+
+# ---------------------------------------------------------------- mail contacts and mail users
+
+
+def new_mail_recipient(conn: sqlite3.Connection, tenant: Tenant, *, rtd: str, name: str, display_name: str | None,
+                       external: str, primary: str | None, upn: str | None) -> DirObject:
+    """New-MailContact (``rtd`` MailContact: its address is the outside one, no Entra user) or New-MailUser
+    (MailUser: an Entra user with an address in an accepted domain whose mail goes to ``external``). Either
+    way mail sent to it leaves the organisation ([doc: new-mailcontact, new-mailuser])."""
+    if not _looks_address(external):
+        raise DirectoryError(DirectoryError.INVALID, f'The email address "{external}" isn\'t correct.')
+    alias = derive_alias(name, primary or upn)
+    if rtd == "MailContact":
+        ensure_free(conn, external, None)
+        addresses = [(external, True)]
+    else:
+        primary = primary or upn or f"{alias}@{tenant.initial_domain}"
+        check_address(primary, tenant)
+        ensure_free(conn, primary, None)
+        addresses = [(primary, True)]
+    return insert_object(conn, kind="contact" if rtd == "MailContact" else "user", display_name=display_name or name,
+                         upn=None if rtd == "MailContact" else (upn or primary), rtd=rtd, name=name, alias=alias,
+                         addresses=addresses, props={"ExternalEmailAddress": "SMTP:" + external})
+
+
+def _looks_address(value: str) -> bool:
+    local, at, domain = value.partition("@")
+    return bool(local and at and "." in domain and " " not in value)

@@ -50,7 +50,9 @@ def _common(obj: DirObject, addresses: Sequence[str], tenant: Tenant) -> dict[st
         "WindowsEmailAddress": obj.mail or "",
     }
     _coll(doc, "EmailAddresses", addresses)
-    doc["RecipientType"] = "MailUniversalSecurityGroup" if obj.rtd == GROUP_TYPE else "UserMailbox"
+    # A mail contact's or mail user's RecipientType is its type; every mailbox's is UserMailbox.
+    doc["RecipientType"] = "MailUniversalSecurityGroup" if obj.rtd == GROUP_TYPE else \
+        obj.rtd if obj.rtd in ("MailContact", "MailUser") else "UserMailbox"
     doc["RecipientTypeDetails"] = obj.rtd
     doc["ExternalDirectoryObjectId"] = obj.id
     _guid(doc, "ExchangeObjectId", obj.guid)
