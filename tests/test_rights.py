@@ -215,9 +215,11 @@ def test_defaults_are_declared_once_in_the_model() -> None:
     mailbox = Mailbox(address="a@contoso.com", display_name="A")
     assert (mailbox.hidden_from_gal, mailbox.sent_items, mailbox.audit_enabled, mailbox.sign_in_blocked) == (
         DEFAULTS.hidden_from_gal, DEFAULTS.sent_items, DEFAULTS.audit_enabled, DEFAULTS.sign_in_blocked)
-    # A state without the values (an older mailroom wrote it) means the defaults.
+    # A state without the values (an older mailroom wrote it) means the defaults; but protocols, which an older
+    # mailroom never set, are as Exchange leaves a mailbox (every one on), so the profile is still to be applied.
+    fresh = {r.attr: r.fresh for r in rights.PROTOCOLS}
     assert MailboxSpec.from_props({"address": "a@contoso.com", "members": [{"address": "x@contoso.com"}]}) == \
-        MailboxSpec(address="a@contoso.com", members=(Grant("x@contoso.com"),))
+        MailboxSpec(address="a@contoso.com", members=(Grant("x@contoso.com"),), **fresh)
     assert MailboxSpec.from_props(AFTER.to_props()) == AFTER
     # None (smtp_auth left to the organisation) survives the engine, which drops null properties.
     assert AFTER.to_props()["smtp_auth"] == "organisation"

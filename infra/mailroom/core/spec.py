@@ -84,7 +84,9 @@ class MailboxSpec:
 
     @classmethod
     def from_props(cls, props: dict[str, Any]) -> MailboxSpec:
-        protocols: dict[str, Any] = {r.attr: _maybe(props.get(r.attr, getattr(_BLANK, r.attr)))
+        # A state written before mailroom managed protocols never set them: they are as Exchange left the
+        # mailbox (its fresh value), not the profile, so a plan without refresh shows the change still to make.
+        protocols: dict[str, Any] = {r.attr: _maybe(props[r.attr] if r.attr in props else r.fresh)
                                      for r in rights.PROTOCOLS}
         return cls(
             address=str(props["address"]),
