@@ -55,6 +55,7 @@ def test_a_mailbox_created_by_apply_has_its_protocols_before_any_member(
         order = [r["CmdletName"] for r in sorted(rows, key=lambda r: r["Identity"])]
         assert order[0] == "New-Mailbox" and "Set-CASMailbox" in order, (address, order)
         assert order.index("Set-CASMailbox") < order.index("Add-MailboxPermission"), (address, order)
+        assert order.index("Set-CASMailbox") < order.index("Set-Mailbox"), (address, order)  # Send on Behalf
 
     assert project.run("plan", "--refresh", capsys=capsys)[0] == 0  # the tenant now holds the file's protocols
 

@@ -137,20 +137,26 @@ async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox,
     """Make ``changes`` on the existing mailbox ``live`` (creation and deletion are the caller's)."""
     outcome = Outcome()
     calls = plan_calls(live, changes)
-    if calls.set_mailbox:
-        try:
-            await exchange.set_mailbox(live.identity, calls.set_mailbox)
-            outcome.done.extend(calls.set_changes)
-        except TenantError as exc:
-            outcome.failed.extend((c, str(exc)) for c in calls.set_changes)
-    # Protocols before any grant: a new mailbox gets its profile before a member can open it over POP,
-    # IMAP, EWS or SMTP AUTH (Exchange turns them all on at creation).
+    # Protocols first, before any grant (Send on Behalf rides in Set-Mailbox): a new mailbox gets its profile
+    # before anyone can open it over POP, IMAP, EWS or SMTP AUTH (Exchange turns them all on at creation).
+    # If they cannot be set, nothing else is sent: access is never given to a mailbox left wide open.
     if calls.set_cas:
         try:
             await exchange.invoke(SET_CAS, {"Identity": live.identity, **calls.set_cas})
             outcome.done.extend(calls.cas_changes)
         except TenantError as exc:
             outcome.failed.extend((c, str(exc)) for c in calls.cas_changes)
+            held = "not sent: the mailbox's protocols could not be set first"
+            outcome.failed.extend((c, held) for c in calls.set_changes)
+            outcome.failed.extend((c, held) for c in dict.fromkeys(c for c, _ in calls.removes + calls.adds))
+            outcome.failed.extend((c, held) for c, _, _ in calls.user)
+            return outcome
+    if calls.set_mailbox:
+        try:
+            await exchange.set_mailbox(live.identity, calls.set_mailbox)
+            outcome.done.extend(calls.set_changes)
+        except TenantError as exc:
+            outcome.failed.extend((c, str(exc)) for c in calls.set_changes)
 
     # Grants go in two phases, removals first: an AutoMapping change is a remove and an add of the same
     # grant, and in one $batch a throttled remove would be retried after the add and delete the grant.

@@ -10,6 +10,8 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
+import pytest
+from localtenant.exchange import rbac
 from mailroom.core.compare import Change, changes
 from mailroom.core.spec import Grant, MailboxSpec
 from mailroom.m365.tenant import Tenant
@@ -88,7 +90,8 @@ def test_each_change_is_written_by_the_call_its_right_names(tenant_app: TenantAp
         "EwsEnabled": "False", "SmtpClientAuthenticationDisabled": "True"}
     # ... and before any grant: nobody can open the new mailbox over POP, IMAP, EWS or SMTP AUTH meanwhile.
     order = [r["CmdletName"] for r in writes]
-    assert order.index("Set-CASMailbox") < min(order.index("Add-MailboxPermission"),
+    assert order.index("Set-CASMailbox") < min(order.index("Set-Mailbox"),  # Send on Behalf rides in Set-Mailbox
+                                               order.index("Add-MailboxPermission"),
                                                order.index("Add-RecipientPermission"))
     assert changes(DESIRED, after.spec) == []  # read back: the tenant now matches
 
@@ -200,3 +203,27 @@ def test_no_changes_send_nothing(tenant_app: TenantApp) -> None:
 
     outcome, requests = asyncio.run(run())
     assert outcome == Outcome() and requests == 0
+
+
+def test_nothing_is_granted_when_the_protocols_cannot_be_set(tenant_app: TenantApp,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that may not run Set-CASMailbox: the new mailbox is left without grants, not wide open with them."""
+    writer = rbac.ROLES["Mail Recipients"]
+    monkeypatch.setitem(rbac.ROLES, "Mail Recipients", writer - {"set-casmailbox"})
+
+    async def run() -> tuple[list[Change], Outcome]:
+        async with tenant_app.tenant() as admin:
+            live = await _created(admin)
+            await admin.exchange.invoke("New-ServicePrincipal", {"AppId": "writer", "ObjectId": "writer-sp"})
+            await admin.exchange.invoke("New-ManagementRoleAssignment", {"Role": "Mail Recipients", "App": "writer"})
+        todo = changes(DESIRED, live.spec)
+        tenant_app.reset_metrics()
+        async with Tenant(dataclasses.replace(tenant_app.config, client_id="writer"),
+                          http_transport=tenant_app.http_transport) as t:
+            return todo, await apply_changes(t.exchange, t.graph, live, todo, DESIRED)
+
+    todo, outcome = asyncio.run(run())
+    assert outcome.done == [] and _same([c for c, _ in outcome.failed], todo)
+    assert {err for c, err in outcome.failed if c.right not in ("pop", "imap", "activesync", "ews", "smtp_auth")} == {
+        "not sent: the mailbox's protocols could not be set first"}
+    assert set(tenant_app.metrics()["cmdlets"]) == {"Set-CASMailbox"}  # refused; nothing else was sent
