@@ -45,10 +45,11 @@ from localtenant.exchange.cmdlets import Cmdlet, Ctx, Result
 from localtenant.exchange.models import CmdletError
 from localtenant.exchange.params import Params, binding_error
 
-# [uncertain] Get-/Set-CASMailbox and the *-InboxRule cmdlets: by the roles' descriptions (recipient
-# configuration), no per-cmdlet source found.
+# [uncertain] Get-/Set-CASMailbox and the *-InboxRule writes: by the roles' descriptions (recipient
+# configuration), no per-cmdlet source found. Get-InboxRule is documented: its page says it does not work for
+# View-Only Organization Management, so no view-only role holds it here; Mail Recipients does.
 _READ_RECIPIENTS = ("Get-Mailbox", "Get-Recipient", "Get-MailboxPermission", "Get-RecipientPermission",
-                    "Get-CASMailbox", "Get-InboxRule")
+                    "Get-CASMailbox")
 _RBAC = ("New-ServicePrincipal", "Get-ServicePrincipal", "Remove-ServicePrincipal", "New-ManagementScope",
          "Get-ManagementScope", "Set-ManagementScope", "New-ManagementRoleAssignment",
          "Get-ManagementRoleAssignment", "Remove-ManagementRoleAssignment")
@@ -56,7 +57,8 @@ ROLES: dict[str, frozenset[str]] = {name: frozenset(c.lower() for c in cmds) for
     "View-Only Recipients": _READ_RECIPIENTS,
     "Mail Recipients": (*_READ_RECIPIENTS, "Set-Mailbox", "Add-MailboxPermission", "Remove-MailboxPermission",
                         "Add-RecipientPermission", "Remove-RecipientPermission", "Set-CASMailbox",
-                        "New-InboxRule", "Set-InboxRule", "Remove-InboxRule", "Enable-InboxRule", "Disable-InboxRule"),
+                        "Get-InboxRule", "New-InboxRule", "Set-InboxRule", "Remove-InboxRule", "Enable-InboxRule",
+                        "Disable-InboxRule"),
     "Mail Recipient Creation": ("Get-Mailbox", "Get-Recipient", "New-Mailbox", "Remove-Mailbox", "New-MailContact",
                                 "New-MailUser"),
     "View-Only Configuration": ("Get-AcceptedDomain",),
