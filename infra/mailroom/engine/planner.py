@@ -120,13 +120,13 @@ class Planned:
 
     def adoptions(self, desired: Desired) -> list[Adoption]:
         """The existing shared mailboxes this plan adopts as they are, with the live state it read for them."""
-        specs = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
+        models = {mb.key: mb for mb in desired.mailboxes}
         out = []
-        for address in self.plan.adopted:
+        for address in self.plan.adopted:  # a spec only for these, not for every mailbox of the file again
             key = smtp_key(address)
             live = self.live.get(key)
-            if live is not None and key in specs and key in self.urns:
-                out.append(Adoption(self.urns[key], specs[key], live))
+            if live is not None and key in models and key in self.urns:
+                out.append(Adoption(self.urns[key], MailboxSpec.from_model(models[key], desired.domains), live))
         return out
 
     def snapshot(self) -> dict[str, Any]:

@@ -81,13 +81,15 @@ class Run:
         engine = self.engine()
         adoptions = planned.adoptions(self.desired)
         recorded = {smtp_key(a.spec.address) for a in adoptions}
-        if adoptions and not planned.targets(recorded):
-            # engine.state(): the plan's export, as nothing changed the state since
-            if provider_ref(engine.state()) is None:  # the stack's first mailbox: the engine makes its provider
-                recorded.discard(smtp_key(adoptions[0].spec.address))
-                adoptions = adoptions[1:]
-        if planned.targets(recorded):
-            engine.up(on_event, targets=planned.targets(recorded), program=self.program(planned.declared(recorded)),
+        targets = planned.targets(recorded)
+        # engine.state() is the plan's export here, as nothing changed the state since.
+        if adoptions and not targets and provider_ref(engine.state()) is None:
+            # The stack's first mailbox: the engine adopts it, and so makes the stack's provider.
+            recorded.discard(smtp_key(adoptions[0].spec.address))
+            adoptions = adoptions[1:]
+            targets = planned.targets(recorded)
+        if targets:
+            engine.up(on_event, targets=targets, program=self.program(planned.declared(recorded)),
                       env=self.provider_env(approval, snapshot))
         if not adoptions:
             return []
