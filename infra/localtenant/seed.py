@@ -28,6 +28,7 @@ Format (``infra/localtenant/data/directory.yaml`` is the shipped example)::
         full_access: [alice@contoso.com]      # optional trustees (any identity form)
         send_as: [alice@contoso.com]
         send_on_behalf: [bob@contoso.com]
+        language: de-DE                       # optional; its folders take that language's names (Kalender)
     resource_mailboxes:           # optional; room and equipment mailboxes (Entra user sign-in disabled)
       - name: room-1              # required
         type: room                # required: room (RoomMailbox) or equipment (EquipmentMailbox)
@@ -211,6 +212,9 @@ def _seed_user(conn: Any, tenant: Tenant, item: dict[str, Any], upn: str) -> Non
 def _seed_shared(conn: Any, tenant: Tenant, item: dict[str, Any], name: str, where: str) -> None:
     mbx = models.new_shared_mailbox(conn, tenant, name=name, display_name=item.get("display_name"),
                                     primary=item.get("primary_smtp_address"), alias=item.get("alias"), audit=False)
+    if item.get("language"):  # as Set-MailboxRegionalConfiguration -LocalizeDefaultFolderName leaves it
+        models.update_object(conn, mbx, props={**mbx.props, "Language": str(item["language"]),
+                                               "RegionalLanguage": str(item["language"])})
     extra = [parse_proxy(str(a), tenant) for a in item.get("aliases") or []]
     if extra:
         current = [parse_proxy(v, tenant) for v in addresses_of(conn, [mbx.seq])[mbx.seq]]

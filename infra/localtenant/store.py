@@ -117,6 +117,18 @@ CREATE TABLE IF NOT EXISTS inbox_rules (
 );
 CREATE INDEX IF NOT EXISTS inbox_rules_mailbox ON inbox_rules(mailbox_seq, seq);
 
+-- Mailbox folder permissions (Get-/Add-/Set-/Remove-MailboxFolderPermission) on a mailbox's well-known folders,
+-- by FolderType. ``trustee_seq`` 0 is the Default entry, -1 Anonymous (both exist on every folder; a folder
+-- without their row has Exchange's defaults); ``rights``: the AccessRights as a comma-joined set.
+CREATE TABLE IF NOT EXISTS folder_perms (
+    mailbox_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    folder TEXT NOT NULL,
+    trustee_seq INTEGER NOT NULL,
+    rights TEXT NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (mailbox_seq, folder, trustee_seq)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS directory_audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     activity_dt TEXT NOT NULL,

@@ -48,8 +48,11 @@ from localtenant.exchange.params import Params, binding_error
 # [uncertain] Get-/Set-CASMailbox and the *-InboxRule writes: by the roles' descriptions (recipient
 # configuration), no per-cmdlet source found. Get-InboxRule is documented: its page says it does not work for
 # View-Only Organization Management, so no view-only role holds it here; Mail Recipients does.
+# Folder permissions: read with View-Only Recipients, written with Mail Recipients (M365DSC's settings.json for
+# EXOMailboxFolderPermission, exchange-features.md §1); [uncertain] Get-MailboxFolderStatistics and
+# Set-MailboxRegionalConfiguration by the roles' descriptions.
 _READ_RECIPIENTS = ("Get-Mailbox", "Get-Recipient", "Get-MailboxPermission", "Get-RecipientPermission",
-                    "Get-CASMailbox")
+                    "Get-CASMailbox", "Get-MailboxFolderStatistics", "Get-MailboxFolderPermission")
 _RBAC = ("New-ServicePrincipal", "Get-ServicePrincipal", "Remove-ServicePrincipal", "New-ManagementScope",
          "Get-ManagementScope", "Set-ManagementScope", "New-ManagementRoleAssignment",
          "Get-ManagementRoleAssignment", "Remove-ManagementRoleAssignment")
@@ -58,7 +61,8 @@ ROLES: dict[str, frozenset[str]] = {name: frozenset(c.lower() for c in cmds) for
     "Mail Recipients": (*_READ_RECIPIENTS, "Set-Mailbox", "Add-MailboxPermission", "Remove-MailboxPermission",
                         "Add-RecipientPermission", "Remove-RecipientPermission", "Set-CASMailbox",
                         "Get-InboxRule", "New-InboxRule", "Set-InboxRule", "Remove-InboxRule", "Enable-InboxRule",
-                        "Disable-InboxRule"),
+                        "Disable-InboxRule", "Add-MailboxFolderPermission", "Set-MailboxFolderPermission",
+                        "Remove-MailboxFolderPermission", "Set-MailboxRegionalConfiguration"),
     "Mail Recipient Creation": ("Get-Mailbox", "Get-Recipient", "New-Mailbox", "Remove-Mailbox", "New-MailContact",
                                 "New-MailUser"),
     "View-Only Configuration": ("Get-AcceptedDomain",),

@@ -1,0 +1,139 @@
+"""Mailbox folders and folder permissions, as Exchange Online answers them (exchange-features.md §1):
+localized folder names found by FolderType, Default and Anonymous entries that can only be Set, the delegate
+flags' rules and the Set pitfall that resets them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from test_exchange import new_shared, ok
+
+if TYPE_CHECKING:
+    from conftest import LocalTenant
+
+
+def german(tenant: LocalTenant, name: str = "vertrieb") -> str:
+    new_shared(tenant, name)
+    ok(tenant.exchange("Set-MailboxRegionalConfiguration", Identity=f"{name}@contoso.com", Language="de-DE",
+                       LocalizeDefaultFolderName=True))
+    return f"{name}@contoso.com"
+
+
+def calendar(tenant: LocalTenant, mailbox: str) -> dict[str, Any]:
+    rows = ok(tenant.exchange("Get-MailboxFolderStatistics", Identity=mailbox, FolderScope="Calendar"))["value"]
+    return next(r for r in rows if r["FolderType"] == "Calendar")
+
+
+def perms(tenant: LocalTenant, identity: str) -> dict[str, tuple[list[str], Any]]:
+    rows = ok(tenant.exchange("Get-MailboxFolderPermission", Identity=identity))["value"]
+    return {r["User"]: (r["AccessRights"], r["SharingPermissionFlags"]) for r in rows}
+
+
+def error(resp: Any) -> str:
+    return str(resp.json()["error"]["details"][0]["message"])
+
+
+def test_a_german_mailbox_names_its_calendar_kalender_and_mbx_calendar_is_not_found(
+        local_tenant: LocalTenant) -> None:
+    box = german(local_tenant)
+    folder = calendar(local_tenant, box)
+    assert (folder["Name"], folder["FolderPath"], folder["FolderType"]) == ("Kalender", "/Kalender", "Calendar")
+    everything = ok(local_tenant.exchange("Get-MailboxFolderStatistics", Identity=box))["value"]
+    assert {r["FolderType"]: r["Name"] for r in everything}["Inbox"] == "Posteingang"
+    assert {r["FolderType"]: r["Name"] for r in everything}["Contacts"] == "Kontakte"
+    missing = local_tenant.exchange("Get-MailboxFolderPermission", Identity=f"{box}:\\Calendar")
+    assert missing.status_code == 404
+    assert f"'{box}:\\Calendar' couldn't be found" in error(missing)
+    assert "ManagementObjectNotFoundException" in error(missing)
+    # By its localized name or by its FolderId: the same folder, with Exchange's default entries.
+    by_name = perms(local_tenant, f"{box}:\\Kalender")
+    assert by_name == perms(local_tenant, f"{box}:{folder['FolderId']}")
+    assert by_name == {"Default": (["AvailabilityOnly"], None), "Anonymous": (["None"], None)}
+    # An English mailbox's calendar is "Calendar"; its inbox's Default entry is None.
+    new_shared(local_tenant, "sales")
+    assert calendar(local_tenant, "sales@contoso.com")["Name"] == "Calendar"
+    assert perms(local_tenant, "sales@contoso.com:\\Inbox")["Default"] == (["None"], None)
+
+
+def test_add_set_remove_as_exchange_does(local_tenant: LocalTenant) -> None:
+    box = german(local_tenant)
+    cal = f"{box}:{calendar(local_tenant, box)['FolderId']}"
+    ok(local_tenant.exchange("Add-MailboxFolderPermission", Identity=cal, User="alice@contoso.com",
+                             AccessRights=["Editor"], SharingPermissionFlags="Delegate,CanViewPrivateItems"))
+    ok(local_tenant.exchange("Add-MailboxFolderPermission", Identity=cal, User="finance-team@contoso.com",
+                             AccessRights="Reviewer"))
+    # A second Add for someone who has an entry fails (Set changes it).
+    again = local_tenant.exchange("Add-MailboxFolderPermission", Identity=cal, User="alice@contoso.com",
+                                  AccessRights="Reviewer")
+    assert again.status_code == 400 and "An existing permission entry was found for user: Alice Anderson" in \
+        error(again)
+    default_add = local_tenant.exchange("Add-MailboxFolderPermission", Identity=cal, User="Default",
+                                        AccessRights="Reviewer")
+    assert default_add.status_code == 400 and "existing permission entry" in error(default_add)
+    assert perms(local_tenant, cal)["Alice Anderson"] == (["Editor"], "Delegate, CanViewPrivateItems")
+    assert perms(local_tenant, cal)["Finance Team"] == (["Reviewer"], None)
+
+    # Set without the notification keeps the delegate; with it (either value) the flags are reset.
+    ok(local_tenant.exchange("Set-MailboxFolderPermission", Identity=cal, User="alice@contoso.com",
+                             AccessRights="Editor"))
+    assert perms(local_tenant, cal)["Alice Anderson"] == (["Editor"], "Delegate, CanViewPrivateItems")
+    ok(local_tenant.exchange("Set-MailboxFolderPermission", Identity=cal, User="alice@contoso.com",
+                             AccessRights="Editor", SendNotificationToUser=False))
+    assert perms(local_tenant, cal)["Alice Anderson"] == (["Editor"], None)
+    unchanged = ok(local_tenant.exchange("Set-MailboxFolderPermission", Identity=cal, User="alice@contoso.com",
+                                         AccessRights="Editor"))
+    assert "no settings" in unchanged["@adminapi.warnings"][0]
+    ok(local_tenant.exchange("Set-MailboxFolderPermission", Identity=cal, User="Default", AccessRights="None"))
+    assert perms(local_tenant, cal)["Default"] == (["None"], None)
+
+    # Default and Anonymous exist on every folder and can only be Set; others are removed whole.
+    for who in ("Default", "Anonymous"):
+        refused = local_tenant.exchange("Remove-MailboxFolderPermission", Identity=cal, User=who)
+        assert refused.status_code == 400 and "can't be removed" in error(refused)
+    ok(local_tenant.exchange("Remove-MailboxFolderPermission", Identity=cal, User="finance-team@contoso.com"))
+    gone = local_tenant.exchange("Remove-MailboxFolderPermission", Identity=cal, User="finance-team@contoso.com")
+    assert gone.status_code == 400 and "There is no existing permission entry found for user: Finance Team" in \
+        error(gone)
+    not_there = local_tenant.exchange("Set-MailboxFolderPermission", Identity=cal, User="bob@contoso.com",
+                                      AccessRights="Reviewer")
+    assert not_there.status_code == 400 and "no existing permission entry" in error(not_there)
+    assert set(perms(local_tenant, cal)) == {"Default", "Anonymous", "Alice Anderson"}
+    # Every write is in the admin audit log against the mailbox.
+    logged = ok(local_tenant.exchange("Search-AdminAuditLog", ObjectIds=[box]))["value"]
+    assert {r["CmdletName"] for r in logged if r["Succeeded"]} >= {
+        "Add-MailboxFolderPermission", "Set-MailboxFolderPermission", "Remove-MailboxFolderPermission"}
+
+
+def test_delegate_flags_only_on_a_calendar_with_editor_and_private_items_only_with_delegate(
+        local_tenant: LocalTenant) -> None:
+    box = german(local_tenant)
+    cal = f"{box}:\\Kalender"
+    for rights, flags in (("Reviewer", "Delegate"), ("Author", "Delegate"), ("Editor", "CanViewPrivateItems")):
+        refused = local_tenant.exchange("Add-MailboxFolderPermission", Identity=cal, User="bob@contoso.com",
+                                        AccessRights=rights, SharingPermissionFlags=flags)
+        assert refused.status_code == 400, (rights, flags)
+    inbox = local_tenant.exchange("Add-MailboxFolderPermission", Identity=f"{box}:\\Posteingang",
+                                  User="bob@contoso.com", AccessRights="Editor", SharingPermissionFlags="Delegate")
+    assert inbox.status_code == 400 and "calendar" in error(inbox)
+    free_busy = local_tenant.exchange("Add-MailboxFolderPermission", Identity=f"{box}:\\Posteingang",
+                                      User="bob@contoso.com", AccessRights="AvailabilityOnly")
+    assert free_busy.status_code == 400  # a calendar-only role
+    bad = local_tenant.exchange("Add-MailboxFolderPermission", Identity=cal, User="bob@contoso.com",
+                                AccessRights="Everything")
+    assert bad.status_code == 400 and "MailboxFolderAccessRight" in error(bad)
+    assert set(perms(local_tenant, cal)) == {"Default", "Anonymous"}  # nothing half-written
+    # Setting a delegate to another role drops the flags with it.
+    ok(local_tenant.exchange("Add-MailboxFolderPermission", Identity=cal, User="bob@contoso.com",
+                             AccessRights="Editor", SharingPermissionFlags="Delegate"))
+    ok(local_tenant.exchange("Set-MailboxFolderPermission", Identity=cal, User="bob@contoso.com",
+                             AccessRights="Reviewer"))
+    assert perms(local_tenant, cal)["Bob Baker"] == (["Reviewer"], None)
+
+
+def test_get_with_user_returns_that_entry_or_fails(local_tenant: LocalTenant) -> None:
+    box = german(local_tenant)
+    rows = ok(local_tenant.exchange("Get-MailboxFolderPermission", Identity=f"{box}:\\Kalender", User="Default"))
+    assert [r["User"] for r in rows["value"]] == ["Default"]
+    missing = local_tenant.exchange("Get-MailboxFolderPermission", Identity=f"{box}:\\Kalender",
+                                    User="bob@contoso.com")
+    assert missing.status_code == 400 and "no existing permission entry" in error(missing)
