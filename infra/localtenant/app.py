@@ -23,6 +23,7 @@ from localtenant.exchange import responses as exchange_wire
 from localtenant.exchange import routes as exchange_routes
 from localtenant.exchange.params import Params
 from localtenant.faults import Decision, Profile, ProfileError
+from localtenant.graph import auditlog, tracing
 from localtenant.graph import responses as graph_wire
 from localtenant.graph import routes as graph_routes
 from localtenant.guard import SERVER_RECEIVE, Guard, control_error, exception_handlers
@@ -47,7 +48,7 @@ def classify(method: str, path: str) -> tuple[str, str, bool] | None:
     if m:
         batch = m.group(1) == "$batch"
         return "exchange", exchange_routes.BATCH if batch else exchange_routes.INVOKE, batch
-    if path.startswith("/v1.0/") or path == "/v1.0":
+    if path.startswith(("/v1.0/", "/beta/")) or path in ("/v1.0", "/beta"):
         template = graph_routes.template_for(method, path)
         return "graph", template, template == "POST /v1.0/$batch"
     if _TOKEN.match(path):
@@ -277,6 +278,10 @@ async def app_roles(request: Request) -> Response:
 
 
 CONTROL_ROUTES = [
+    Route("/_emulator/activity", auditlog.activity_route, methods=["POST"]),
+    Route("/_emulator/activity/generate", auditlog.generate_route, methods=["POST"]),
+    Route("/_emulator/auditlog", auditlog.settings_route, methods=["GET", "PUT"]),
+    Route("/_emulator/mail", tracing.mail_route, methods=["POST"]),
     Route("/_emulator/apps/{client_id}", app_roles, methods=["GET", "PUT"]),
     Route("/_emulator/mapi/inbox-rules", mapi_inbox_rule, methods=["POST"]),
     Route("/_emulator/rbac", rbac_policy, methods=["GET", "PUT"]),

@@ -138,6 +138,25 @@ CREATE TABLE IF NOT EXISTS directory_audit (
 CREATE INDEX IF NOT EXISTS directory_audit_date ON directory_audit(activity_dt);
 CREATE INDEX IF NOT EXISTS directory_audit_target ON directory_audit(target_id);
 
+-- The unified audit log (graph/auditlog.py): ExchangeAdmin records of cmdlets and mailbox records of delegate
+-- activity. ``visible``: when searches find it (the ingestion delay). Audit log queries, and message traces
+-- (graph/tracing.py).
+CREATE TABLE IF NOT EXISTS unified_audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL, visible TEXT NOT NULL, record_type TEXT NOT NULL, operation TEXT NOT NULL,
+    user_l TEXT NOT NULL, object_l TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unified_audit_created ON unified_audit(created);
+CREATE TABLE IF NOT EXISTS audit_queries (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, submitted TEXT NOT NULL, body TEXT NOT NULL, version TEXT NOT NULL,
+    matched INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS message_trace (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    received TEXT NOT NULL, sender_l TEXT NOT NULL, recipient_l TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS message_trace_received ON message_trace(received);
+
 -- App roles consented to an app (identity/grants.py): JSON {audience: [role, ...]}. Apps without a row get
 -- identity.models.APP_ROLES.
 CREATE TABLE IF NOT EXISTS app_grants (app_id_l TEXT PRIMARY KEY, roles TEXT NOT NULL) WITHOUT ROWID;

@@ -233,26 +233,6 @@ def test_batch_of_ten(local_tenant: LocalTenant) -> None:
     assert eleven.status_code == 400
 
 
-def test_admin_audit_log_records_writes(local_tenant: LocalTenant) -> None:
-    new_shared(local_tenant, "sales")
-    local_tenant.exchange("Add-MailboxPermission", Identity="sales", User="alice", AccessRights=["FullAccess"])
-    local_tenant.exchange("Add-RecipientPermission", Identity="sales", Trustee="heidi@contoso.com",
-                          AccessRights=["SendAs"], username="heidi@contoso.com")  # a human admin, out of band
-    local_tenant.exchange("Add-MailboxPermission", Identity="sales", User="ghost", AccessRights=["FullAccess"])
-    rows = ok(local_tenant.exchange("Search-AdminAuditLog", ObjectIds=["sales@contoso.com"]))["value"]
-    assert [r["CmdletName"] for r in rows] == ["Add-MailboxPermission", "Add-RecipientPermission",
-                                               "Add-MailboxPermission", "New-Mailbox"]  # newest first
-    failed, human, app, created = rows
-    assert failed["Succeeded"] is False and "ManagementObjectNotFoundException" in failed["Error"]
-    assert human["Caller"] == "heidi@contoso.com" and app["Caller"] == "mailroom-tests"
-    assert {"Name": "User", "Value": "alice"} in app["CmdletParameters"]
-    assert created["ObjectModified"] == "sales" and created["RunDate"].endswith("+00:00")
-    only = ok(local_tenant.exchange("Search-AdminAuditLog", Cmdlets="Add-RecipientPermission"))["value"]
-    assert len(only) == 1
-    future = ok(local_tenant.exchange("Search-AdminAuditLog", StartDate="2099-01-01T00:00:00Z"))["value"]
-    assert future == []
-
-
 def test_select_and_state_survives_restart(local_tenant: LocalTenant) -> None:
     new_shared(local_tenant, "sales")
     local_tenant.exchange("Add-RecipientPermission", Identity="sales", Trustee="bob", AccessRights=["SendAs"])

@@ -10,17 +10,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from localtenant.common import Caller, parse_stamp, stamp, utcnow
+from localtenant.common import Caller
 from localtenant.directory import (
     MAILBOX_TYPES,
     DirectoryError,
     DirObject,
     Tenant,
     addresses_of,
-    find_recipients,
     resolve,
 )
 from localtenant.exchange import folders, models, render
@@ -558,35 +556,10 @@ def remove_mailbox_folder_permission(ctx: Ctx, p: Params) -> Result:
 
 
 # ---------------------------------------------------------------- audit log
-
-
-def _date_param(p: Params, name: str) -> str | None:
-    value = p.string(name)
-    if value is None:
-        return None
-    try:
-        return stamp(parse_stamp(value))
-    except ValueError as exc:
-        raise binding_error(
-            f"Cannot process argument transformation on parameter '{name}'. Cannot convert value "
-            f'"{value}" to type "Microsoft.Exchange.ExchangeSystem.ExDateTime".'
-        ) from exc
-
-
-def search_admin_audit_log(ctx: Ctx, p: Params) -> Result:
-    # Defaults as documented: the last 15 days up to now.
-    end = _date_param(p, "EndDate") or stamp(utcnow() + timedelta(seconds=1))
-    start = _date_param(p, "StartDate") or stamp(utcnow() - timedelta(days=15))
-    ids = p.strings("ObjectIds")
-    seqs: list[int] | None = None
-    if ids is not None:
-        seqs = [o.seq for i in ids for o in find_recipients(ctx.conn, i, "any")]
-    rows = models.search_admin_audit(
-        ctx.conn, start=start, end=end, object_seqs=seqs, object_names=ids or [], cmdlets=p.strings("Cmdlets"),
-        callers=p.strings("UserIds"), before=ctx.cursor, limit=ctx.limit + 1,
-    )
-    rows, more, cursor = _page(ctx, rows, lambda r: r.seq)
-    return Result(rows=[render.audit_entry(r, ctx.tenant) for r in rows], more=more, cursor=cursor)
+# Search-AdminAuditLog and New-AdminAuditLogSearch were retired in Exchange Online on 2024-09-15
+# (aka.ms/AdminAuditCmdletBlog): the service no longer has them, so the local tenant answers them as any cmdlet
+# it does not have (a non-JSON 403, wire reference A). Admin actions are in the unified audit log
+# (graph/auditlog.py: ExchangeAdmin records, searched through the Graph audit log query API).
 
 
 def get_accepted_domain(ctx: Ctx, p: Params) -> Result:
@@ -653,8 +626,6 @@ CMDLETS: dict[str, Cmdlet] = {c.name.lower(): c for c in (
             ("Identity", "User", "AccessRights"), True),
     _cmdlet("Remove-MailboxFolderPermission", remove_mailbox_folder_permission,
             "Identity User SendNotificationToUser ResetDelegateUserCollection", ("Identity", "User"), True),
-    _cmdlet("Search-AdminAuditLog", search_admin_audit_log,
-            "StartDate EndDate ObjectIds Cmdlets UserIds ResultSize IsSuccess", result_size_max=250000),
 )}
 
 

@@ -12,9 +12,10 @@ from localtenant import paging
 from localtenant.common import Caller
 from localtenant.context import Emulator
 from localtenant.directory import DirectoryError, DirObject, find_recipients
-from localtenant.exchange import cmdlets, models, rbac, render
+from localtenant.exchange import cmdlets, rbac, render
 from localtenant.exchange.models import CmdletError
 from localtenant.exchange.params import Params
+from localtenant.graph import auditlog
 
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 MAX_PAGE = 1000
@@ -159,17 +160,17 @@ def invoke(
             result = cmd.run(ctx, params)
             if cmd.write:
                 rbac.check_write(grants, cmd.name, result.target)  # raises inside the tx: rolled back
-                models.record_admin_audit(conn, caller=caller, cmdlet=cmd.name, params=params.audit_values(),
-                                          target=result.target, object_name=_object_name(result.target, params),
-                                          succeeded=True)
+                auditlog.record_admin(conn, emu.tenant.id, caller=caller, cmdlet=cmd.name,
+                                      params=params.audit_values(),
+                                      object_name=_object_name(result.target, params), succeeded=True)
     except (CmdletError, DirectoryError) as exc:
         failure = cmdlets.as_cmdlet_error(exc) if isinstance(exc, DirectoryError) else exc
         if cmd.write:
             with emu.store.tx() as conn:
                 target = _failure_target(conn, params)
-                models.record_admin_audit(conn, caller=caller, cmdlet=cmd.name, params=params.audit_values(),
-                                          target=target, object_name=_object_name(target, params),
-                                          succeeded=False, error=f"{failure.exc_type}: {failure.text}")
+                auditlog.record_admin(conn, emu.tenant.id, caller=caller, cmdlet=cmd.name,
+                                      params=params.audit_values(), object_name=_object_name(target, params),
+                                      succeeded=False, error=f"{failure.exc_type}: {failure.text}")
         return Outcome(failure.status, error_body(failure), cmd.name)
     rows = result.rows if select is None else [render.select(r, select) for r in result.rows]
     warnings = list(result.warnings)

@@ -15,6 +15,7 @@ from typing import Any
 
 _READ = frozenset({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"})
 _WRITE = frozenset({"User.ReadWrite.All", "Directory.ReadWrite.All"})
+_AUDIT_QUERY = frozenset({"AuditLogsQuery-Exchange.Read.All", "AuditLogsQuery.Read.All"})
 REQUIRED: dict[str, frozenset[str]] = {
     "GET /v1.0/users": _READ,
     "GET /v1.0/users/{id}": _READ,
@@ -24,6 +25,11 @@ REQUIRED: dict[str, frozenset[str]] = {
     "GET /v1.0/users/{id}/mailboxSettings": frozenset({"MailboxSettings.Read", "MailboxSettings.ReadWrite"}),
     "PATCH /v1.0/users/{id}/mailboxSettings": frozenset({"MailboxSettings.ReadWrite"}),
     "GET /v1.0/auditLogs/directoryAudits": frozenset({"AuditLog.Read.All"}),
+    # security-auditlogquery pages: the Exchange-scoped permission, or the one for all audit logs
+    "POST /v1.0/security/auditLog/queries": _AUDIT_QUERY,
+    "GET /v1.0/security/auditLog/queries/{id}": _AUDIT_QUERY,
+    "GET /v1.0/security/auditLog/queries/{id}/records": _AUDIT_QUERY,
+    "GET /v1.0/admin/exchange/tracing/messageTraces": frozenset({"ExchangeMessageTrace.Read.All"}),
 }
 ENABLE_DISABLE = "User.EnableDisableAccount.All"
 

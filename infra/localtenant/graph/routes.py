@@ -17,7 +17,7 @@ from localtenant import paging
 from localtenant.common import Caller
 from localtenant.context import Emulator
 from localtenant.directory import DirectoryError, addresses_of, get_user
-from localtenant.graph import models, permissions
+from localtenant.graph import auditlog, models, permissions, tracing
 from localtenant.graph import responses as wire
 from localtenant.graph.models import GraphError
 from localtenant.http import base_url, json_response, read_json, with_query
@@ -38,6 +38,7 @@ class GraphRequest:
     body: Any
     base: str
     args: dict[str, str]
+    version: str = "v1.0"  # or "beta": the audit log query API answers on both (graph/auditlog.py)
 
     def option(self, name: str) -> str | None:
         return next((v for k, v in self.query if k.lower() == name), None)
@@ -204,7 +205,40 @@ def list_directory_audits(req: GraphRequest) -> wire.GraphResponse:
     return wire.GraphResponse(200, body)
 
 
+def create_audit_query(req: GraphRequest) -> wire.GraphResponse:
+    auditlog.query_version_gate(req.emu, req.version, req.path)
+    doc = auditlog.create_query(req.emu, req.caller, req.version, req.body)
+    context = f"{req.base}/{req.version}/$metadata#security/auditLog/queries/$entity"
+    return wire.GraphResponse(201, {"@odata.context": context, **doc})
+
+
+def get_audit_query(req: GraphRequest) -> wire.GraphResponse:
+    auditlog.query_version_gate(req.emu, req.version, req.path)
+    _options(req, set())
+    doc = auditlog.get_query(req.emu, req.caller, req.args["query"])
+    context = f"{req.base}/{req.version}/$metadata#security/auditLog/queries/$entity"
+    return wire.GraphResponse(200, {"@odata.context": context, **doc})
+
+
+def list_audit_records(req: GraphRequest) -> wire.GraphResponse:
+    auditlog.query_version_gate(req.emu, req.version, req.path)
+    _options(req, {"$top", "$skiptoken"})
+    raw = req.option("$top")
+    if raw is not None and not (raw.isascii() and raw.isdigit()):
+        raise models.bad_request(f"Invalid page size specified: '{raw}'.")
+    body = auditlog.list_records(req.emu, req.caller, req.args["query"], int(raw) if raw else None,
+                                 req.option("$skiptoken"), req.base, req.version)
+    return wire.GraphResponse(200, body)
+
+
+def list_message_traces(req: GraphRequest) -> wire.GraphResponse:
+    _options(req, {"$filter", "$top", "$skiptoken"})
+    return wire.GraphResponse(200, tracing.list_traces(req.emu, req.caller, req.option("$filter"),
+                                                       req.option("$top"), req.option("$skiptoken"), req.base))
+
+
 _SEG = r"(?P<user>[^/]+)"
+_QUERIES = r"^/security/auditLog/queries"
 ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
     ("GET", re.compile(r"^/users/?$"), "GET /v1.0/users", list_users),
     ("POST", re.compile(r"^/users/?$"), "POST /v1.0/users", create_user),
@@ -217,6 +251,13 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
     ("DELETE", re.compile(rf"^/users/{_SEG}/?$"), "DELETE /v1.0/users/{id}", delete_user),
     ("GET", re.compile(r"^/auditLogs/directoryAudits/?$", re.I), "GET /v1.0/auditLogs/directoryAudits",
      list_directory_audits),
+    ("POST", re.compile(rf"{_QUERIES}/?$", re.I), "POST /v1.0/security/auditLog/queries", create_audit_query),
+    ("GET", re.compile(rf"{_QUERIES}/(?P<query>[^/]+)/?$", re.I), "GET /v1.0/security/auditLog/queries/{id}",
+     get_audit_query),
+    ("GET", re.compile(rf"{_QUERIES}/(?P<query>[^/]+)/records/?$", re.I),
+     "GET /v1.0/security/auditLog/queries/{id}/records", list_audit_records),
+    ("GET", re.compile(r"^/admin/exchange/tracing/messageTraces/?$", re.I),
+     "GET /v1.0/admin/exchange/tracing/messageTraces", list_message_traces),
 ]
 
 
@@ -235,11 +276,11 @@ def match(method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
 
 
 def template_for(method: str, full_path: str) -> str:
-    return match(method, full_path[len("/v1.0"):])[0]
+    return match(method, full_path[len("/beta" if full_path.startswith("/beta") else "/v1.0"):])[0]
 
 
 def dispatch(emu: Emulator, caller: Caller, method: str, path: str, query: list[tuple[str, str]],
-             headers: dict[str, str], body: Any, base: str) -> wire.GraphResponse:
+             headers: dict[str, str], body: Any, base: str, version: str = "v1.0") -> wire.GraphResponse:
     template, handler, args = match(method, path)
     if handler is None:
         if "method not allowed" in template:
@@ -248,11 +289,12 @@ def dispatch(emu: Emulator, caller: Caller, method: str, path: str, query: list[
     if caller.roles is not None and not permissions.allows(caller.roles, template, body):
         return wire.error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.",
                           headers.get("client-request-id"))
-    req = GraphRequest(emu, caller, method, path, query, headers, body, base, args)
+    req = GraphRequest(emu, caller, method, path, query, headers, body, base, args, version)
     try:
         return handler(req)
-    except GraphError as err:
-        return wire.error(err.status, err.code, err.message, headers.get("client-request-id"))
+    except GraphError as err:  # a 429 of the audit or trace limits carries its Retry-After
+        return wire.error(err.status, err.code, err.message, headers.get("client-request-id"),
+                          auditlog.throttle_headers(err))
 
 
 def unauthorized(reason: str) -> Response:
@@ -282,9 +324,10 @@ async def graph_endpoint(request: Request) -> Response:
         return _send(wire.error(400, "BadRequest", "Unable to read JSON request payload."))
     # raw_path keeps %40 etc. encoded, so direct requests and batch item URLs decode alike.
     raw = request.scope.get("raw_path") or request.url.path.encode()
-    path = raw.decode("latin-1").split("?", 1)[0][len("/v1.0"):]
+    version = "beta" if request.url.path.startswith("/beta/") else "v1.0"
+    path = raw.decode("latin-1").split("?", 1)[0][len(version) + 1:]
     query = parse_qsl(request.url.query, keep_blank_values=True)
-    resp = dispatch(emu, caller, request.method, path, query, headers, body, base_url(request))
+    resp = dispatch(emu, caller, request.method, path, query, headers, body, base_url(request), version)
     return _send(resp)
 
 
@@ -388,4 +431,5 @@ def _batch_item(request: Request, emu: Emulator, caller: Caller, item: dict[str,
 routes = [
     Route("/v1.0/$batch", batch_endpoint, methods=["POST"]),
     Route("/v1.0/{rest:path}", graph_endpoint, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
+    Route("/beta/{rest:path}", graph_endpoint, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
 ]

@@ -26,7 +26,8 @@ RESOURCES = {
 }
 APP_ROLES = {
     EXCHANGE_AUD: ["Exchange.ManageAsApp"],
-    GRAPH_AUD: ["User.ReadWrite.All", "MailboxSettings.ReadWrite", "AuditLog.Read.All"],
+    GRAPH_AUD: ["User.ReadWrite.All", "MailboxSettings.ReadWrite", "AuditLog.Read.All",
+                "AuditLogsQuery-Exchange.Read.All", "ExchangeMessageTrace.Read.All"],
 }
 DELEGATED_SCOPES = {
     EXCHANGE_AUD: "Exchange.Manage",
