@@ -125,6 +125,13 @@ class GraphClient:
         return await self._get_all("GET /users", f"{self.base_url}/users?{query}",
                                    {"ConsistencyLevel": "eventual"} if filter_ else {})
 
+    async def transitive_member_of(self, principal_id: str) -> list[dict[str, Any]]:
+        """The groups ``principal_id`` is a member of, directly or through nested groups (one paged listing:
+        ``GET /users/{id}/transitiveMemberOf/microsoft.graph.group``, GroupMember.Read.All)."""
+        url = (f"{self.base_url}/users/{quote(principal_id, safe='')}/transitiveMemberOf/microsoft.graph.group"
+               f"?$select=id,displayName,mail&$top={self.page_size}")
+        return await self._get_all("GET /users/{id}/transitiveMemberOf", url, {})
+
     async def _get_all(self, operation: str, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
         """Every page of a listing, each sent through the Transport (its retry policy)."""
         out: list[dict[str, Any]] = []

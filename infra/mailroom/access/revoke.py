@@ -1,0 +1,60 @@
+"""Take a leaver out of every mailbox in the files as one reviewable change, and say what else remains.
+
+Pure: from one person's access (``access.read``) and the files' texts. The files' grants of the person (every
+GRANT row of the rights table, so a right added there is revoked with no change here) become one
+``file.edit.Proposal``. What the files cannot remove is listed with what removes it:
+
+- a grant held in the tenant on a managed mailbox the files do not declare: ``drift --remediate``;
+- a grant on a mailbox the files do not manage: a manual step (or ``import``, then revoke again);
+- access through a group: taking the person out of the group (Entra), or the group's grant through revoke
+  of the group itself; the group's other members keep theirs;
+- a mailbox the person owns (``owner``): a new owner is for a person to choose, so it is listed, not edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailroom.access.index import UNDECLARED, UNMANAGED, Access
+from mailroom.access.read import Found
+from mailroom.core.identity import smtp_key
+from mailroom.core.model import Desired
+from mailroom.file.edit import Proposal, Removal, propose_removals
+
+
+@dataclass
+class Revocation:
+    found: Found
+    proposal: Proposal
+    outside: list[Access] = field(default_factory=list)  # held in the tenant, not in the files
+    through_groups: list[Access] = field(default_factory=list)
+    owned: list[str] = field(default_factory=list)  # mailboxes whose owner is the person
+
+    @property
+    def pending(self) -> bool:
+        """Something is left to do: a change to review, or access the change cannot remove."""
+        return bool(not self.proposal.empty or self.outside or self.through_groups or self.owned
+                    or self.proposal.manual)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"person": self.found.person.to_dict(),
+                "removed": [r.to_dict() for r in self.proposal.removed],
+                "files": [{"path": c.path, "lines": list(c.lines)} for c in self.proposal.changes],
+                "manual_edits": [m.to_dict() for m in self.proposal.manual],
+                "outside_files": [a.to_dict() for a in self.outside],
+                "through_groups": [a.to_dict() for a in self.through_groups],
+                "owner_of": self.owned, "groups_unread": self.found.groups_unread or None,
+                "scan": self.found.stats}
+
+
+def revoke(found: Found, desired: Desired, texts: Mapping[str, str]) -> Revocation:
+    """The change that removes ``found.person``'s own grants from the files, and what it leaves."""
+    direct = [a for a in found.access if not a.via]
+    removals = [Removal(a.mailbox, a.right, a.holder) for a in direct if a.declared]
+    proposal = propose_removals(texts, removals)
+    outside = [a for a in direct if a.status in (UNDECLARED, UNMANAGED)]
+    keys = found.person.keys | {smtp_key(found.person.address)}
+    owned = sorted(mb.address for mb in desired.mailboxes if mb.owner and smtp_key(mb.owner) in keys)
+    return Revocation(found, proposal, outside, [a for a in found.access if a.via], owned)

@@ -1,0 +1,88 @@
+"""who and revoke's operation on the local tenant (in this process): one bulk read, managed and unmanaged
+mailboxes, grants in the files and outside them; and the pure index's group chains."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from mailroom.access.index import IN_FILE, PENDING, UNDECLARED, UNMANAGED, Access, chains, for_person
+from mailroom.access.read import Found, PersonNotFound, read_person
+from mailroom.access.revoke import revoke
+from mailroom.file.edit import read_texts
+from mailroom.file.load import load_desired
+
+from ..conftest import TenantApp
+
+ADMIN = "trent@contoso.com"
+FILE = """\
+version: 1
+tenant:
+  domains: [contoso.com]
+mailboxes:
+  - address: support@contoso.com
+    display_name: Support
+    owner: bob@contoso.com
+    members:
+      - alice@contoso.com
+      - bob@contoso.com
+    send_as: [bob@contoso.com]
+  - address: info@contoso.com
+    display_name: Info
+    members: [alice@contoso.com]
+"""
+
+
+def test_group_chains_follow_nesting_and_stop_at_cycles() -> None:
+    parents = {"p": ["g1"], "g1": ["g2"], "g2": ["g1", "g3"]}  # g1 and g2 contain each other
+    assert chains(["p"], parents) == {"p": (), "g1": ("g1",), "g2": ("g2", "g1"), "g3": ("g3", "g2", "g1")}
+    grant = Access("a@contoso.com", "member", "G3@contoso.com", True, True, True)
+    other = Access("b@contoso.com", "member", "q@contoso.com", True, True, True)
+    ident = {"g3@contoso.com": "g3", "q@contoso.com": "q"}.__getitem__
+    mine = for_person([grant, other], ["p"], parents, lambda a: ident(a.casefold()), str.upper)
+    assert [(a.mailbox, a.via) for a in mine] == [("a@contoso.com", ("G3", "G2", "G1"))]
+
+
+def test_who_reads_managed_and_unmanaged_mailboxes_in_one_scan(tenant_app: TenantApp, tmp_path: Path) -> None:
+    (tmp_path / "mailboxes.yaml").write_text(FILE)
+    loaded = load_desired(str(tmp_path / "mailboxes.yaml"))
+    assert loaded.desired is not None, loaded.findings
+
+    async def run() -> Found:
+        for name in ("support", "info", "marketing"):
+            await tenant_app.by_hand(ADMIN, "New-Mailbox", Shared=True, Name=name, DisplayName=name,
+                                     PrimarySmtpAddress=f"{name}@contoso.com")
+        for box, user in (("support", "alice"), ("support", "bob"), ("info", "alice"), ("info", "bob")):
+            await tenant_app.by_hand(ADMIN, "Add-MailboxPermission", Identity=f"{box}@contoso.com",
+                                     User=f"{user}@contoso.com", AccessRights=["FullAccess"])
+        await tenant_app.by_hand(ADMIN, "Add-RecipientPermission", Identity="marketing@contoso.com",
+                                 Trustee="bob@contoso.com", AccessRights=["SendAs"])
+        tenant_app.reset_metrics()
+        async with tenant_app.tenant() as t:
+            assert loaded.desired is not None
+            found = await read_person(t, loaded.desired, "Bob")  # an alias, not the address
+            with pytest.raises(PersonNotFound):
+                await read_person(t, loaded.desired, "nobody-here@contoso.com")
+        return found
+
+    found = asyncio.run(run())
+    assert found.person.address.casefold() == "bob@contoso.com"
+    got = {(a.mailbox.casefold(), a.right, a.status) for a in found.access}
+    assert got == {("support@contoso.com", "member", IN_FILE), ("support@contoso.com", "send_as", PENDING),
+                   ("info@contoso.com", "member", UNDECLARED), ("marketing@contoso.com", "send_as", UNMANAGED)}
+    # The local tenant has no group membership listing: said, never taken for "no groups".
+    assert found.groups_unread and not found.groups
+    # one bulk read: one Full Access read per shared mailbox, no Get-Mailbox per mailbox
+    cmdlets = tenant_app.metrics()["cmdlets"]
+    assert cmdlets.get("Get-MailboxPermission", 0) == 2 * 3  # two reads above (the second fails after it)
+    assert cmdlets.get("Get-RecipientPermission", 0) <= 2
+
+    (tmp_path / "mailboxes.yaml").write_text(FILE)
+    r = revoke(found, loaded.desired, read_texts(loaded.desired.files))
+    assert [(x.removal.mailbox, x.removal.right, x.line) for x in r.proposal.removed] == [
+        ("support@contoso.com", "member", 10), ("support@contoso.com", "send_as", 11)]
+    assert r.proposal.changes[0].lines == (10, 11)
+    assert {(a.mailbox.casefold(), a.removed_by) for a in r.outside} == {
+        ("info@contoso.com", "drift --remediate"), ("marketing@contoso.com", "manual")}
+    assert r.owned == ["support@contoso.com"] and r.pending
