@@ -42,7 +42,7 @@ REMOVED_BY = {IN_FILE: "revoke", PENDING: "revoke", NOT_READ: "revoke", UNDECLAR
 @dataclass(frozen=True)
 class Access:
     mailbox: str  # the mailbox's address
-    right: str  # a rights-table key of shape GRANT
+    right: str  # a rights-table key of a grant (GRANT rows, a folder role: MailboxSpec.grants)
     holder: str  # the address the grant names: the person, or a group the person is in
     managed: bool  # the files manage the mailbox
     declared: bool  # written in the files

@@ -1,7 +1,7 @@
 """Take a leaver out of every mailbox in the files as one reviewable change, and say what else remains.
 
 Pure: from one person's access (``access.read``) and the files' texts. The files' grants of the person (every
-GRANT row of the rights table, so a right added there is revoked with no change here) become one
+GRANT row and folder role of the rights table, so a right added there is revoked with no change here) become one
 ``file.edit.Proposal``. What the files cannot remove is listed with what removes it:
 
 - a grant held in the tenant on a managed mailbox the files do not declare: ``drift --remediate``;

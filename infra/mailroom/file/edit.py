@@ -1,9 +1,10 @@
 """Remove people's grants from the files as one reviewable change: only the lines of those grants move.
 
 ``propose_removals(texts, removals)`` takes the text of every loaded file (``read_texts(loaded)``) and a list
-of ``Removal(mailbox, right, person)`` (``right``: a key of the rights table whose shape is GRANT, so a grant
-row added to the table later is removable with no change here: its ``file_key`` says where the file writes
-it, dotted for a nested key). It returns a ``Proposal``: the edited files (``FileChange(path, before,
+of ``Removal(mailbox, right, person)`` (``right``: a key of the rights table that names people in a list,
+``removable``: the GRANT rows and a folder's per-role rows, so a row added to the table later is removable
+with no change here: its ``file_key`` says where the file writes it, dotted for a nested key such as
+``calendar.editor``). It returns a ``Proposal``: the edited files (``FileChange(path, before,
 after, lines)``), which removals it made, which it could not find in the files, and ``diff()``, a unified
 diff that ``git apply`` accepts (``Proposal.write(path)`` writes it; ``Proposal.write(None)`` edits the
 files in place). ``mailroom revoke --propose`` and ``mailroom review --propose`` both write through it.
@@ -138,9 +139,18 @@ def read_texts(paths: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def removable(row: rights.Right) -> bool:
+    """A right the file writes as a list of people at ``row.file_key``: a GRANT row (Full Access, Send As,
+    Send on Behalf), or a folder row of a person's role (``calendar.reviewer``; not the folder's Default or
+    Anonymous entry, which names nobody). Read from the row, so new rows of either kind need nothing here."""
+    if row.shape is rights.Shape.GRANT:
+        return True
+    return row.shape.value == "folder" and getattr(row.write, "role", None) is not None
+
+
 def grant_rights() -> tuple[rights.Right, ...]:
-    """The rights a person can be removed from in the file: every GRANT row of the rights table."""
-    return rights.GRANTS
+    """The rights a person can be removed from in the file."""
+    return tuple(r for r in rights.TABLE if removable(r))
 
 
 def _pairs(node: yaml.Node) -> list[tuple[str, yaml.Node, yaml.Node]]:
@@ -226,7 +236,7 @@ def propose_removals(texts: Mapping[str, str], removals: Iterable[Removal]) -> P
             continue
         seen.add(ident)
         row = rights.BY_KEY.get(removal.right)
-        if row is None or row.shape is not rights.Shape.GRANT:
+        if row is None or not removable(row):
             raise ValueError(f"{removal.right!r} is not a grant of the rights table")
         found = False
         for path, entry in mailbox_at.get(ident[0], []):
