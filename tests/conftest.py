@@ -104,6 +104,9 @@ class LocalTenant:
             time.sleep(0.02)
         info = health.json()
         self.tenant_id, self.initial_domain = info["tenant_id"], info["initial_domain"]
+        # Tests read the audit log right after changing the tenant: no ingestion delay, instant queries,
+        # unless a test sets them (the emulator's own default delay is small but not zero).
+        self.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
 
     def stop(self) -> None:
         if self.http is not None:
@@ -172,6 +175,35 @@ class LocalTenant:
 
     def reset_metrics(self) -> None:
         self._client().post("/_emulator/metrics/reset").raise_for_status()
+
+    def audit_settings(self, **values: Any) -> dict[str, Any]:
+        """The unified audit log's settings (``PUT /_emulator/auditlog``): ingestion delay, query timing, limits."""
+        resp = self._client().put("/_emulator/auditlog", json=values)
+        resp.raise_for_status()
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def admin_audit(self, object_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """ExchangeAdmin records of the unified audit log, oldest first, through the Graph audit log query API
+        (``object_id``: a recipient, matched as the records name it: its Name)."""
+        body: dict[str, Any] = {"filterStartDateTime": "2000-01-01T00:00:00Z",
+                                "filterEndDateTime": "2100-01-01T00:00:00Z", "recordTypeFilters": ["exchangeAdmin"],
+                                **filters}
+        if object_id is not None:
+            found = self.exchange("Get-Recipient", Identity=object_id)
+            body["objectIdFilters"] = [found.json()["value"][0]["Name"] if found.status_code == 200 else object_id]
+        query = self.graph("POST", "/security/auditLog/queries", json=body)
+        assert query.status_code == 201, query.text
+        path = f"/security/auditLog/queries/{query.json()['id']}"
+        while self.graph("GET", path).json()["status"] != "succeeded":
+            time.sleep(0.02)
+        out: list[dict[str, Any]] = []
+        url: str = f"/v1.0{path}/records"
+        while url:
+            page = self.graph("GET", url.split("/v1.0", 1)[1]).json()
+            out += page["value"]
+            url = page.get("@odata.nextLink", "")
+        return out
 
     def set_profile(self, profile: dict[str, Any]) -> dict[str, Any]:
         """Replace the fault profile at run time (``{}`` removes all faults)."""

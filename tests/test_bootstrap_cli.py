@@ -149,8 +149,9 @@ def test_mailroom_itself_runs_as_the_bootstrapped_identities(tmp_path: Path, loc
     assert code == 0 and not json.loads(out)["has_changes"]
     code, out = project.run("drift", "--json", capsys=capsys)
     assert code == 0, out
-    writers = {r["Caller"] for r in local_tenant.exchange("Search-AdminAuditLog").json()["value"]
-               if r["Succeeded"] and r["CmdletName"] in ("New-Mailbox", "Set-Mailbox", "Add-MailboxPermission")}
+    writers = {r["userPrincipalName"] for r in local_tenant.admin_audit()
+               if r["auditData"]["ResultStatus"] == "True"
+               and r["operation"] in ("New-Mailbox", "Set-Mailbox", "Add-MailboxPermission")}
     assert writers == {"mailroom-apply"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,21 @@ def test_clean_tenant_has_no_drift(project: Project, tmp_path: Path) -> None:
 
 
 def test_out_of_band_changes_are_reported_with_who_then_remediated(project: Project, tmp_path: Path) -> None:
+    # Records reach the unified audit log a while after the change (the ingestion delay): until then a change
+    # is "not yet in the audit log", never someone else's; then each is its admin's.
+    project.tenant.audit_settings(ingestion_delay_s=4.0, start_s=0.2, run_s=0.3)
     out_of_band(project.tenant)
+    changed = time.monotonic()
+    code, early = drift(project, tmp_path)
+    assert code == 2 and time.monotonic() - changed < 4.0, "the drift run was slower than the delay"
+    exchange_made = {("extra_grant", "support@contoso.com", "member", "mallory@contoso.com"),
+                     ("extra_grant", "info@contoso.com", "send_as", "mallory@contoso.com"),
+                     ("changed_setting", "support@contoso.com", "alias", "help@contoso.com"),
+                     ("unmanaged_mailbox", "marketing@contoso.com", "mailbox", None)}
+    for key in exchange_made:
+        f = keyed(early)[key]
+        assert (f["changed_by"], f["changed_at"]) == (None, None) and "not yet in the audit log" in f["detail"], f
+    time.sleep(max(0.0, 4.0 - (time.monotonic() - changed)))
     code, report = drift(project, tmp_path, "--html", str(tmp_path / "report.html"))
     assert code == 2
     found = keyed(report)

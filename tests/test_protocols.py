@@ -51,8 +51,8 @@ def test_a_mailbox_created_by_apply_has_its_protocols_before_any_member(
     assert protocols(project.tenant, "info@contoso.com") == PROFILE
     # Per mailbox, the tenant's own audit log: the protocols were set before the first grant was written.
     for address in ("support@contoso.com", "info@contoso.com", "legal-hold@contoso.com"):
-        rows = project.tenant.exchange("Search-AdminAuditLog", ObjectIds=[address]).json()["value"]
-        order = [r["CmdletName"] for r in sorted(rows, key=lambda r: r["Identity"])]
+        rows = project.tenant.admin_audit(address)
+        order = [r["operation"] for r in sorted(rows, key=lambda r: r["createdDateTime"])]
         assert order[0] == "New-Mailbox" and "Set-CASMailbox" in order, (address, order)
         assert order.index("Set-CASMailbox") < order.index("Add-MailboxPermission"), (address, order)
         assert order.index("Set-CASMailbox") < order.index("Set-Mailbox"), (address, order)  # Send on Behalf

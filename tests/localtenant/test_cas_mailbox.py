@@ -62,5 +62,5 @@ def test_get_cas_mailbox_lists_every_mailbox_in_pages_and_the_change_is_audited(
     assert [r["EwsEnabled"] for r in everyone if r["Name"] == "sales"] == [False]
     first = local_tenant.exchange("Get-CASMailbox", ResultSize="Unlimited", headers={"Prefer": "odata.maxpagesize=5"})
     assert len(ok(first)["value"]) == 5 and "@odata.nextLink" in first.json()
-    audit = ok(local_tenant.exchange("Search-AdminAuditLog", Cmdlets=["Set-CASMailbox"]))["value"]
-    assert [(a["CmdletName"], a["ObjectModified"]) for a in audit] == [("Set-CASMailbox", "sales")]
+    audit = local_tenant.admin_audit(operationFilters=["Set-CASMailbox"])
+    assert [(a["operation"], a["auditData"]["ObjectId"]) for a in audit] == [("Set-CASMailbox", "sales")]

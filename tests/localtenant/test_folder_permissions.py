@@ -98,9 +98,9 @@ def test_add_set_remove_as_exchange_does(local_tenant: LocalTenant) -> None:
                                       AccessRights="Reviewer")
     assert not_there.status_code == 400 and "no existing permission entry" in error(not_there)
     assert set(perms(local_tenant, cal)) == {"Default", "Anonymous", "Alice Anderson"}
-    # Every write is in the admin audit log against the mailbox.
-    logged = ok(local_tenant.exchange("Search-AdminAuditLog", ObjectIds=[box]))["value"]
-    assert {r["CmdletName"] for r in logged if r["Succeeded"]} >= {
+    # Every write is in the unified audit log against the mailbox.
+    logged = local_tenant.admin_audit(box)
+    assert {r["operation"] for r in logged if r["auditData"]["ResultStatus"] == "True"} >= {
         "Add-MailboxFolderPermission", "Set-MailboxFolderPermission", "Remove-MailboxFolderPermission"}
 
 

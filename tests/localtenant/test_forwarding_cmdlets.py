@@ -49,8 +49,8 @@ def test_disable_keeps_the_rule_and_hidden_rules_need_include_hidden(local_tenan
     missing = local_tenant.exchange("Disable-InboxRule", Identity="12345", Mailbox="sales")
     assert missing.status_code == 404
     # A rule made by a MAPI client is not in the admin audit log; a cmdlet's change is.
-    audit = ok(local_tenant.exchange("Search-AdminAuditLog", ObjectIds=["sales"]))["value"]
-    assert {a["CmdletName"] for a in audit if "InboxRule" in a["CmdletName"]} == {"Disable-InboxRule"}
+    audit = local_tenant.admin_audit("sales")
+    assert {a["operation"] for a in audit if "InboxRule" in a["operation"]} == {"Disable-InboxRule"}
 
 
 def test_mailbox_forwarding_fields(local_tenant: LocalTenant) -> None:

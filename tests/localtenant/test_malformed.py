@@ -75,10 +75,6 @@ CASES = [
     Case("exo-not-utf8", "POST", EXO, 400, "exchange", "exchange", b'{"CmdletInput":"\xff\xfe"}'),
     Case("exo-resultsize-negative", "POST", EXO, 400, "exchange", "exchange", cmdlet("Get-Mailbox", ResultSize=-1)),
     Case("exo-resultsize-word", "POST", EXO, 400, "exchange", "exchange", cmdlet("Get-Mailbox", ResultSize="lots")),
-    Case("exo-date-out-of-range", "POST", EXO, 400, "exchange", "exchange",  # was 500
-         cmdlet("Search-AdminAuditLog", StartDate=OVERFLOW_DATE)),
-    Case("exo-date-garbage", "POST", EXO, 400, "exchange", "exchange",
-         cmdlet("Search-AdminAuditLog", StartDate="last tuesday")),
     Case("exo-bad-skiptoken", "POST", EXO + "?$skiptoken=%FF.%FE", 400, "exchange", "exchange",
          cmdlet("Get-Mailbox")),
     Case("exo-accessrights-object", "POST", EXO, 400, "exchange", "exchange",
@@ -161,6 +157,12 @@ CASES = [
     Case("graph-settings-date-overflow", "PATCH", "/v1.0/users/alice@contoso.com/mailboxSettings",  # was 500
          400, "graph", "graph", {"automaticRepliesSetting": {"scheduledStartDateTime": {"dateTime": OVERFLOW_DATE}}},
          code="ErrorInvalidTimeSettings"),
+    Case("graph-audit-query-date-overflow", "POST", "/v1.0/security/auditLog/queries", 400, "graph", "graph",
+         {"filterStartDateTime": OVERFLOW_DATE, "filterEndDateTime": "2030-01-01T00:00:00Z"}, code="BadRequest"),
+    Case("graph-audit-query-date-garbage", "POST", "/v1.0/security/auditLog/queries", 400, "graph", "graph",
+         {"filterStartDateTime": "last tuesday", "filterEndDateTime": "2030-01-01T00:00:00Z"}, code="BadRequest"),
+    Case("graph-trace-date-overflow", "GET", "/v1.0/admin/exchange/tracing/messageTraces?$filter=receivedDateTime "
+         f"ge {OVERFLOW_DATE}", 400, "graph", "graph", code="BadRequest"),
     Case("graph-unknown-segment", "GET", "/v1.0/groups", 400, "graph", "graph", code="BadRequest"),
     Case("graph-options-method", "OPTIONS", "/v1.0/users", 405, "graph", "graph", code="Request_BadRequest"),
     Case("graph-huge-header", "GET", "/v1.0/users", 431, "graph", "graph",

@@ -66,6 +66,14 @@ class TenantApp:
     def reset_metrics(self) -> None:
         self.emulator.metrics.reset()
 
+    def audit_settings(self, **values: Any) -> None:
+        """The unified audit log's settings, as ``PUT /_emulator/auditlog`` sets them (e.g. no ingestion delay
+        and instant queries: ``ingestion_delay_s=0, start_s=0, run_s=0``)."""
+        from localtenant.graph.auditlog import Settings
+
+        with self.emulator.store.tx() as conn:
+            Settings.from_dict(values, Settings.load(conn)).save(conn)
+
     async def _token(self, client: httpx.AsyncClient, username: str, scope: str) -> str:
         form = {"grant_type": "password", "username": username, "password": "emulator",
                 "client_id": "admin-powershell", "scope": scope}

@@ -177,6 +177,8 @@ def item_record(tenant_id: str, mailbox: DirObject, user: DirObject, operation: 
         "MailboxOwnerUPN": mailbox.upn or mailbox.mail or "", "MailboxOwnerSid": stable_guid("sid", mailbox.id),
         "ObjectId": mailbox.upn or mailbox.mail or "",
     }
+    if operation in ("SendAs", "SendOnBehalf"):  # [uncertain] the mailbox sent as, as these records name it
+        data["SendAsUserSmtp" if operation == "SendAs" else "SendOnBehalfOfUserSmtp"] = mailbox.mail or ""
     if operation == "MailItemsAccessed":
         data["OperationProperties"] = [{"Name": "MailAccessType", "Value": "Bind"},
                                        {"Name": "IsThrottled", "Value": "False"}]
@@ -241,10 +243,10 @@ def _when(body: dict[str, Any], key: str) -> str:
         raise bad_request(f"'{key}' is required.", "BadRequest")
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as err:
+        return stamp(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
+    except (ValueError, OverflowError) as err:  # OverflowError: past year 9999 once in UTC
         raise bad_request(f"Cannot convert the literal '{raw}' to the expected type 'Edm.DateTimeOffset'.",
                           "BadRequest") from err
-    return stamp(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
 
 
 def _where(q: Query, settings: Settings) -> tuple[str, list[Any]]:
@@ -397,7 +399,7 @@ def list_records(emu: Emulator, caller: Caller, query_id: str, top: int | None, 
 def _record(row: Sequence[Any], tenant_id: str) -> dict[str, Any]:
     seq, created, record_type, operation, user_l, object_l, doc = row
     data = json.loads(doc)
-    return {"id": data.get("Id") or stable_guid("audit", str(seq)), "createdDateTime": created[:19] + "Z",
+    return {"id": data.get("Id") or stable_guid("audit", str(seq)), "createdDateTime": created,
             "auditLogRecordType": record_type, "operation": operation, "organizationId": tenant_id,
             "userType": "admin" if record_type == "exchangeAdmin" else "regular", "userId": data.get("UserKey"),
             "service": "Exchange", "objectId": data.get("ObjectId") or object_l,
@@ -452,7 +454,12 @@ def _event_time(value: Any, now: datetime) -> datetime:
     if not isinstance(value, str):
         raise ValueError("time must be an ISO 8601 string")
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        parsed.astimezone(timezone.utc)
+    except OverflowError as err:
+        raise ValueError(f"time {value!r} is out of range") from err
+    return parsed
 
 
 def _operation(value: Any) -> str:

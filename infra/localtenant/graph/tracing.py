@@ -66,9 +66,10 @@ def _parse(filter_text: str | None) -> dict[str, Any]:
         if name == "receiveddatetime" and op in ("ge", "le"):
             try:
                 when = datetime.fromisoformat(value.strip("'").replace("Z", "+00:00"))
-            except ValueError as err:
+                when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+                out[op] = when.astimezone(timezone.utc)
+            except (ValueError, OverflowError) as err:
                 raise bad_request(f"Invalid date in filter: '{value}'.", "BadRequest") from err
-            out[op] = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
         elif name != "receiveddatetime" and op == "eq" and value.startswith("'") and value.endswith("'"):
             out[name] = value[1:-1].replace("''", "'").lower()
         else:
@@ -133,14 +134,15 @@ async def mail_route(request: Request) -> Response:
                 raise ValueError("each message needs 'to'")
             when = item.get("time")
             received = datetime.fromisoformat(when.replace("Z", "+00:00")) if isinstance(when, str) else utcnow()
-            received = received if received.tzinfo else received.replace(tzinfo=timezone.utc)
+            received = (received if received.tzinfo else received.replace(tzinfo=timezone.utc)).astimezone(
+                timezone.utc)
             sender = str(item.get("from") or "someone@example.net")
             trace = {"id": new_guid(), "messageId": f"<{new_guid()}@example.net>", "senderAddress": sender,
                      "recipientAddress": item["to"], "receivedDateTime": received.strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "subject": str(item.get("subject") or ""), "size": 2048, "status": "delivered",
                      "fromIP": "198.51.100.7", "toIP": ""}
             rows.append((stamp(received), sender.lower(), item["to"].lower(), json.dumps(trace)))
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:
         return json_response(control_error(str(err)), 400)
     with emu.store.tx() as conn:
         conn.executemany("INSERT INTO message_trace(received, sender_l, recipient_l, doc) VALUES (?, ?, ?, ?)", rows)

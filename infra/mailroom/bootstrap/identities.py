@@ -73,6 +73,11 @@ USER_ENABLE_DISABLE = AppRole("Microsoft Graph", GRAPH_APP_ID, "User.EnableDisab
                               "narrowest permission that writes it, instead of User.ReadWrite.All")
 AUDIT_READ = AppRole("Microsoft Graph", GRAPH_APP_ID, "AuditLog.Read.All",
                      "who changed sign-in, from the directory audits (drift)")
+AUDIT_QUERY = AppRole("Microsoft Graph", GRAPH_APP_ID, "AuditLogsQuery-Exchange.Read.All",
+                      "search the unified audit log's Exchange records: who changed a grant (drift) and who uses "
+                      "their access (review); Search-AdminAuditLog is retired")
+MESSAGE_TRACE = AppRole("Microsoft Graph", GRAPH_APP_ID, "ExchangeMessageTrace.Read.All",
+                        "message traces: which mailboxes still receive mail (review's decommission candidates)")
 MANAGE_AS_APP = AppRole("Office 365 Exchange Online", EXCHANGE_APP_ID, "Exchange.ManageAsApp",
                         "call Exchange admin REST without a user; what the app may do there is its Exchange "
                         "roles below, nothing more")
@@ -90,9 +95,10 @@ CREATE_RECIPIENTS = ExchangeRole("Mail Recipient Creation", SHARED_MAILBOXES,
                                  "create and delete shared mailboxes (apply)")
 
 PLAN = Identity("plan", "mailroom-plan", "read only: validate, plan (pull requests), drift, import",
-                (USER_READ, AUDIT_READ, MANAGE_AS_APP), (READ_RECIPIENTS, READ_CONFIGURATION, READ_AUDIT))
+                (USER_READ, AUDIT_READ, AUDIT_QUERY, MESSAGE_TRACE, MANAGE_AS_APP),
+                (READ_RECIPIENTS, READ_CONFIGURATION, READ_AUDIT))
 APPLY = Identity("apply", "mailroom-apply", "writes, shared mailboxes only: apply, drift --remediate",
-                 (USER_READ, USER_ENABLE_DISABLE, AUDIT_READ, MANAGE_AS_APP),
+                 (USER_READ, USER_ENABLE_DISABLE, AUDIT_READ, AUDIT_QUERY, MANAGE_AS_APP),
                  (WRITE_RECIPIENTS, CREATE_RECIPIENTS, READ_AUDIT))
 IDENTITIES = (PLAN, APPLY)
 

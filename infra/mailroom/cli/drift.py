@@ -18,8 +18,10 @@ from mailroom.drift import history
 from mailroom.drift import scan as drift_mod
 from mailroom.drift.scan import DriftFinding, ScanResult
 from mailroom.engine.runner import Invalid, Run, prepare
+from mailroom.m365 import auditlog
 from mailroom.m365.tenant import Tenant
 from mailroom.views import report
+from mailroom.views.page import Provenance, commit_of
 
 EPILOG = """exit codes:
   0   no drift
@@ -50,7 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print the report as exactly one JSON document on stdout (format_version 1) and nothing "
                         "else; with FILE, write it there instead")
     options.add_markdown(p, "the report")
-    options.add_html(p, "the report with the access matrix")
+    options.add_html(p, "the report: provenance, findings, and every mailbox's access (managed and unmanaged), "
+                        "print-ready")
+    p.add_argument("--csv", metavar="FILE",
+                   help="also write every grant as CSV to FILE: one row per mailbox × person × right (columns "
+                        "mailbox, managed, owner, person, right, label, status, in_file, in_tenant, removed_by)")
     p.add_argument("--remediate", action="store_true",
                    help="revert managed drift through apply: the same plan, confirmation and mass-removal guard")
     apply_cmd.add_confirmation(p)
@@ -59,13 +65,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-async def collect(prepared: Run, concurrency: int) -> tuple[list[DriftFinding], ScanResult, dict[str, Any]]:
+async def collect(prepared: Run, concurrency: int, others: bool = False) -> tuple[list[DriftFinding], ScanResult,
+                                                                                 dict[str, Any]]:
+    """``others``: read the access of shared mailboxes the file does not manage too (the HTML and CSV reports)."""
     async with Tenant(prepared.tenant, concurrency=concurrency) as t:
-        result = await drift_mod.scan(t, prepared.desired, output.bar, rules=True)
+        result = await drift_mod.scan(t, prepared.desired, output.bar, rules=True,
+                                      others=(lambda _key: True) if others else None)
         found = drift_mod.findings(prepared.desired, result, t.directory)
         if found:
             boxes = sorted({f.mailbox for f in found if f.kind != "scan_error"})
-            rows = await t.exchange.admin_audit_log(boxes) if boxes else []
+            # Who: ExchangeAdmin records of the cmdlets that cause findings, from the unified audit log.
+            causes = sorted({c for cmdlets, _ in history.CAUSES.values() for c in cmdlets})
+            rows = await auditlog.admin_records(auditlog.for_tenant(t), operations=causes) if boxes else []
             needs_graph = any(f.right == "sign_in_blocked" or f.kind == "stale_access" for f in found)
             audits = await t.graph.directory_audits() if needs_graph else []
             ids: dict[str, str] = {}
@@ -102,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     output.progress(f"mailroom: scanning stack {prepared.stack} ({len(prepared.desired.mailboxes)} managed "
                     "mailboxes)")
     try:
-        found, result, stats = asyncio.run(collect(prepared, args.concurrency))
+        found, result, stats = asyncio.run(collect(prepared, args.concurrency, bool(args.html or args.csv)))
     except BaseException as exc:  # recorded, then reported by the one error handler
         log.end_run("failed", {"error": str(exc)})
         raise
@@ -135,7 +146,11 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         _write(args.markdown, report.render_markdown(found, resolved))
     if args.html:
-        _write(args.html, report.render_html(found, prepared.desired, result, generated))
+        made = Provenance(prepared.stack, prepared.tenant.tenant_id, commit_of(prepared.file.parent), generated,
+                          report.coverage(prepared.desired, result), "mailroom drift")
+        _write(args.html, report.render_html(found, prepared.desired, result, generated, made))
+    if args.csv:
+        _write(args.csv, report.render_csv(found, prepared.desired, result))
     code = error_handler.ERROR if result.errors else (error_handler.CHANGES if found else error_handler.OK)
     log.end_run("error" if result.errors else ("drift" if found else "clean"), {"findings": len(found), **stats})
     remediation: apply_cmd.Applied | None = None

@@ -230,13 +230,5 @@ class ExchangeClient:
             params["Identity"] = identity
         return (await self.invoke("Get-RecipientPermission", params)).value
 
-    async def admin_audit_log(self, object_ids: Sequence[str] = (), start: str | None = None) -> list[dict[str, Any]]:
-        params: Params = {"ResultSize": "Unlimited"}
-        if object_ids:
-            params["ObjectIds"] = list(object_ids)
-        if start:
-            params["StartDate"] = start
-        return (await self.invoke("Search-AdminAuditLog", params)).value
-
 
 _MORE: dict[str, Any] = {"__more__": True}

@@ -22,6 +22,7 @@ from mailroom.bootstrap import exchange as bx
 from mailroom.bootstrap.identities import APPLY, LOCAL_CLIENT_IDS, PLAN
 from mailroom.errors import ExchangeError
 from mailroom.file.load import load_desired
+from mailroom.m365 import auditlog
 from mailroom.m365.tenant import Tenant
 from mailroom.reconcile import bulk
 from mailroom.reconcile.live import read_mailbox
@@ -82,6 +83,7 @@ def test_bootstrap_registers_both_identities_scopes_apply_and_converges(tenant_a
 
 
 def test_apply_identity_changes_shared_mailboxes_and_is_refused_on_a_persons(tenant_app: TenantApp) -> None:
+    tenant_app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
     asyncio.run(bootstrap(tenant_app))
 
     async def run() -> None:
@@ -118,13 +120,15 @@ def test_apply_identity_changes_shared_mailboxes_and_is_refused_on_a_persons(ten
             assert not [r for r in fa if r["User"] == "bob@contoso.com"]
             assert not await admin.exchange.recipient_permissions(PERSON) or all(
                 r["Trustee"] != "bob@contoso.com" for r in await admin.exchange.recipient_permissions(PERSON))
-            audit = await admin.exchange.admin_audit_log([PERSON])
-            assert {r["CmdletName"] for r in audit if not r["Succeeded"]} >= {"Set-Mailbox", "Remove-Mailbox"}
+            audit = await auditlog.admin_records(auditlog.for_tenant(admin))
+            assert {r["operation"] for r in audit if r["auditData"]["ResultStatus"] == "False"} >= {"Set-Mailbox",
+                                                                                                   "Remove-Mailbox"}
     asyncio.run(run())
 
 
 def test_plan_identity_reads_everything_mailroom_plans_with_and_writes_nothing(tenant_app: TenantApp,
                                                                                tmp_path: Path) -> None:
+    tenant_app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
     asyncio.run(bootstrap(tenant_app))
     (tmp_path / "mailboxes.yaml").write_text(
         "version: 1\ntenant: {domains: [contoso.com]}\npolicy: {require_owner: false}\nmailboxes:\n"
@@ -143,7 +147,7 @@ def test_plan_identity_reads_everything_mailroom_plans_with_and_writes_nothing(t
             assert not result.errors and SHARED in {m for m in result.live}
             assert await read_mailbox(t.exchange, t.graph, t.directory, SHARED, [PERSON], ["contoso.com"])
             assert await t.exchange.accepted_domains()
-            assert await t.exchange.admin_audit_log([SHARED])
+            assert await auditlog.admin_records(auditlog.for_tenant(t))
             assert await t.graph.directory_audits() is not None
             for cmdlet, params in [
                 ("Set-Mailbox", {"Identity": SHARED, "DisplayName": "x"}),

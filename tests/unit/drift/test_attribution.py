@@ -1,6 +1,6 @@
 """``attribute`` (drift/history.py): which record of the tenant's own audit history explains a drift
-finding. The records are real: people change the emulator (in this process) by hand, and the admin
-audit log (Exchange) and directory audits (Graph) are read back through mailroom's clients."""
+finding. The records are real: people change the emulator (in this process) by hand, and the unified audit
+log's ExchangeAdmin records and Graph directory audits are read back through mailroom's clients."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from mailroom.core.identity import smtp_key
 from mailroom.core.spec import MailboxSpec
-from mailroom.drift.history import attribute
+from mailroom.drift.history import NOT_YET, attribute
 from mailroom.drift.scan import DriftFinding
+from mailroom.m365 import auditlog
 from mailroom.reconcile.converge import create_mailbox
 
 from ..conftest import TenantApp
@@ -60,7 +61,7 @@ async def _history(app: TenantApp) -> tuple[list[dict[str, Any]], list[dict[str,
         disable = await app.graph_by_hand(SYBIL, "PATCH", "/users/frank@contoso.com", json={"accountEnabled": False})
         assert enable.status_code == disable.status_code == 204
 
-        rows = await t.exchange.admin_audit_log(sorted({f.mailbox for f in FINDINGS.values()}))
+        rows = await auditlog.admin_records(auditlog.for_tenant(t, poll_first=0.01))
         audits = await t.graph.directory_audits()
         await t.directory.preload()
         frank = t.directory.lookup("frank@contoso.com")
@@ -71,6 +72,7 @@ async def _history(app: TenantApp) -> tuple[list[dict[str, Any]], list[dict[str,
 @pytest.fixture(scope="module")
 def history() -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], Any, dict[str, str]]]:
     app = TenantApp()
+    app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
     yield asyncio.run(_history(app))
     app.close()
 
@@ -103,9 +105,9 @@ def test_every_finding_at_once_and_the_time_is_the_records(history: Any) -> None
     rows, audits, _, _ = history
     found = _attributed(history, *FINDINGS.values())
     assert [f.changed_by for f in found] == [TRENT, SYBIL, SYBIL, TRENT, SYBIL, TRENT, SYBIL, SYBIL, None, None]
-    dave = next(r for r in rows if r["CmdletName"] == "Add-MailboxPermission" and r["Caller"] == TRENT
-                and any(p["Value"] == "dave" for p in r["CmdletParameters"]))
-    assert found[0].changed_at == dave["RunDate"]
+    dave = next(r for r in rows if r["operation"] == "Add-MailboxPermission" and r["userPrincipalName"] == TRENT
+                and any(p["Value"] == "dave" for p in r["auditData"]["Parameters"]))
+    assert found[0].changed_at == dave["createdDateTime"]
     enable = next(a for a in audits if (a["initiatedBy"].get("user") or {}).get("userPrincipalName") == TRENT)
     assert found[5].changed_at == str(enable["activityDateTime"])
 
@@ -114,12 +116,14 @@ def test_no_history_explains_nothing(history: Any) -> None:
     _, _, directory, ids = history
     found = [dataclasses.replace(f) for f in FINDINGS.values()]
     attribute(found, [], [], directory, ids)
-    assert all(f.changed_by is None and f.changed_at is None for f in found)
+    assert all(f.changed_by is None and f.changed_at is None and NOT_YET in f.detail for f in found)
 
 
 def test_a_failed_attempt_explains_nothing(tenant_app: TenantApp) -> None:
-    """trent gave dave Full Access; later sybil tried to take it away and failed (the admin audit log
-    records failed cmdlets too, ``Succeeded: false``). dave's access is trent's doing."""
+    """trent gave dave Full Access; later sybil tried to take it away and failed (the audit log records
+    failed cmdlets too, ``ResultStatus: False``). dave's access is trent's doing."""
+    tenant_app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
+
     async def run() -> tuple[list[DriftFinding], list[dict[str, Any]]]:
         async with tenant_app.tenant() as t:
             await create_mailbox(t.exchange, MailboxSpec(address=SUPPORT, display_name="Support", domains=DOMAINS))
@@ -128,15 +132,15 @@ def test_a_failed_attempt_explains_nothing(tenant_app: TenantApp) -> None:
             failed = await tenant_app.attempt_by_hand(SYBIL, "Remove-MailboxPermission", Identity=SUPPORT,
                                                       User="dave", AccessRights=["FullAccess"], InheritanceType="Nope")
             assert failed.status_code == 400
-            rows = await t.exchange.admin_audit_log([SUPPORT])
+            rows = await auditlog.admin_records(auditlog.for_tenant(t, poll_first=0.01))
             await t.directory.preload()
             found = [dataclasses.replace(FINDINGS["dave's Full Access"])]
             attribute(found, rows, [], t.directory, {})
             return found, rows
 
     (finding,), rows = asyncio.run(run())
-    assert [(r["Caller"], r["Succeeded"]) for r in rows if r["CmdletName"].endswith("MailboxPermission")] == \
-        [(SYBIL, False), (TRENT, True)]  # newest first, as the tenant lists them
+    assert [(r["userPrincipalName"], r["auditData"]["ResultStatus"]) for r in rows
+            if r["operation"].endswith("MailboxPermission")] == [(TRENT, "True"), (SYBIL, "False")]
     assert finding.changed_by == TRENT
 
 
@@ -153,9 +157,37 @@ def test_a_directory_audit_of_another_property_explains_no_sign_in_finding(tenan
             await tenant_app.by_hand(SYBIL, "Set-Mailbox", Identity=SUPPORT, DisplayName="Help")
             await t.directory.preload()
             found = [dataclasses.replace(FINDINGS["sign-in allowed"])]
-            attribute(found, await t.exchange.admin_audit_log([SUPPORT]), await t.graph.directory_audits(),
+            attribute(found, await auditlog.admin_records(auditlog.for_tenant(t)), await t.graph.directory_audits(),
                       t.directory, {smtp_key(SUPPORT): user})
             return found
 
     (finding,) = asyncio.run(run())
     assert finding.changed_by == TRENT
+
+
+def test_a_change_newer_than_the_log_is_not_yet_in_it_never_someone_elses(tenant_app: TenantApp) -> None:
+    """trent gives erin Full Access and takes it away; sybil gives it back, but the log does not show sybil's
+    grant yet (ingestion delay). The newest record the log has is trent's removal, which does not explain
+    access erin has: the finding says "not yet in the audit log", and names sybil once the record arrives."""
+    tenant_app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
+
+    async def run() -> tuple[DriftFinding, DriftFinding]:
+        fa = {"AccessRights": ["FullAccess"]}
+        async with tenant_app.tenant() as t:
+            await create_mailbox(t.exchange, MailboxSpec(address=SUPPORT, display_name="Support", domains=DOMAINS))
+            await tenant_app.by_hand(TRENT, "Add-MailboxPermission", Identity=SUPPORT, User="erin", **fa)
+            await tenant_app.by_hand(TRENT, "Remove-MailboxPermission", Identity=SUPPORT, User="erin", **fa)
+            tenant_app.audit_settings(ingestion_delay_s=0.6)
+            await tenant_app.by_hand(SYBIL, "Add-MailboxPermission", Identity=SUPPORT, User="erin", **fa)
+            await t.directory.preload()
+            client = auditlog.for_tenant(t, poll_first=0.01)
+            early = [dataclasses.replace(FINDINGS["erin's Full Access"])]
+            attribute(early, await auditlog.admin_records(client), [], t.directory, {})
+            await asyncio.sleep(0.6)
+            late = [dataclasses.replace(FINDINGS["erin's Full Access"])]
+            attribute(late, await auditlog.admin_records(client), [], t.directory, {})
+            return early[0], late[0]
+
+    early, late = asyncio.run(run())
+    assert (early.changed_by, early.changed_at, early.detail) == (None, None, NOT_YET)
+    assert late.changed_by == SYBIL and late.changed_at and NOT_YET not in late.detail

@@ -14,6 +14,7 @@ import pytest
 from localtenant.exchange import rbac
 from mailroom.core.compare import Change, changes
 from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.m365 import auditlog
 from mailroom.m365.tenant import Tenant
 from mailroom.reconcile.converge import Outcome, apply_changes, create_mailbox
 from mailroom.reconcile.live import LiveMailbox, read_mailbox
@@ -44,14 +45,14 @@ async def _created(t: Tenant) -> LiveMailbox:
 
 
 async def _writes(t: Tenant) -> list[dict[str, Any]]:
-    """mailroom's own writes to the mailbox, oldest first, from the tenant's admin audit log."""
-    rows = await t.exchange.admin_audit_log([MB])
-    mine = [r for r in rows if r["Caller"] == "mailroom-local" and r["CmdletName"] in WRITES]
-    return sorted(mine, key=lambda r: str(r["Identity"]))  # the log's sequence: ties of RunDate kept apart
+    """mailroom's own writes to the mailbox, oldest first, from the unified audit log (ExchangeAdmin records)."""
+    rows = await auditlog.admin_records(auditlog.for_tenant(t, poll_first=0.01))
+    mine = [r for r in rows if r["userPrincipalName"] == "mailroom-local" and r["operation"] in WRITES]
+    return sorted(mine, key=lambda r: str(r["createdDateTime"]))
 
 
 def _params(row: dict[str, Any]) -> dict[str, str]:
-    return {p["Name"]: p["Value"] for p in row["CmdletParameters"]}
+    return {p["Name"]: p["Value"] for p in row["auditData"]["Parameters"]}
 
 
 def _same(done: list[Change], todo: list[Change]) -> bool:
@@ -59,6 +60,7 @@ def _same(done: list[Change], todo: list[Change]) -> bool:
 
 
 def test_each_change_is_written_by_the_call_its_right_names(tenant_app: TenantApp) -> None:
+    tenant_app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
     async def run() -> tuple[LiveMailbox, list[Change], Outcome, dict[str, Any], LiveMailbox, list[dict[str, Any]]]:
         async with tenant_app.tenant() as t:
             live = await _created(t)
@@ -78,7 +80,7 @@ def test_each_change_is_written_by_the_call_its_right_names(tenant_app: TenantAp
     assert sent["cmdlets"] == {"Set-Mailbox": 1, "Set-CASMailbox": 1, "Add-MailboxPermission": 2,
                                "Add-RecipientPermission": 1}
     assert sent["endpoints"]["PATCH /v1.0/users/{id}"] == 1
-    by_cmdlet = {(r["CmdletName"], _params(r).get("User") or _params(r).get("Trustee")): _params(r) for r in writes}
+    by_cmdlet = {(r["operation"], _params(r).get("User") or _params(r).get("Trustee")): _params(r) for r in writes}
     assert by_cmdlet[("Add-MailboxPermission", "alice@contoso.com")]["AutoMapping"] == "True"
     assert by_cmdlet[("Add-MailboxPermission", "bob@contoso.com")]["AutoMapping"] == "False"
     assert all(p["Identity"] == live.identity for p in by_cmdlet.values())  # the Guid, never a name
@@ -89,7 +91,7 @@ def test_each_change_is_written_by_the_call_its_right_names(tenant_app: TenantAp
         "Identity": live.identity, "PopEnabled": "False", "ImapEnabled": "False", "ActiveSyncEnabled": "False",
         "EwsEnabled": "False", "SmtpClientAuthenticationDisabled": "True"}
     # ... and before any grant: nobody can open the new mailbox over POP, IMAP, EWS or SMTP AUTH meanwhile.
-    order = [r["CmdletName"] for r in writes]
+    order = [r["operation"] for r in writes]
     assert order.index("Set-CASMailbox") < min(order.index("Set-Mailbox"),  # Send on Behalf rides in Set-Mailbox
                                                order.index("Add-MailboxPermission"),
                                                order.index("Add-RecipientPermission"))
@@ -112,6 +114,7 @@ async def _arranged(t: Tenant, tenant_app: TenantApp) -> LiveMailbox:
 def test_removals_are_sent_before_additions(tenant_app: TenantApp) -> None:
     """An AutoMapping change is a removal and an addition of the same grant: were the removal sent
     (or retried) after the addition, bob would lose his access."""
+    tenant_app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
     async def run() -> tuple[list[Change], Outcome, list[dict[str, Any]], list[dict[str, Any]], int]:
         async with tenant_app.tenant() as t:
             live = await _arranged(t, tenant_app)
@@ -130,7 +133,7 @@ def test_removals_are_sent_before_additions(tenant_app: TenantApp) -> None:
         ("remove", "member", "dave@contoso.com"), ("remove", "send_as", "erin@contoso.com"),
         ("set", "automap", "bob@contoso.com")]
     assert outcome.failed == [] and _same(outcome.done, todo)
-    order = [r["CmdletName"] for r in writes]
+    order = [r["operation"] for r in writes]
     assert sorted(order[:3]) == ["Remove-MailboxPermission", "Remove-MailboxPermission", "Remove-RecipientPermission"]
     assert sorted(order[3:]) == ["Add-MailboxPermission", "Add-MailboxPermission", "Add-RecipientPermission"]
     assert envelopes == 2  # one $batch per phase
