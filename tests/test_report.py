@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shutil
 import subprocess
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,9 @@ from mailroom.core.textsafe import UNSAFE, printable
 from mailroom.drift.scan import DriftFinding, ScanResult
 from mailroom.file.load import load_desired
 from mailroom.views import report
+from pypdf import PdfReader
 from reconcile_helpers import ROOT, Project
+from report_scale import synthetic
 from test_drift import ADMIN, out_of_band
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -27,27 +32,84 @@ def chromium() -> str:
     return path
 
 
-def test_html_report_opens_in_chromium_and_shows_matrix(tmp_path: Path, local_tenant: Any,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_html_report_opens_in_chromium_with_provenance_access_and_csv(tmp_path: Path, local_tenant: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     project = Project(tmp_path, local_tenant, monkeypatch)
     assert project.run("apply", "--yes")[0] == 0
     out_of_band(local_tenant)
-    html = tmp_path / "report.html"
-    assert project.run("drift", "--html", str(html))[0] == 2
+    resp = local_tenant.exchange("Add-RecipientPermission", username=ADMIN, Identity="marketing@contoso.com",
+                                 Trustee="mallory@contoso.com", AccessRights=["SendAs"])
+    assert resp.status_code == 200, resp.text
+    html, table = tmp_path / "report.html", tmp_path / "report.csv"
+    assert project.run("drift", "--html", str(html), "--csv", str(table))[0] == 2
     profile = tmp_path / "chrome-profile"
     common = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
     dom = subprocess.run([*common, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120,
                          check=True).stdout
     assert "mailroom drift report" in dom
-    assert 'id="matrix"' in dom and 'id="findings"' in dom
-    assert "mallory@contoso.com" in dom and "marketing@contoso.com" in dom
-    assert dom.count("class=\"finding\"") == 7
-    assert 'class="extra"' in dom  # Mallory's Full Access is highlighted as drift in the matrix
+    assert 'id="provenance"' in dom and ">local<" in dom and "not a git checkout" in dom  # stack, commit
+    assert 'id="access"' in dom and 'id="findings"' in dom
+    assert dom.count("class=\"finding\"") + dom.count("class=\"finding sev-high\"") == 7
+    # Mallory's Full Access on support is drift, said in words; the owner is shown
+    assert re.search(r"mallory@contoso\.com FA <span class=\"st st-extra\">EXTRA</span>", dom)
+    assert "owner alice@contoso.com" in dom
+    # the unmanaged mailbox's access is on the page, marked as such
+    assert re.search(r"marketing@contoso\.com <span class=\"st st-unmanaged\">UNMANAGED</span>", dom)
     assert "trent@contoso.com" in dom  # who made the change
     shot = tmp_path / "report.png"
     subprocess.run([*common, "--window-size=1400,1000", f"--screenshot={shot}", html.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.exists() and shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    keys = [(r["mailbox"].casefold(), r["person"].casefold(), r["right"]) for r in rows]
+    assert len(keys) == len(set(keys))  # one row per mailbox × person × right
+    by_key = {k: r for k, r in zip(keys, rows, strict=True)}
+    assert by_key[("support@contoso.com", "mallory@contoso.com", "member")]["status"] == "extra"
+    assert by_key[("support@contoso.com", "mallory@contoso.com", "member")]["removed_by"] == "drift --remediate"
+    assert by_key[("marketing@contoso.com", "mallory@contoso.com", "send_as")]["status"] == "unmanaged"
+    assert by_key[("support@contoso.com", "alice@contoso.com", "member")]["status"] == "ok"
+
+
+def test_report_at_5000_mailboxes_is_small_renders_and_prints_every_finding(tmp_path: Path) -> None:
+    """Issue 15's scale: 5,000 mailboxes and 20,000 people, drift's own findings, through the real view code;
+    the page stays under 2 MB, Chromium renders it and prints it to PDF, and every finding is in the PDF's
+    text, inside the page (nothing falls off the right edge); the CSV has one row per mailbox × person × right."""
+    found, desired, result = synthetic()
+    page = tmp_path / "report.html"
+    page.write_text(report.render_html(found, desired, result, "now"), encoding="utf-8")
+    assert page.stat().st_size < 2_000_000, page.stat().st_size
+    profile = tmp_path / "chrome-profile"
+    common = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=300,
+                         check=True).stdout
+    assert dom.count("<h3") == 5_000 + 200 and dom.count("class=\"finding") == len(found)
+    pdf = tmp_path / "report.pdf"
+    subprocess.run([*common, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri()],
+                   capture_output=True, timeout=600, check=True)
+    reader = PdfReader(pdf)
+    texts, outside = [], []
+    for number, sheet in enumerate(reader.pages):
+        width = float(sheet.mediabox.width)
+
+        def visit(text: str, cm: list[float], tm: list[float], _font: Any, _size: Any,
+                  width: float = width, number: int = number) -> None:
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            if text.strip() and not 0 <= x < width:
+                outside.append((number, x, text))
+
+        texts.append(sheet.extract_text(visitor_text=visit))
+    assert not outside, outside[:5]
+    printed = re.sub(r"\s+", "", unicodedata.normalize("NFKC", "".join(texts)))
+    for f in found:  # each finding's row: its mailbox, then its subject, as printed
+        row = re.sub(r"\s+", "", f.mailbox + f.kind.replace("_", " ") + (f.right or "") + (f.subject or ""))
+        assert row in printed, f
+    assert all(re.sub(r"\s+", "", mb.address) in printed for mb in desired.mailboxes)
+    rows = list(csv.reader(io.StringIO(report.render_csv(found, desired, result))))
+    assert rows[0] == list(report.CSV_FIELDS)
+    keys = {(r[0], r[3], r[4]) for r in rows[1:]}
+    grants = sum(len(live.spec.grants()) for live in result.live.values())
+    missing = sum(1 for f in found if f.kind == "missing_grant")
+    assert len(rows) - 1 == len(keys) == grants + missing
 
 
 # -- tenant values cannot act as markup or commands (safety issue 9) ------------------------------
@@ -55,8 +117,8 @@ def test_html_report_opens_in_chromium_and_shows_matrix(tmp_path: Path, local_te
 HOSTILE = ["x\n```\n<!-- ", "<script>alert(1)</script>", "\x1b[2J", "\u202egnp.exe", "<img src=x onerror=alert(1)>",
            "' onmouseover='alert(1)", '" autofocus onfocus="alert(1)', "a|b`c\\|d", "</td></tr></table><h1>x"]
 # Elements the report itself uses: anything else in the DOM was injected.
-REPORT_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "thead", "tbody", "tr",
-               "th", "td", "ul", "li", "b", "span"}
+REPORT_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table", "thead", "tbody",
+               "tr", "th", "td", "ul", "li", "b", "span", "div", "dl", "dt", "dd", "a", "label", "input"}
 
 
 class DomReader(HTMLParser):
@@ -68,11 +130,13 @@ class DomReader(HTMLParser):
         self.attrs: set[str] = set()
         self.text: list[str] = []
         self.titles: list[str] = []
+        self.hrefs: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.add(tag)
         self.attrs |= {name for name, _ in attrs}
         self.titles += [value or "" for name, value in attrs if name == "title"]
+        self.hrefs += [value or "" for name, value in attrs if name == "href"]
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
@@ -91,7 +155,9 @@ def assert_inert_html(path: Path, profile: Path, values: list[str]) -> None:
     text, escaped (``\\u202e`` written out, not obeyed)."""
     dom = chromium_dom(path, profile)
     assert dom.tags <= REPORT_TAGS, dom.tags - REPORT_TAGS
-    assert dom.attrs <= {"lang", "charset", "name", "content", "id", "class", "title", "colspan"}, dom.attrs
+    assert dom.attrs <= {"lang", "charset", "name", "content", "id", "class", "title", "colspan", "http-equiv",
+                         "href", "type"}, dom.attrs
+    assert all(h.startswith("#") for h in dom.hrefs), dom.hrefs  # links stay on the page
     text = "".join(dom.text)
     assert not UNSAFE.search(text.replace("\n", "").replace("\t", "")) and not any(UNSAFE.search(t)
                                                                                     for t in dom.titles)
@@ -166,8 +232,10 @@ def test_hostile_values_in_every_field_stay_text(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     page.write_text(report.render_html(found, loaded.desired, result, "now"), encoding="utf-8")
     assert_inert_html(page, tmp_path / "chrome-profile", HOSTILE)
-    matrix_heads = chromium_dom(page, tmp_path / "chrome-profile")
-    assert "<script>alert(1)</script>" in matrix_heads.text  # a person's column shows the raw name as text
+    shown = chromium_dom(page, tmp_path / "chrome-profile")
+    assert "<script>alert(1)</script>" in "".join(shown.text)  # a person's name is shown raw, as text
+    table = report.render_csv(found, loaded.desired, result)
+    assert not any(cell[:1] in "=+-@" for row in csv.reader(io.StringIO(table)) for cell in row)
 
 
 def test_hostile_tenant_display_names_in_a_real_drift_run(tmp_path: Path, local_tenant: Any,

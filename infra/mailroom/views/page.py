@@ -27,7 +27,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action
 
 # Status words (text markers; colour only repeats them). One place, so report and review agree.
 STATUS_TEXT = {"ok": "OK", "extra": "EXTRA", "missing": "MISSING", "stale": "STALE", "high": "HIGH",
-               "unmanaged": "UNMANAGED", "error": "UNREAD"}
+               "unmanaged": "UNMANAGED", "changed": "CHANGED", "error": "UNREAD"}
 
 CSS = """
 *{box-sizing:border-box}
@@ -40,7 +40,7 @@ text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-word}
 .prov dd{margin:0;overflow-wrap:anywhere}
 .st{font-weight:bold;white-space:nowrap;padding:0 4px;border-radius:3px}
 .st-ok{background:#e4f6e4;color:#1b5e20}.st-extra,.st-high{background:#ffd6d6;color:#8a0000}
-.st-missing{background:#fff1c2;color:#7a5a00}.st-stale{background:#e8dcff;color:#4b2a86}
+.st-missing,.st-changed{background:#fff1c2;color:#7a5a00}.st-stale{background:#e8dcff;color:#4b2a86}
 .st-unmanaged,.st-error{background:#e0e0e0;color:#333}
 .filters{margin:8px 0}.filters label{margin-right:16px}
 body:has(#only-drift:checked) .clean{display:none}
