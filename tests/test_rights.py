@@ -12,6 +12,7 @@ from mailroom.core.compare import RIGHTS, SETTINGS, Change, changes, show
 from mailroom.core.identity import exchange_alias, local_part
 from mailroom.core.model import DEFAULTS, POLICY, Mailbox, Policy
 from mailroom.core.rights import (
+    FolderPermission,
     Lifecycle,
     MailboxList,
     MailboxSetting,
@@ -20,7 +21,7 @@ from mailroom.core.rights import (
     Shape,
     UserProperty,
 )
-from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.core.spec import FolderGrant, Grant, MailboxSpec
 from mailroom.drift.history import CAUSES
 from mailroom.drift.scan import DriftFinding
 from mailroom.reconcile.live import live_spec
@@ -28,10 +29,14 @@ from mailroom.views.report import RIGHT_MARK
 
 SPEC_FIELDS = {f.name for f in fields(MailboxSpec)}
 
+FOLDER_ROLES = tuple(r for r in rights.ROLE_NAMES if r != "none")
+FOLDER_KEYS = (*(f"calendar_{r}" for r in FOLDER_ROLES), "calendar_default", "calendar_anonymous")
 BEFORE = MailboxSpec(address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
                      members=(Grant("alice@contoso.com"), Grant("bob@contoso.com", False)),
                      send_as=("alice@contoso.com",), send_on_behalf=("bob@contoso.com",),
-                     forward_rules=('1: "out" redirects to x@evil.example (external)',))
+                     forward_rules=('1: "out" redirects to x@evil.example (external)',),
+                     folder_grants=(FolderGrant("calendar", "Default", "availability_only"),
+                                    FolderGrant("calendar", "Anonymous", "none")))
 # Differs from BEFORE in every right and setting, so that every key shows up in one diff.
 AFTER = MailboxSpec(address="support@contoso.com", display_name="Customer Support", aliases=("hd@contoso.com",),
                     members=(Grant("alice@contoso.com", False), Grant("carol@contoso.com")),
@@ -39,7 +44,10 @@ AFTER = MailboxSpec(address="support@contoso.com", display_name="Customer Suppor
                     copy_send_as=False, copy_send_on_behalf=False, audit_enabled=False, sign_in_blocked=False,
                     pop=True, imap=True, activesync=True, ews=True, smtp_auth=None, owa=False, mapi=False,
                     forwarding_address="dave@contoso.com", forwarding_smtp="x@partner.example",
-                    forward_keep_copy=True)
+                    forward_keep_copy=True,
+                    folder_grants=(FolderGrant("calendar", "Default", "none"),
+                                   FolderGrant("calendar", "Anonymous", "reviewer"),
+                                   *(FolderGrant("calendar", f"{r}@contoso.com", r) for r in FOLDER_ROLES)))
 PROTOCOLS = ("pop", "imap", "activesync", "ews", "smtp_auth", "owa", "mapi")
 FORWARDING = ("forwarding_address", "forwarding_smtp", "forward_keep_copy")
 
@@ -49,7 +57,7 @@ def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
     assert len(keys) == len(set(keys))
     assert set(keys) == {"mailbox", "member", "automap", "send_as", "send_on_behalf", "alias", "display_name",
                          "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
-                         "sign_in_blocked", *FORWARDING, "forward_rule", *PROTOCOLS}
+                         "sign_in_blocked", *FORWARDING, "forward_rule", *PROTOCOLS, *FOLDER_KEYS}
     assert RIGHTS == {r.key: (r.label, r.takes_access) for r in rights.TABLE}
     assert SETTINGS == ("display_name", "hidden_from_gal", "copy_send_as", "copy_send_on_behalf", "audit_enabled",
                         "sign_in_blocked", *FORWARDING, *PROTOCOLS)
@@ -58,7 +66,8 @@ def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
                                                                "forward_rule"}
     assert {r.control for r in rights.TABLE if r.exfiltration} == {"CIS 6.2.1, SCuBA MS.EXO.1.1v2"}
     assert tuple(r.key for r in rights.PROTOCOLS) == PROTOCOLS
-    assert {k for k, (_, takes) in RIGHTS.items() if takes} == {"mailbox", "member", "send_as", "send_on_behalf"}
+    assert {k for k, (_, takes) in RIGHTS.items() if takes} == {"mailbox", "member", "send_as", "send_on_behalf",
+                                                                *FOLDER_KEYS[:-2]}
     for r in rights.TABLE:
         assert r.attr in SPEC_FIELDS, r.key
 
@@ -95,7 +104,8 @@ def test_write_kinds_are_as_exchange_and_graph_take_them() -> None:
                      "display_name": MailboxSetting, "hidden_from_gal": MailboxSetting,
                      "copy_send_as": MailboxSetting, "copy_send_on_behalf": MailboxSetting,
                      "audit_enabled": MailboxSetting, "sign_in_blocked": UserProperty,
-                     **{k: MailboxSetting for k in PROTOCOLS + FORWARDING}, "forward_rule": RuleSwitch}
+                     **{k: MailboxSetting for k in PROTOCOLS + FORWARDING}, "forward_rule": RuleSwitch,
+                     **{k: FolderPermission for k in FOLDER_KEYS}}
     for r in rights.TABLE:
         on_mailbox = isinstance(r.write, MailboxSetting) and r.write.cmdlet == "Set-Mailbox"
         if isinstance(r.write, MailboxList) or on_mailbox:
@@ -138,17 +148,26 @@ def test_attribution_causes_are_the_audited_cmdlets_of_each_write() -> None:
         "forwarding_smtp": (("Set-Mailbox",), "ForwardingSmtpAddress"),
         "forward_keep_copy": (("Set-Mailbox",), "DeliverToMailboxAndForward"),
         "forward_rule": (("New-InboxRule", "Set-InboxRule", "Enable-InboxRule"), None),
+        **{k: (("Add-MailboxFolderPermission", "Set-MailboxFolderPermission", "Remove-MailboxFolderPermission"),
+               "User") for k in FOLDER_KEYS},
     }
     assert "sign_in_blocked" not in CAUSES  # Graph directory audits, not Exchange's
 
 
 def test_matrix_marks_and_grants_follow_the_grant_rows() -> None:
-    assert RIGHT_MARK == {"member": "FA", "send_as": "SA", "send_on_behalf": "SoB"}
+    assert RIGHT_MARK == {"member": "FA", "send_as": "SA", "send_on_behalf": "SoB", "calendar_availability_only":
+                          "Cal:AO", "calendar_limited_details": "Cal:LD", "calendar_reviewer": "Cal:R",
+                          "calendar_contributor": "Cal:C", "calendar_non_editing_author": "Cal:NEA",
+                          "calendar_author": "Cal:A", "calendar_publishing_author": "Cal:PA",
+                          "calendar_editor": "Cal:E", "calendar_publishing_editor": "Cal:PE", "calendar_owner": "Cal:O"}
     assert [r.key for r in rights.GRANTS] == ["member", "send_as", "send_on_behalf"]
     assert BEFORE.grants() == [("member", "alice@contoso.com"), ("member", "bob@contoso.com"),
                                ("send_as", "alice@contoso.com"), ("send_on_behalf", "bob@contoso.com")]
     assert rights.OPTION_OF == {"member": rights.right("automap")}
-    assert all(r.shape is Shape.GRANT for r in rights.TABLE if r.mark)
+    assert all(r.shape in (Shape.GRANT, Shape.FOLDER) for r in rights.TABLE if r.mark)
+    # A person's role on a folder is a grant of its own row in the matrix; Default and Anonymous name nobody.
+    assert AFTER.grants()[-2:] == [("calendar_publishing_editor", "publishing_editor@contoso.com"),
+                                   ("calendar_owner", "owner@contoso.com")]
 
 
 def test_one_way_to_show_a_value_in_plans_and_drift() -> None:
@@ -265,3 +284,56 @@ def test_a_forwarding_rule_is_disabled_by_its_rule_identity_never_deleted() -> N
     assert disable == [("Disable-InboxRule", {"Identity": "1", "Mailbox": "guid-1", "Confirm": False})]
     [line] = [c.line() for c in changes(MailboxSpec(address=BEFORE.address), BEFORE) if c.right == "forward_rule"]
     assert line == '- disable forwarding inbox rule  1: "out" redirects to x@evil.example (external)'
+
+
+def test_a_folder_entry_is_changed_in_place_and_default_and_anonymous_are_only_ever_set() -> None:
+    """One Set per changed entry (role or flags), never a remove and add; Default/Anonymous reset, not removed."""
+    def spec(*entries: tuple[str, str]) -> MailboxSpec:
+        return MailboxSpec(address="v@contoso.com", folder_grants=tuple(FolderGrant("calendar", p, a)
+                                                                        for p, a in entries))
+    live = spec(("Default", "reviewer"), ("Anonymous", "none"), ("bob@contoso.com", "reviewer"),
+                ("alice@contoso.com", "editor+delegate+private_items"))
+    want = spec(("Default", "availability_only"), ("Anonymous", "none"), ("Bob@contoso.com", "editor"),
+                ("alice@contoso.com", "editor+delegate"))
+    diff = changes(want, live)
+    assert [(c.op, c.right, c.subject, c.before, c.after) for c in diff] == [
+        ("set", "calendar_default", None, "reviewer", "availability_only"),
+        ("set", "calendar_editor", "Bob@contoso.com", "reviewer", "editor"),
+        ("set", "calendar_editor", "alice@contoso.com", "editor+delegate+private_items", "editor+delegate")]
+    assert [c.line() for c in diff] == [
+        "~ calendar Default (everyone in the organisation) reviewer → availability_only",
+        "~ calendar Bob@contoso.com reviewer → editor",
+        "~ calendar alice@contoso.com editor (delegate, private items) → editor (delegate)"]
+    # A file that no longer lists someone removes their entry; it never removes Default or Anonymous.
+    gone = changes(spec(("Default", "availability_only"), ("Anonymous", "none")), live)
+    assert {(c.op, c.right) for c in gone} == {("set", "calendar_default"), ("remove", "calendar_reviewer"),
+                                               ("remove", "calendar_editor")}
+    assert all(c.is_removal for c in gone if c.op == "remove")
+    # A folder the file does not name is not compared; a live mailbox without a read of it has Exchange's values.
+    assert changes(MailboxSpec(address="v@contoso.com"), live) == []
+    assert changes(spec(("Default", "availability_only"), ("Anonymous", "none")), MailboxSpec("v@contoso.com")) == []
+
+
+def test_folder_writes_name_the_folder_by_id_set_the_flags_and_never_send_an_invitation() -> None:
+    editor = rights.right("calendar_editor").write
+    default = rights.right("calendar_default").write
+    assert isinstance(editor, FolderPermission) and isinstance(default, FolderPermission)
+    folder = "v@contoso.com:LgAAAA=="
+    assert editor.call("set", folder, "bob@contoso.com", "editor") == (
+        "Set-MailboxFolderPermission", {"Identity": folder, "User": "bob@contoso.com", "AccessRights": ["Editor"],
+                                        "SharingPermissionFlags": "None", "Confirm": False})
+    assert editor.call("add", folder, "a@contoso.com", "editor+delegate+private_items")[1][
+        "SharingPermissionFlags"] == "Delegate,CanViewPrivateItems"
+    assert rights.right("calendar_reviewer").write.call("add", folder, "a@contoso.com", "reviewer") == (  # type: ignore[union-attr]
+        "Add-MailboxFolderPermission", {"Identity": folder, "User": "a@contoso.com", "AccessRights": ["Reviewer"],
+                                        "Confirm": False})
+    assert default.call("set", folder, "Default", "none")[1]["AccessRights"] == ["None"]
+    assert editor.call("remove", folder, "a@contoso.com") == (
+        "Remove-MailboxFolderPermission", {"Identity": folder, "User": "a@contoso.com", "Confirm": False})
+    every = [p for r in rights.FOLDER_RIGHTS for op in ("add", "set", "remove")
+             for p in [r.write.call(op, folder, "x@contoso.com", "editor")[1]]]  # type: ignore[union-attr]
+    assert not any("SendNotificationToUser" in p for p in every)
+    # The policy order: free/busy below details below reading below anything that writes.
+    ranks = [rights.role_rank(r) for r in ("none", "availability_only", "limited_details", "reviewer", "author",
+                                            "editor", "owner")]
+    assert ranks == sorted(ranks) and rights.role_rank("custom:ReadItems") > rights.role_rank("owner")

@@ -741,7 +741,7 @@ def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """load builds from the model's dataclass defaults: change one there and the file follows."""
     from mailroom.core.model import Defaults, Policy, Protocols, SentItems
 
-    monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4, False, ()))
+    monkeypatch.setattr(Policy.__init__, "__defaults__", (True, 7, True, True, 4, False, (), None))
     monkeypatch.setattr(SentItems.__init__, "__defaults__", (False, False))
     monkeypatch.setattr(Protocols.__init__, "__defaults__", (True, True, True, True, None, False, False))
     monkeypatch.setattr(Defaults.__init__, "__defaults__", (False, False, SentItems(True, True), False, True,
@@ -750,7 +750,7 @@ def test_defaults_are_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     path.write_text(MINI + "policy: {max_members: 9, require_owner: false}\n" + ONE)
     desired = load_desired(str(path)).desired
     assert desired is not None
-    assert desired.policy == Policy(False, 9, True, True, 4, False, ())
+    assert desired.policy == Policy(False, 9, True, True, 4, False, (), None)
     assert desired.defaults == Defaults(False, False, SentItems(False, False), False, True,
                                         Protocols(True, True, True, True, None, False, False))
     mb = desired.mailboxes[0]

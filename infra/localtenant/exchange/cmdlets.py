@@ -19,6 +19,7 @@ from localtenant.directory import (
     DirObject,
     Tenant,
     addresses_of,
+    get_by_seq,
     resolve,
 )
 from localtenant.exchange import folders, models, render
@@ -474,7 +475,21 @@ def _folder_user(ctx: Ctx, p: Params) -> tuple[int, DirObject | None, str]:
     special = {v.lower(): k for k, v in folders.SPECIAL.items()}.get(name.strip().lower())
     if special is not None:
         return special, None, folders.SPECIAL[special]
-    trustee = trustee_arg(ctx, name)
+    try:
+        trustee = trustee_arg(ctx, name)
+    except DirectoryError as err:
+        # The folder cmdlets also take the display name Get-MailboxFolderPermission shows (MailboxFolderUserId);
+        # two recipients with that name make it ambiguous, as CIPP #244 met.
+        if err.reason != DirectoryError.NOT_FOUND:
+            raise
+        rows = ctx.conn.execute("SELECT seq FROM objects WHERE lower(display_name) = ? AND rtd IS NOT NULL "
+                                "AND soft_deleted = 0", (name.strip().lower(),)).fetchall()
+        if len(rows) != 1:
+            raise DirectoryError(DirectoryError.AMBIGUOUS if rows else DirectoryError.NOT_FOUND, name) from err
+        found = get_by_seq(ctx.conn, int(rows[0][0]))
+        if found is None or not models.group_or_mailbox(found):
+            raise DirectoryError(DirectoryError.NOT_FOUND, name) from err
+        trustee = found
     return trustee.seq, trustee, trustee.display_name
 
 

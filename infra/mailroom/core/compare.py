@@ -13,7 +13,7 @@ from typing import Any
 
 from mailroom.core import rights
 from mailroom.core.identity import smtp_key
-from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.core.spec import FolderGrant, Grant, MailboxSpec
 
 # Derived from the rights table, kept under these names for their importers:
 # right → (label in plans, whether removing it takes access away), and the settings compared one to one.
@@ -53,6 +53,8 @@ class Change:
             return "- delete mailbox (soft-delete, recoverable for 30 days)"
         if self.op == "remove" and rights.right(self.right).shape is rights.Shape.RULES:
             return f"- disable {label}  {self.subject}"
+        if rights.right(self.right).shape is rights.Shape.FOLDER:
+            return self._folder_line()
         if self.op in ("add", "remove"):
             sign = "+" if self.op == "add" else "-"
             option = rights.OPTION_OF.get(self.right)
@@ -60,6 +62,19 @@ class Change:
             return f"{sign} {label}  {self.subject}{extra}"
         who = f" {self.subject}" if self.subject else ""
         return f"~ {label}{who} {show(self.before)} → {show(self.after)}"
+
+    def _folder_line(self) -> str:
+        """A folder entry: added or removed with its role, or its role changed in place."""
+        row = rights.right(self.right)
+        assert isinstance(row.write, rights.FolderPermission)
+        if self.op in ("add", "remove"):
+            sign = "+" if self.op == "add" else "-"
+            _, delegate, private = rights.parse_access(str(self.after if self.op == "add" else self.before))
+            flags = ", ".join(f for f, on in (("delegate", delegate), ("private items", private)) if on)
+            return f"{sign} {row.label}{f' ({flags})' if flags else ''}  {self.subject}"
+        who = self.subject or row.label
+        return f"~ {row.write.folder if self.subject else ''}{' ' if self.subject else ''}{who} " \
+               f"{rights.show_access(str(self.before))} → {rights.show_access(str(self.after))}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"mailbox": self.mailbox, "op": self.op, "right": self.right, "subject": self.subject,
@@ -95,6 +110,31 @@ def _diff_grants(mailbox: str, right: str, option: str, want: Iterable[Grant], h
     return out
 
 
+def _entry(g: FolderGrant) -> tuple[str, str]:
+    return g.folder, g.person.casefold() if g.special else smtp_key(g.person)
+
+
+def _diff_folders(mailbox: str, want: Iterable[FolderGrant], have: Iterable[FolderGrant]) -> list[Change]:
+    """Entries of the folders ``want`` manages (a folder it does not name is left alone): a person's changed
+    role or flags is one ``set`` (Set-MailboxFolderPermission in place, never remove and add), the Default and
+    Anonymous entries are only ever set (to Exchange's value when the file gives none)."""
+    wanted = {_entry(g): g for g in want}
+    managed = {folder for folder, _ in wanted}
+    present = {_entry(g): g for g in have if g.folder in managed}
+    for folder in managed:
+        for who in rights.SPECIAL_ENTRIES:
+            present.setdefault((folder, who.casefold()), FolderGrant(folder, who, rights.folder_default(folder, who)))
+    out = []
+    for k, g in wanted.items():
+        old = present.get(k)
+        if old is None:
+            out.append(Change(mailbox, "add", g.right, g.person, None, g.access))
+        elif old.access != g.access:
+            out.append(Change(mailbox, "set", g.right, None if g.special else g.person, old.access, g.access))
+    out += [Change(mailbox, "remove", g.right, g.person, g.access, None) for k, g in present.items() if k not in wanted]
+    return out
+
+
 def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:
     """What must change for ``live`` (None: does not exist) to become ``desired``."""
     mb = desired.address
@@ -122,6 +162,7 @@ def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:
             out += _diff_set(mb, r.key, getattr(desired, r.attr), getattr(live, r.attr))
         else:
             out += _diff_grants(mb, r.key, option.key, getattr(desired, r.attr), getattr(live, r.attr))
+    out += _diff_folders(mb, desired.folder_grants, live.folder_grants)
     return out
 
 

@@ -72,6 +72,32 @@ class Forwarding:
 
 
 @dataclass(frozen=True)
+class FolderDelegate:
+    """One person's (or group's) entry on a folder: its role, and for a calendar editor the delegate flags
+    (SharingPermissionFlags: ``delegate`` receives meeting requests, ``private_items`` sees private ones)."""
+
+    address: str
+    role: str
+    delegate: bool = False
+    private_items: bool = False
+
+    @property
+    def key(self) -> str:
+        return smtp_key(self.address)
+
+
+@dataclass(frozen=True)
+class FolderAccess:
+    """Who may open one folder of the mailbox (``calendar``), found by its type whatever its localized name.
+    ``default`` (everyone in the organisation) and ``anonymous``: None is what Exchange gives a new mailbox
+    (rights.folder_default). Nobody else holds an entry on the folder: one the tenant has is removed."""
+
+    default: str | None = None
+    anonymous: str | None = None
+    people: tuple[FolderDelegate, ...] = ()
+
+
+@dataclass(frozen=True)
 class Defaults:
     sign_in_blocked: bool = True
     automap: bool = True
@@ -97,6 +123,8 @@ class Policy:
     protocols_at_profile: bool = False
     # Domains outside tenant.domains that a mailbox may forward to (CIS 6.2.1, SCuBA MS.EXO.1.1: none).
     allowed_forward_domains: tuple[str, ...] = ()
+    # The broadest role a calendar's Default or Anonymous entry may have (rights.FOLDER_ROLES order); None: any.
+    max_default_calendar_access: str | None = None
 
 
 POLICY = Policy()  # the policy of a file that states none
@@ -117,6 +145,7 @@ class Mailbox:
     sign_in_blocked: bool = DEFAULTS.sign_in_blocked
     protocols: Protocols = DEFAULTS.protocols
     forwarding: Forwarding | None = None  # none: no forwarding of any kind
+    calendar: FolderAccess | None = None  # none: the calendar's permissions are not managed
     state: State = State.PRESENT
     origin: Origin | None = field(default=None, compare=False)
 

@@ -5,7 +5,7 @@ it), the tenant read (cmdlet and field), the tenant write (how it is written), d
 (which audited cmdlets cause it) and the access matrix (its mark) all read this table, so adding a
 right, or asking "where is Send As granted?", means reading one row.
 
-There are six ways a right is written (``Write``):
+There are seven ways a right is written (``Write``):
 
 - ``PermissionPair``: one person's grant, added and removed by a pair of cmdlets (Full Access, Send As).
   A changed option of a grant (AutoMapping) cannot be set in place: the grant is removed and added again.
@@ -14,6 +14,8 @@ There are six ways a right is written (``Write``):
   absolute value; all of one cmdlet's settings go in one call.
 - ``UserProperty``: a property of the mailbox's own Entra user, through Graph (possibly inverted).
 - ``RuleSwitch``: a rule in the mailbox (a forwarding inbox rule) that is disabled, never deleted.
+- ``FolderPermission``: one entry of a folder's permissions (a calendar delegate): added, changed in place
+  with Set (never removed and added again), removed; the folder's Default and Anonymous entries only Set.
 - ``Lifecycle``: the mailbox itself, created and deleted.
 
 Pure data: no I/O, no imports from the rest of mailroom.
@@ -37,6 +39,7 @@ class Shape(str, Enum):
     ADDRESSES = "addresses"  # a set of the mailbox's own secondary addresses
     SETTING = "setting"  # one value
     RULES = "rules"  # things of the mailbox the file never declares, only switches off (forwarding inbox rules)
+    FOLDER = "folder"  # an entry of a folder's permissions: a person's role there, or the Default/Anonymous one
 
 
 @dataclass(frozen=True)
@@ -126,13 +129,90 @@ def rule_id(subject: str) -> str:
     return subject.partition(":")[0].strip()
 
 
+# Folder access roles (add-mailboxfolderpermission -AccessRights): the file's name, Exchange's, the access-matrix
+# abbreviation. The order is how policy compares them (policy.max_default_calendar_access): each one shows or
+# allows more than the one before; a role that may write is broader than any that only reads.
+FOLDER_ROLES: tuple[tuple[str, str, str], ...] = (
+    ("none", "None", ""), ("availability_only", "AvailabilityOnly", "AO"),
+    ("limited_details", "LimitedDetails", "LD"), ("reviewer", "Reviewer", "R"), ("contributor", "Contributor", "C"),
+    ("non_editing_author", "NonEditingAuthor", "NEA"), ("author", "Author", "A"),
+    ("publishing_author", "PublishingAuthor", "PA"), ("editor", "Editor", "E"),
+    ("publishing_editor", "PublishingEditor", "PE"), ("owner", "Owner", "O"))
+ROLE_NAMES: tuple[str, ...] = tuple(r for r, _, _ in FOLDER_ROLES)
+EXCHANGE_ROLE: dict[str, str] = {r: x for r, x, _ in FOLDER_ROLES}
+FILE_ROLE: dict[str, str] = {x.casefold(): r for r, x, _ in FOLDER_ROLES}
+CALENDAR_ONLY = ("availability_only", "limited_details")
+# The two entries every folder has (they can only be Set), as Get-MailboxFolderPermission names them.
+DEFAULT_ENTRY, ANONYMOUS_ENTRY = "Default", "Anonymous"
+SPECIAL_ENTRIES = (DEFAULT_ENTRY, ANONYMOUS_ENTRY)
+# The delegate flags (SharingPermissionFlags), only with Editor on a calendar; private items needs delegate.
+DELEGATE, PRIVATE_ITEMS = "delegate", "private_items"
+
+
+def access(role: str, delegate: bool = False, private_items: bool = False) -> str:
+    """One entry's access as plans, findings and the state hold it: ``editor+delegate+private_items``."""
+    return "+".join([role] + ([DELEGATE] if delegate else []) + ([PRIVATE_ITEMS] if private_items else []))
+
+
+def parse_access(text: str) -> tuple[str, bool, bool]:
+    """The inverse of ``access``: (role, delegate, private_items)."""
+    role, *flags = str(text).split("+")
+    return role, DELEGATE in flags, PRIVATE_ITEMS in flags
+
+
+def show_access(text: str) -> str:
+    """``editor+delegate+private_items`` → ``editor (delegate, private items)``."""
+    role, delegate, private = parse_access(text)
+    flags = [f for f, on in (("delegate", delegate), ("private items", private)) if on]
+    return f"{role} ({', '.join(flags)})" if flags else role
+
+
+def role_rank(role: str) -> int:
+    """Where ``role`` stands in FOLDER_ROLES (unknown: broadest, so a policy never lets it pass)."""
+    return ROLE_NAMES.index(role) if role in ROLE_NAMES else len(ROLE_NAMES)
+
+
+# The folders the file names, by their key: Exchange's FolderType (English whatever the mailbox's language, so
+# the folder is found by type, never by its localized name).
+FOLDERS: dict[str, str] = {"calendar": "Calendar"}
+
+
+def folder_default(folder: str, entry: str) -> str:
+    """What Exchange gives a folder's Default or Anonymous entry: the calendar's Default shows free/busy."""
+    return "availability_only" if folder == "calendar" and entry == DEFAULT_ENTRY else "none"
+
+
+@dataclass(frozen=True)
+class FolderPermission:
+    folder: str  # the file's key (calendar)
+    role: str | None  # the role a person's entry of this row has; None: the folder's Default/Anonymous entry
+    entry: str | None = None  # DEFAULT_ENTRY or ANONYMOUS_ENTRY
+    add: str = "Add-MailboxFolderPermission"
+    set: str = "Set-MailboxFolderPermission"
+    remove: str = "Remove-MailboxFolderPermission"
+
+    def call(self, op: str, folder: str, person: str, value: str | None = None) -> Call:
+        """``folder``: the folder as Exchange addresses it (``<mailbox>:<FolderId>``); ``value``: the access
+        (``access``) an add or set gives. Never -SendNotificationToUser: it sends a sharing invitation, and
+        on Set it resets the delegate flags (set-mailboxfolderpermission)."""
+        params: dict[str, Any] = {"Identity": folder, "User": person}
+        if op != "remove":
+            role, delegate, private = parse_access(value or "none")
+            params["AccessRights"] = [EXCHANGE_ROLE[role]]
+            if role == "editor" and self.folder == "calendar":  # flags exist only there: None clears them
+                params["SharingPermissionFlags"] = ",".join(
+                    [f for f, on in (("Delegate", delegate), ("CanViewPrivateItems", private)) if on]) or "None"
+        return {"add": self.add, "set": self.set, "remove": self.remove}[op], {**params, "Confirm": False}
+
+
 @dataclass(frozen=True)
 class Lifecycle:
+
     create: str
     delete: str
 
 
-Write = PermissionPair | MailboxList | MailboxSetting | UserProperty | RuleSwitch | Lifecycle
+Write = PermissionPair | MailboxList | MailboxSetting | UserProperty | RuleSwitch | FolderPermission | Lifecycle
 
 
 class _NotFixed:
@@ -180,6 +260,8 @@ class Right:
             return (w.create, w.delete), None
         if isinstance(w, RuleSwitch):
             return w.causes, None
+        if isinstance(w, FolderPermission):
+            return (w.add, w.set, w.remove), "User"
         return (), None
 
 
@@ -208,7 +290,23 @@ def _protocol(key: str, label: str, field: str, fresh: Any = True, inverted: boo
 _FORWARDING = "CIS 6.2.1, SCuBA MS.EXO.1.1v2"
 
 
+def _folder(folder: str, label: str, mark: str) -> tuple[Right, ...]:
+    """A folder's rows: one per role a person may hold there (so the access matrix marks each role), then its
+    Default and Anonymous entries (always there, only Set)."""
+    roles = [(r, x, a) for r, x, a in FOLDER_ROLES if r != "none" and (folder == "calendar" or r not in CALENDAR_ONLY)]
+    read = Read("Get-MailboxFolderPermission", "User")
+    people = tuple(Right(f"{folder}_{r}", f"{label} {r.replace('_', ' ')}", True, Shape.FOLDER, "folder_grants",
+                         f"{folder}.{r}", read, FolderPermission(folder, r), mark=(f"{mark}:{a}", f"{label} {x}"))
+                   for r, x, a in roles)
+    return people + (
+        Right(f"{folder}_default", f"{label} Default (everyone in the organisation)", False, Shape.FOLDER,
+              "folder_grants", f"{folder}.default", read, FolderPermission(folder, None, DEFAULT_ENTRY)),
+        Right(f"{folder}_anonymous", f"{label} Anonymous (people outside the organisation)", False, Shape.FOLDER,
+              "folder_grants", f"{folder}.anonymous", read, FolderPermission(folder, None, ANONYMOUS_ENTRY)))
+
+
 TABLE: tuple[Right, ...] = (
+
     Right("mailbox", "mailbox", True, Shape.MAILBOX, "state", "address",
           Read("Get-Mailbox", "PrimarySmtpAddress"), Lifecycle("New-Mailbox", "Remove-Mailbox")),
     Right("member", "member", True, Shape.GRANT, "members", "members",
@@ -262,6 +360,8 @@ TABLE: tuple[Right, ...] = (
               control="SCuBA MS.EXO.5.1v1"),
     _protocol("owa", "Outlook on the web", "OWAEnabled"),
     _protocol("mapi", "MAPI (Outlook)", "MAPIEnabled"),
+    # Calendar delegates and the calendar's Default/Anonymous entries (exchange-features.md §1).
+    *_folder("calendar", "calendar", "Cal"),
 )
 
 BY_KEY: dict[str, Right] = {r.key: r for r in TABLE}
@@ -270,6 +370,14 @@ GRANTS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.GRANT)
 ADDRESSES: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.ADDRESSES)
 PROTOCOLS: tuple[Right, ...] = tuple(r for r in TABLE if r.read.source == GET_CAS)
 RULES: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.RULES)
+FOLDER_RIGHTS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.FOLDER)
+
+
+def folder_right(folder: str, person: str, role: str) -> Right:
+    """The row of one folder entry: its Default/Anonymous row, or the row of the role a person holds."""
+    if person in SPECIAL_ENTRIES:
+        return BY_KEY[f"{folder}_{person.casefold()}"]
+    return BY_KEY[f"{folder}_{role}"]
 # grant right → the option its grants carry (member → automap), by the attribute both live in
 OPTION_OF: dict[str, Right] = {g.key: o for g in GRANTS for o in TABLE if o.shape is Shape.OPTION and o.attr == g.attr}
 

@@ -13,13 +13,36 @@ from typing import Any
 
 from mailroom.core import rights
 from mailroom.core.identity import in_domains, smtp_key
-from mailroom.core.model import DEFAULTS, Mailbox
+from mailroom.core.model import DEFAULTS, FolderAccess, Mailbox
 
 
 @dataclass(frozen=True)
 class Grant:
     address: str
     automap: bool = DEFAULTS.automap
+
+
+@dataclass(frozen=True)
+class FolderGrant:
+    """One entry of a folder's permissions: ``person`` an address (or rights.DEFAULT_ENTRY/ANONYMOUS_ENTRY),
+    ``access`` as rights.access writes it (``editor+delegate``)."""
+
+    folder: str
+    person: str
+    access: str
+
+    @property
+    def special(self) -> bool:
+        return self.person in rights.SPECIAL_ENTRIES
+
+    @property
+    def role(self) -> str:
+        return rights.parse_access(self.access)[0]
+
+    @property
+    def right(self) -> str:
+        """The rights-table row of this entry."""
+        return rights.folder_right(self.folder, self.person, self.role).key
 
 
 @dataclass(frozen=True)
@@ -52,14 +75,23 @@ class MailboxSpec:
     # Enabled inbox rules that send mail elsewhere, as ``<RuleIdentity>: "name" → target (internal|external)``;
     # the file never declares any, so a live one is always drift. Read by drift only.
     forward_rules: tuple[str, ...] = ()
+    # Entries of the folders the file manages (a folder is managed when the file names it: its Default and
+    # Anonymous entries are always among them).
+    folder_grants: tuple[FolderGrant, ...] = ()
     state: str = "present"
     # Accepted domains: which addresses of the mailbox are the file's to manage.
     domains: tuple[str, ...] = field(default=(), compare=False)
 
     def grants(self) -> list[tuple[str, str]]:
-        """Every (right, person) the mailbox gives: Full Access, Send As, Send on Behalf."""
+        """Every (right, person) the mailbox gives: Full Access, Send As, Send on Behalf, and each person's role
+        on a managed folder (the Default and Anonymous entries name nobody)."""
         return [(r.key, held.address if isinstance(held, Grant) else held)
-                for r in rights.GRANTS for held in getattr(self, r.attr)]
+                for r in rights.GRANTS for held in getattr(self, r.attr)] + \
+            [(g.right, g.person) for g in self.folder_grants if not g.special]
+
+    def folders(self) -> tuple[str, ...]:
+        """The folders whose permissions are managed (their keys: calendar)."""
+        return tuple(sorted({g.folder for g in self.folder_grants}))
 
     def people(self) -> list[str]:
         """Everyone the mailbox names: its grants' people and the recipient it forwards to."""
@@ -77,6 +109,8 @@ class MailboxSpec:
         props["members"] = [{"address": g.address, "automap": g.automap} for g in self.members]
         for key in ("aliases", "send_as", "send_on_behalf", "domains", "forward_rules"):
             props[key] = list(props[key])
+        props["folder_grants"] = [{"folder": g.folder, "person": g.person, "access": g.access}
+                                  for g in self.folder_grants]
         for r in rights.PROTOCOLS:
             if props[r.attr] is None:
                 props[r.attr] = UNSET_PROP
@@ -107,6 +141,8 @@ class MailboxSpec:
             forwarding_smtp=str(props.get("forwarding_smtp") or ""),
             forward_keep_copy=bool(props.get("forward_keep_copy", _BLANK.forward_keep_copy)),
             forward_rules=tuple(props.get("forward_rules") or ()),
+            folder_grants=tuple(FolderGrant(str(g["folder"]), str(g["person"]), str(g["access"]))
+                                for g in props.get("folder_grants") or ()),
             **protocols,
         )
 
@@ -119,8 +155,19 @@ class MailboxSpec:
             copy_send_as=mb.sent_items.copy_send_as, copy_send_on_behalf=mb.sent_items.copy_send_on_behalf,
             audit_enabled=mb.audit_enabled, sign_in_blocked=mb.sign_in_blocked, state=mb.state.value,
             domains=domains, **{r.attr: getattr(mb.protocols, r.attr) for r in rights.PROTOCOLS},
-            **_forwarding(mb, domains),
+            **_forwarding(mb, domains), folder_grants=_folder_grants("calendar", mb.calendar),
         )
+
+
+def _folder_grants(folder: str, declared: FolderAccess | None) -> tuple[FolderGrant, ...]:
+    """A folder the file names, as entries: its Default and Anonymous ones (Exchange's value unless the file says
+    another) and each person's."""
+    if declared is None:
+        return ()
+    entries = ((rights.DEFAULT_ENTRY, declared.default), (rights.ANONYMOUS_ENTRY, declared.anonymous))
+    special = [FolderGrant(folder, who, value or rights.folder_default(folder, who)) for who, value in entries]
+    return tuple(special + [FolderGrant(folder, d.address, rights.access(d.role, d.delegate, d.private_items))
+                            for d in declared.people])
 
 
 def _forwarding(mb: Mailbox, domains: tuple[str, ...]) -> dict[str, Any]:

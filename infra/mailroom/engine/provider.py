@@ -141,7 +141,7 @@ async def read_live(t: Tenant, known: MailboxSpec) -> LiveMailbox | None:
     if not isinstance(live, Unread):
         return live
     return await read_mailbox(t.exchange, t.graph, t.directory, known.address, known.people(), known.domains,
-                              known.automap_by_key())
+                              known.automap_by_key(), folders=known.folders())
 
 
 def is_dynamic_state(olds: dict[str, Any], news: dict[str, Any]) -> bool:

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailroom.core import rights
-from mailroom.core.model import Defaults, Mailbox, Policy, Protocols
+from mailroom.core.model import Defaults, FolderAccess, Mailbox, Policy, Protocols
 
 SCHEMA_LINE = "# yaml-language-server: $schema={}"
 INDENT = "    "  # a mailbox's keys, below its `  - ` entry
 WIDTH = 110  # a one-line list longer than this is written one item per line
 # The order of a mailbox's keys; ``field_lines`` renders each.
 KEYS = ("address", "display_name", "owner", "aliases", "members", "send_as", "send_on_behalf", "hidden_from_gal",
-        "sent_items", "audit", "sign_in_blocked", "protocols", "forwarding")
+        "sent_items", "audit", "sign_in_blocked", "protocols", "forwarding", "calendar")
 # A plain scalar that reads back as the same text under the loader's YAML 1.2 core schema: starts with a
 # letter other than those of true/false/null (see source._Loader.resolve), and holds nothing YAML reads as syntax.
 _PLAIN = re.compile(r"[A-Za-z0-9._][A-Za-z0-9@._+/()&' *-]*")
@@ -119,7 +119,33 @@ def field_lines(key: str, mb: Mailbox, defaults: Defaults, *, owner_unknown: boo
         fwd = mb.forwarding
         return [] if fwd is None else \
             [f"{indent}forwarding: {{to: {scalar(fwd.to)}, keep_copy: {boolean(fwd.keep_copy)}}}"]
+    if key == "calendar":
+        return [] if mb.calendar is None else folder_lines("calendar", mb.calendar, indent)
     raise KeyError(key)
+
+
+def folder_lines(key: str, access: FolderAccess, indent: str = INDENT) -> list[str]:
+    """A folder's entries: Default and Anonymous when given, then one list per role (rights.FOLDER_ROLES order);
+    an editor with delegate flags as ``{user: ..., delegate: true}``."""
+    lines = [f"{indent}{key}:"]
+    inner = indent + "  "
+    for name, value in (("default", access.default), ("anonymous", access.anonymous)):
+        if value is not None:
+            lines.append(f"{inner}{name}: {value}")
+    for role in rights.ROLE_NAMES:
+        people = [d for d in access.people if d.role == role]
+        if not people:
+            continue
+        if not any(d.delegate or d.private_items for d in people):
+            lines += _list(role, [d.address for d in people], inner)
+            continue
+        lines.append(f"{inner}{role}:")
+        for d in people:
+            flags = [f"{name}: true" for name, on in (("delegate", d.delegate), ("private_items", d.private_items))
+                     if on]
+            lines.append(f"{inner}  - {{user: {scalar(d.address)}, {', '.join(flags)}}}" if flags else
+                         f"{inner}  - {scalar(d.address)}")
+    return lines
 
 
 def note_lines(notes: Sequence[str], indent: str = INDENT) -> list[str]:
@@ -166,6 +192,8 @@ def policy_lines(policy: Policy, notes: dict[str, str]) -> list[str]:
             line("max_removals_per_apply", str(policy.max_removals_per_apply))]
     if policy.allowed_forward_domains:
         out.append(line("allowed_forward_domains", flow(list(policy.allowed_forward_domains))))
+    if policy.max_default_calendar_access:
+        out.append(line("max_default_calendar_access", policy.max_default_calendar_access))
     return out
 
 

@@ -18,9 +18,12 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from mailroom.core import rights
 from mailroom.core.model import (
     Defaults,
     Desired,
+    FolderAccess,
+    FolderDelegate,
     Forwarding,
     Mailbox,
     Member,
@@ -433,6 +436,21 @@ def _mailbox(raw: dict[str, Any], defaults: Defaults, origin: Origin) -> Mailbox
         protocols=replace(defaults.protocols, **(raw.get("protocols") or {})),
         forwarding=Forwarding(raw["forwarding"]["to"].strip(), **{k: v for k, v in raw["forwarding"].items()
                                                                   if k != "to"}) if raw.get("forwarding") else None,
+        calendar=folder_access(raw["calendar"]) if isinstance(raw.get("calendar"), dict) else None,
         origin=origin,
         state=State(raw["state"]) if "state" in raw else Mailbox.state,  # else the model's default
     )
+
+
+def folder_access(raw: dict[str, Any]) -> FolderAccess:
+    """A folder's entry in the file (``calendar``): Default and Anonymous, then people per role, in the file's
+    order (role by role, as rights.FOLDER_ROLES lists them)."""
+    people = []
+    for role in rights.ROLE_NAMES:
+        for entry in raw.get(role) or ():
+            if isinstance(entry, str):
+                people.append(FolderDelegate(entry.strip(), role))
+            else:
+                people.append(FolderDelegate(str(entry["user"]).strip(), role, entry.get("delegate") is True,
+                                             entry.get("private_items") is True))
+    return FolderAccess(raw.get("default"), raw.get("anonymous"), tuple(people))

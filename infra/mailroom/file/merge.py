@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from mailroom.core import rights
 from mailroom.core.identity import smtp_key
-from mailroom.core.model import Defaults, Mailbox, State
+from mailroom.core.model import Defaults, FolderAccess, Mailbox, State
 from mailroom.file import emit
 from mailroom.file.emit import KEYS, Entry
 from mailroom.file.source import Document
@@ -77,7 +78,18 @@ def differs(key: str, old: Mailbox, new: Mailbox, defaults: Defaults) -> bool:
     if key == "forwarding":
         return (None if old.forwarding is None else (smtp_key(old.forwarding.to), old.forwarding.keep_copy)) != \
             (None if new.forwarding is None else (smtp_key(new.forwarding.to), new.forwarding.keep_copy))
+    if key == "calendar":
+        return _folder(old.calendar) != _folder(new.calendar)
     return False  # address (the key), owner (Exchange knows none: the file's stands)
+
+
+def _folder(access: FolderAccess | None, folder: str = "calendar") -> object:
+    """A folder's entries as compared: Default and Anonymous by their value (none given: Exchange's), people by
+    address key whatever their order in the file; a folder the file does not name is one at Exchange's values."""
+    access = access or FolderAccess()
+    return (access.default or rights.folder_default(folder, rights.DEFAULT_ENTRY),
+            access.anonymous or rights.folder_default(folder, rights.ANONYMOUS_ENTRY),
+            frozenset((d.key, d.role, d.delegate, d.private_items) for d in access.people))
 
 
 class _Edits:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from mailroom.core import rights
 from mailroom.core.compare import show
 from mailroom.core.identity import domain_of, in_domains, is_valid_smtp, local_part, smtp_key
-from mailroom.core.model import Desired, Mailbox, State
+from mailroom.core.model import Desired, FolderAccess, FolderDelegate, Mailbox, State
 from mailroom.core.textsafe import UNSAFE
 from mailroom.file.findings import Finding, Severity, quote
 from mailroom.file.source import Document, describe_char
@@ -203,6 +203,8 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
                                "policy.send_as_requires_member is on")
     if mb.forwarding is not None:
         _check_forwarding(ctx, mb)
+    if mb.calendar is not None:
+        _check_folder(ctx, mb, "calendar", mb.calendar)
     if policy.protocols_at_profile:
         profile = ctx.desired.defaults.protocols
         for r in rights.PROTOCOLS:
@@ -235,6 +237,46 @@ def _check_forwarding(ctx: _Ctx, mb: Mailbox) -> None:
         ctx.report(mb, ("forwarding", "to"), "forward-external",
                    f"{mb.address} would forward its mail to {to}, outside the organisation: {domain_of(to)!r} is "
                    "neither in tenant.domains nor in policy.allowed_forward_domains (CIS 6.2.1, SCuBA MS.EXO.1.1)")
+
+
+def folder_people(access: FolderAccess) -> Iterator[tuple[Path, FolderDelegate]]:
+    """Each person of a folder's entry with where the file writes it (``editor``, index in that list)."""
+    index: dict[str, int] = {}
+    for d in access.people:
+        j = index[d.role] = index.get(d.role, -1) + 1
+        yield (d.role, j), d
+
+
+def _check_folder(ctx: _Ctx, mb: Mailbox, folder: str, access: FolderAccess) -> None:
+    """One entry per person, the delegate flags' rule, people inside the organisation, and the calendar's
+    Default and Anonymous entries within policy.max_default_calendar_access."""
+    seen: dict[str, Path] = {}
+    domains = ctx.desired.domains
+    for (role, j), d in folder_people(access):
+        at: Path = (folder, role, j)
+        if d.key in seen:
+            first = seen[d.key]
+            ctx.report(mb, at, "duplicate-entry", f"{d.address} is listed twice in {folder} (first as "
+                       f"{first[0]} entry {int(first[1]) + 1}); a person has one role on a folder")
+            continue
+        seen[d.key] = (role, j)
+        if d.private_items and not d.delegate:
+            ctx.report(mb, at + ("private_items",), "private-items-needs-delegate",
+                       f"{d.address} may see private items only as a delegate (Exchange's CanViewPrivateItems needs "
+                       "Delegate): add `delegate: true`")
+        if domains and not ctx.desired.policy.allow_external_members and not in_domains(d.address, domains):
+            ctx.report(mb, at, "external-member",
+                       f"{d.address} is outside the tenant's domains; policy.allow_external_members is off")
+    limit = ctx.desired.policy.max_default_calendar_access
+    if folder != "calendar" or limit is None:
+        return
+    for entry, given in ((rights.DEFAULT_ENTRY, access.default), (rights.ANONYMOUS_ENTRY, access.anonymous)):
+        value = given or rights.folder_default(folder, entry)
+        if rights.role_rank(value) > rights.role_rank(limit):
+            said = "" if given else f" (Exchange's value, since the file gives none: write `{entry.lower()}:`)"
+            ctx.report(mb, (folder, entry.lower()) if given else (folder,), "calendar-access-above-policy",
+                       f"the {entry} entry of {mb.address}'s calendar would be {value}{said}; "
+                       f"policy.max_default_calendar_access allows at most {limit}")
 
 
 def _owner_unknown(ctx: _Ctx, mb: Mailbox) -> bool:

@@ -153,6 +153,9 @@ def _convert(doc: Document, error: ValidationError, prefix: tuple[str | int, ...
         if inside and all(_is_address(e) for e in inside):
             return [f for e in inside for f in _convert(doc, e, prefix, main_file)]
         # else say what shapes are allowed rather than jsonschema's dump
+        if "calendar" in path:
+            return [doc.finding(path, "wrong-type", f"{where}: expected an address or {{user: ADDRESS, delegate: "
+                                                     f"BOOL, private_items: BOOL}}; got {_show(error.instance)}")]
         return [doc.finding(path, "wrong-type",
                             f"{where}: expected an address, {{user: ADDRESS, automap: BOOL}} or "
                             f"{{group: ADDRESS}}; got {_show(error.instance)}")]

@@ -15,7 +15,20 @@ from typing import Any
 
 from mailroom.core import rights
 from mailroom.core.identity import domain_of, in_domains, is_valid_smtp, smtp_key
-from mailroom.core.model import DEFAULTS, POLICY, Defaults, Desired, Forwarding, Mailbox, Member, Protocols, SentItems
+from mailroom.core.model import (
+    DEFAULTS,
+    POLICY,
+    Defaults,
+    Desired,
+    FolderAccess,
+    FolderDelegate,
+    Forwarding,
+    Mailbox,
+    Member,
+    Protocols,
+    SentItems,
+)
+from mailroom.core.spec import MailboxSpec
 from mailroom.core.textsafe import UNSAFE, printable
 from mailroom.m365.directory import Directory
 from mailroom.m365.tenant import Tenant
@@ -163,8 +176,37 @@ def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
         hidden_from_gal=spec.hidden_from_gal,
         sent_items=SentItems(spec.copy_send_as, spec.copy_send_on_behalf),
         audit_enabled=spec.audit_enabled, sign_in_blocked=spec.sign_in_blocked,
-        protocols=Protocols(**{r.attr: getattr(spec, r.attr) for r in rights.PROTOCOLS}), forwarding=forwarding)
+        protocols=Protocols(**{r.attr: getattr(spec, r.attr) for r in rights.PROTOCOLS}), forwarding=forwarding,
+        calendar=adopt_folder(spec, "calendar", notes))
     return Adopted(mailbox, group, tuple(notes))
+
+
+def adopt_folder(spec: MailboxSpec, folder: str, notes: list[str]) -> FolderAccess | None:
+    """A folder's entries as the file writes them; None when it is as Exchange leaves a new mailbox's (Default
+    and Anonymous at their values, nobody else), so the file stays short. What no file role says (individual
+    rights, a deleted account) becomes a note."""
+    entries = [g for g in spec.folder_grants if g.folder == folder]
+    special = {g.person: g.access for g in entries if g.special}
+    people = []
+    for g in entries:
+        if g.special:
+            continue
+        role, delegate, private = rights.parse_access(g.access)
+        address = smtp_key(g.person)
+        if role not in rights.ROLE_NAMES or role == "none" or not is_valid_smtp(address):
+            why = "rights that make no role" if role not in rights.ROLE_NAMES else \
+                "no rights" if role == "none" else "no SMTP address (a deleted account?)"
+            notes.append(f"not imported: {folder} entry for {printable(g.person)} ({printable(g.access)}): {why}")
+            continue
+        people.append(FolderDelegate(address, role, delegate, private))
+
+    def given(entry: str) -> str | None:
+        value = special.get(entry, rights.folder_default(folder, entry))
+        return None if value == rights.folder_default(folder, entry) or value not in rights.ROLE_NAMES else value
+
+    access = FolderAccess(given(rights.DEFAULT_ENTRY), given(rights.ANONYMOUS_ENTRY),
+                          tuple(sorted(people, key=lambda d: (rights.role_rank(d.role), d.key))))
+    return None if access == FolderAccess() else access
 
 
 def common_defaults(mailboxes: Sequence[Mailbox]) -> Defaults:

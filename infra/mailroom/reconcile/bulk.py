@@ -16,13 +16,23 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom.core import rights
 from mailroom.core.identity import smtp_key
 from mailroom.core.model import Desired
 from mailroom.core.spec import MailboxSpec
 from mailroom.errors import ExchangeError
 from mailroom.m365.exchange import CmdletResult
 from mailroom.m365.tenant import Tenant
-from mailroom.reconcile.live import LiveMailbox, live_spec, read_mailbox, rules_call
+from mailroom.reconcile.live import (
+    LiveMailbox,
+    folder_addresses,
+    folder_perms_call,
+    folder_stats_call,
+    live_spec,
+    read_mailbox,
+    resolve_folder_people,
+    rules_call,
+)
 
 Progress = Callable[[int, int], None]
 Automap = Mapping[str, Mapping[str, bool]]  # mailbox key → member key → AutoMapping
@@ -77,13 +87,39 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                 targets.setdefault(smtp_key(primary), primary)
     keys = sorted(targets)
     done = 0
+    # The folders whose permissions are read: those the file names for a mailbox, and (import) every mailbox's.
+    wanted_folders = {k: MailboxSpec.from_model(mb, desired.domains).folders() for k, mb in managed.items()}
+    if others is not None:
+        wanted_folders = {k: tuple(rights.FOLDERS) for k in keys}
+    folder_rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    folder_ids: dict[str, dict[str, str]] = {}
+    folder_errors: dict[str, ExchangeError] = {}
+
+    async def read_folders(chunk: list[str]) -> None:
+        """Two $batch phases for ``chunk``'s folders: their statistics (FolderType → FolderId), then their
+        permissions. Exchange has no call that lists folder permissions for many mailboxes at once."""
+        need = [k for k in chunk if wanted_folders.get(k)]
+        stats = await ex.batch([folder_stats_call(targets[k], wanted_folders[k]) for k in need]) if need else []
+        addressed: list[tuple[str, str, str]] = []
+        for k, answer in zip(need, stats, strict=True):
+            if not isinstance(answer, CmdletResult):
+                folder_errors[k] = answer
+                continue
+            folder_ids[k] = folder_addresses(targets[k], answer.value, wanted_folders[k])
+            addressed += [(k, folder, ident) for folder, ident in folder_ids[k].items()]
+        answers = await ex.batch([folder_perms_call(ident) for _, _, ident in addressed]) if addressed else []
+        for (k, folder, _), answer in zip(addressed, answers, strict=True):
+            if not isinstance(answer, CmdletResult):
+                folder_errors[k] = answer
+                continue
+            folder_rows.setdefault(k, {})[folder] = answer.value
 
     async def full_access(chunk: list[str]) -> list[CmdletResult | ExchangeError]:
         """Full Access of each mailbox of ``chunk``, then (``rules``) the inbox rules of its managed ones."""
         nonlocal done
         calls = [("Get-MailboxPermission", {"Identity": targets[k]}) for k in chunk]
         calls += [rules_call(targets[k]) for k in chunk if rules and k in managed]
-        answers = await ex.batch(calls)
+        answers, _ = await asyncio.gather(ex.batch(calls), read_folders(chunk))
         done += len(chunk)
         if progress:
             progress(done, len(keys))
@@ -107,6 +143,7 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                             all_users(), ex.list_cas_mailboxes())
     per_mailbox = asyncio.gather(*(full_access(c) for c in chunks))
     (mailboxes, send_as, _, users, cas_rows), answered = await asyncio.gather(listed, per_mailbox)
+    await resolve_folder_people(tenant.directory, [rows for by in folder_rows.values() for rows in by.values()])
     cas = {smtp_key(str(r.get("PrimarySmtpAddress") or "")): r for r in cas_rows}
     hints = await _ready(automap)
     answers = [a for chunk in answered for a in chunk]
@@ -132,12 +169,14 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     for key, answer in zip(keys, answers, strict=True):
         if key not in managed:  # others: a mailbox the file does not hold, as the tenant names it
             other = rows_by_key[key]
-            if not isinstance(answer, CmdletResult):
-                result.errors[targets[key]] = str(answer)
+            if not isinstance(answer, CmdletResult) or key in folder_errors:
+                result.errors[targets[key]] = str(answer if not isinstance(answer, CmdletResult) else
+                                                  folder_errors[key])
                 continue
             result.live[key] = live_spec(other, answer.value, send_as_by_mailbox.get(key, []),
                                          enabled.get(str(other.get("ExternalDirectoryObjectId"))), tenant.directory,
-                                         {}, desired.domains, hints.get(key), cas.get(key))
+                                         {}, desired.domains, hints.get(key), cas.get(key), None,
+                                         folder_rows.get(key, {}), folder_ids.get(key))
             continue
         mb = managed[key]
         row = rows_by_key.get(key)
@@ -155,13 +194,18 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
         if not isinstance(answer, CmdletResult) or (rule_rows is not None and not isinstance(rule_rows, CmdletResult)):
             result.errors[mb.address] = str(answer if not isinstance(answer, CmdletResult) else rule_rows)
             continue
+        if key in folder_errors:
+            result.errors[mb.address] = str(folder_errors[key])
+            continue
         spec = MailboxSpec.from_model(mb, desired.domains)
         # AutoMapping is not readable from Exchange Online (see live_spec): taken as the file says.
         result.live[key] = live_spec(row, answer.value, send_as_by_mailbox.get(key, []),
                                      enabled.get(str(row.get("ExternalDirectoryObjectId"))),
                                      tenant.directory, tenant.directory.written_by_id(spec.people()), desired.domains,
                                      hints.get(key, spec.automap_by_key()), cas.get(key),
-                                     rule_rows.value if rule_rows is not None else None)
+                                     rule_rows.value if rule_rows is not None else None,
+                                     folder_rows.get(key, {}) if wanted_folders.get(key) else None,
+                                     folder_ids.get(key))
     return result
 
 
@@ -180,7 +224,7 @@ async def read(tenant: Tenant, desired: Desired, keys: Iterable[str], progress: 
         spec = by_key[key]
         try:
             live = await read_mailbox(tenant.exchange, tenant.graph, tenant.directory, spec.address, spec.people(),
-                                      spec.domains, hints.get(key, spec.automap_by_key()), rules)
+                                      spec.domains, hints.get(key, spec.automap_by_key()), rules, spec.folders())
         except ExchangeError as exc:
             result.errors[spec.address] = str(exc)
             return

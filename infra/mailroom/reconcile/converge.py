@@ -21,6 +21,7 @@ from mailroom.core.identity import exchange_alias, proxy, smtp_key
 from mailroom.core.rights import (
     SET_CAS,
     Call,
+    FolderPermission,
     MailboxList,
     MailboxSetting,
     PermissionPair,
@@ -88,6 +89,7 @@ class Calls:
     removes: list[tuple[Change, Call]] = field(default_factory=list)  # grants, first phase
     adds: list[tuple[Change, Call]] = field(default_factory=list)  # grants, second phase
     user: list[tuple[Change, str, bool]] = field(default_factory=list)  # Graph user (property, value)
+    unaddressed: list[Change] = field(default_factory=list)  # folder entries of a folder that was not found
 
 
 def plan_calls(live: LiveMailbox, changes: Sequence[Change]) -> Calls:
@@ -126,6 +128,15 @@ def plan_calls(live: LiveMailbox, changes: Sequence[Change]) -> Calls:
             calls.user.append((c, w.prop, w.value(c.after)))
         elif isinstance(w, RuleSwitch) and c.op == "remove":  # disabled with the first phase, never deleted
             calls.removes.append((c, w.call(identity, subject)))
+        elif isinstance(w, FolderPermission):
+            # One call per entry: a changed role or flag is Set in place, so nobody else's access is touched.
+            # People are named by the file's address (a display name can be ambiguous, CIPP #244).
+            folder = live.folder_ids.get(w.folder)
+            if folder is None:
+                calls.unaddressed.append(c)
+            else:
+                call = w.call(c.op if c.op in ("add", "remove") else "set", folder, w.entry or subject, c.after)
+                (calls.removes if c.op == "remove" else calls.adds).append((c, call))
         # Lifecycle: creation and deletion are the caller's (create_mailbox, remove_mailbox).
     lists_first = {param: hashtable(add, remove) for param, (add, remove) in lists.items() if add or remove}
     calls.set_mailbox = {**lists_first, **calls.set_mailbox}
@@ -158,6 +169,8 @@ async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox,
         except TenantError as exc:
             outcome.failed.extend((c, str(exc)) for c in calls.set_changes)
 
+    outcome.failed.extend((c, f"{desired.address}: the folder of {rights.label(c.right)} was not found "
+                              "(Get-MailboxFolderStatistics lists no folder of its type)") for c in calls.unaddressed)
     # Grants go in two phases, removals first: an AutoMapping change is a remove and an add of the same
     # grant, and in one $batch a throttled remove would be retried after the add and delete the grant.
     # An add whose remove failed is not sent (the grant stays as it was, and the change is reported failed).
@@ -206,7 +219,7 @@ async def converge_mailbox(t: Tenant, spec: MailboxSpec, known: MailboxSpec | No
 
     async def read(automap: dict[str, bool]) -> LiveMailbox | None:
         found = await read_mailbox(t.exchange, t.graph, t.directory, spec.address, spec.people(), spec.domains,
-                                   automap)
+                                   automap, folders=spec.folders())
         refused = found.refusal() if found else None
         if refused:
             raise TenantError(refused)

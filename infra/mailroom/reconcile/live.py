@@ -14,7 +14,7 @@ from typing import Any
 from mailroom.core import rights
 from mailroom.core.identity import access_rights, is_internal, managed_addresses, permission_kind, smtp_key
 from mailroom.core.rights import GET_CAS, MailboxSetting, PermissionPair, UserProperty
-from mailroom.core.spec import Grant, MailboxSpec
+from mailroom.core.spec import FolderGrant, Grant, MailboxSpec
 from mailroom.core.textsafe import printable
 from mailroom.errors import NotFound
 from mailroom.m365.directory import Directory
@@ -26,8 +26,9 @@ RULE_ACTIONS = (("ForwardTo", "forwards to"), ("RedirectTo", "redirects to"),
                 ("ForwardAsAttachmentTo", "forwards as attachment to"))
 _RULE_TARGET = re.compile(r"\[(?:SMTP|smtp):([^\]]+)\]")
 # How each is read: the rights table (cmdlet and field).
-_MAILBOX, _MEMBER, _AUTOMAP, _SEND_AS, _SEND_ON_BEHALF, _ALIAS, _RULES = (
-    rights.right(k) for k in ("mailbox", "member", "automap", "send_as", "send_on_behalf", "alias", "forward_rule"))
+_MAILBOX, _MEMBER, _AUTOMAP, _SEND_AS, _SEND_ON_BEHALF, _ALIAS, _RULES, _FOLDER_READ = (
+    rights.right(k) for k in ("mailbox", "member", "automap", "send_as", "send_on_behalf", "alias", "forward_rule",
+                              "calendar_default"))
 
 
 @dataclass
@@ -45,6 +46,8 @@ class LiveMailbox:
     orphans: list[tuple[str, str]] = field(default_factory=list)
     denied: list[tuple[str, str]] = field(default_factory=list)  # explicit Deny entries as (right, trustee)
     skipped: dict[str, int] = field(default_factory=dict)
+    # folder key → how Exchange addresses the folder (``<mailbox>:<FolderId>``), for the folders read
+    folder_ids: dict[str, str] = field(default_factory=dict)
 
     def refusal(self) -> str | None:
         """Why mailroom must not touch this mailbox (it belongs to a person, a room, ...), or None."""
@@ -53,13 +56,15 @@ class LiveMailbox:
     def to_dict(self) -> dict[str, Any]:
         """As a saved plan and the engine's provider keep it (JSON)."""
         return {"spec": self.spec.to_props(), "identity": self.identity, "object_id": self.object_id,
-                "trustees": self.trustees, "unresolved": self.unresolved, "kind": self.kind}
+                "trustees": self.trustees, "unresolved": self.unresolved, "kind": self.kind,
+                "folder_ids": self.folder_ids}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> LiveMailbox:
         return cls(MailboxSpec.from_props(doc["spec"]), str(doc["identity"]), str(doc["object_id"]),
                    {str(k): str(v) for k, v in dict(doc.get("trustees") or {}).items()},
-                   [str(u) for u in doc.get("unresolved") or []], str(doc.get("kind") or SHARED))
+                   [str(u) for u in doc.get("unresolved") or []], str(doc.get("kind") or SHARED),
+                   folder_ids={str(k): str(v) for k, v in dict(doc.get("folder_ids") or {}).items()})
 
 
 def recipient_kind(row: dict[str, Any]) -> str:
@@ -80,8 +85,12 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
               account_enabled: bool | None, directory: Directory, written: dict[str, str],
               domains: Sequence[str], automap: Mapping[str, bool] | None = None,
               cas: Mapping[str, Any] | None = None,
-              rules: Sequence[Mapping[str, Any]] | None = None) -> LiveMailbox:
+              rules: Sequence[Mapping[str, Any]] | None = None,
+              folders: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+              folder_ids: Mapping[str, str] | None = None) -> LiveMailbox:
     """``automap``: the last known AutoMapping per member (address key), used when the row has none.
+    ``folders``: per folder key (calendar), its Get-MailboxFolderPermission rows, and ``folder_ids`` how each
+    is addressed; folders not read are not compared.
     ``cas``: the mailbox's Get-CASMailbox row (its protocols); None: not read, taken as Exchange leaves a
     new mailbox (every protocol on). ``rules``: its Get-InboxRule rows (hidden ones included); None: not read."""
     primary = str(mailbox.get(_MAILBOX.read.field) or "")
@@ -124,9 +133,11 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     for r in rights.SETTINGS:
         if r.person and settings[r.attr]:  # a recipient (ForwardingAddress): in the file's spelling
             settings[r.attr] = canon(settings[r.attr])
+    entries = [g for folder, rows in sorted((folders or {}).items()) for g in folder_grants(folder, rows, canon)]
     spec = MailboxSpec(
         address=primary,
         forward_rules=tuple(forward_rules(rules or (), directory, domains)),
+        folder_grants=tuple(sorted(entries, key=lambda g: (g.folder, not g.special, smtp_key(g.person)))),
         aliases=tuple(sorted(aliases, key=smtp_key)),
         members=tuple(sorted(members, key=lambda g: smtp_key(g.address))),
         send_as=tuple(sorted(senders, key=smtp_key)),
@@ -136,7 +147,49 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     )
     return LiveMailbox(spec, str(mailbox.get("Guid") or mailbox.get("ExchangeObjectId") or primary),
                        str(mailbox.get("ExternalDirectoryObjectId") or ""), trustees, unresolved,
-                       recipient_kind(mailbox), sorted(orphans), sorted(denied), skipped)
+                       recipient_kind(mailbox), sorted(orphans), sorted(denied), skipped, dict(folder_ids or {}))
+
+
+def folder_grants(folder: str, rows: Sequence[Mapping[str, Any]], canon: Any) -> list[FolderGrant]:
+    """A folder's Get-MailboxFolderPermission rows as entries: ``User`` is "Default", "Anonymous" or the display
+    name of a person or group (``canon`` turns it into the file's address); AccessRights one role, or
+    individual rights that make none (kept as ``custom:<rights>``, which no file role equals)."""
+    out = []
+    for row in rows:
+        user = str(row.get(_FOLDER_READ.read.field) or "")
+        if not user:
+            continue
+        granted = [str(a) for a in row.get("AccessRights") or ()]
+        role = rights.FILE_ROLE.get(granted[0].casefold()) if len(granted) == 1 else None
+        flags = str(row.get("SharingPermissionFlags") or "").casefold()
+        value = rights.access(role, "delegate" in flags, "canviewprivateitems" in flags) if role else \
+            "custom:" + ",".join(sorted(granted))
+        person = user if user in rights.SPECIAL_ENTRIES else canon(user)
+        out.append(FolderGrant(folder, person, value))
+    return out
+
+
+def folder_stats_call(identity: str, folders: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Get-MailboxFolderStatistics of the folders ``folders`` name: the one scope of a single folder, else All.
+    (Get-MailboxFolder would see only the caller's own mailbox.)"""
+    scope = rights.FOLDERS[folders[0]] if len(folders) == 1 else "All"
+    return "Get-MailboxFolderStatistics", {"Identity": identity, "FolderScope": scope}
+
+
+def folder_addresses(identity: str, rows: Sequence[Mapping[str, Any]], folders: Sequence[str]) -> dict[str, str]:
+    """Each folder as Exchange addresses it, ``<mailbox>:<FolderId>``, found by its FolderType, never by its
+    name (a German mailbox's calendar is "Kalender"); of several folders of a type, the root one (CIPP #467)."""
+    out = {}
+    for folder in folders:
+        found = [r for r in rows if str(r.get("FolderType") or "") == rights.FOLDERS[folder] and r.get("FolderId")]
+        if found:
+            root = min(found, key=lambda r: str(r.get("FolderPath") or "").count("/"))
+            out[folder] = f"{identity}:{root['FolderId']}"
+    return out
+
+
+def folder_perms_call(folder: str) -> tuple[str, dict[str, Any]]:
+    return _FOLDER_READ.read.source, {"Identity": folder}
 
 
 def rule_target(value: str) -> str:
@@ -190,9 +243,11 @@ def _setting(right: rights.Right, mailbox: Mapping[str, Any], account_enabled: b
 
 async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Directory, address: str,
                        people: Sequence[str], domains: Sequence[str],
-                       automap: Mapping[str, bool] | None = None, rules: bool = False) -> LiveMailbox | None:
+                       automap: Mapping[str, bool] | None = None, rules: bool = False,
+                       folders: Sequence[str] = ()) -> LiveMailbox | None:
     """Read one mailbox (one $batch for mailbox, both permission lists and its protocols, and with ``rules``
-    its inbox rules; one Graph GET)."""
+    its inbox rules; one Graph GET). ``folders``: the folders whose permissions to read too (their statistics
+    in that $batch, then one more $batch of their permissions)."""
     assert isinstance(_SEND_AS.write, PermissionPair)
     mbx, fa, sa, cas, *inbox = await exchange.batch([
         (_MAILBOX.read.source, {"Identity": address}),
@@ -200,7 +255,9 @@ async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Director
         (_SEND_AS.read.source, {"Identity": address, "AccessRights": _SEND_AS.write.access}),
         (GET_CAS, {"Identity": address}),
         *([rules_call(address)] if rules else []),
+        *([folder_stats_call(address, folders)] if folders else []),
     ])
+    stats = inbox.pop() if folders else None
     if isinstance(mbx, NotFound) or (isinstance(mbx, CmdletResult) and not mbx.value):
         return None
     for result in (mbx, fa, sa, cas, *inbox):
@@ -216,12 +273,34 @@ async def read_mailbox(exchange: ExchangeClient, graph: Any, directory: Director
     names += [str(row[r.read.field]) for r in rights.SETTINGS if r.person and row.get(r.read.field)]
     rule_rows = [r for result in inbox if isinstance(result, CmdletResult) for r in result.value]
     names += [rule_target(str(v)) for r in rule_rows for f, _ in RULE_ACTIONS for v in r.get(f) or ()]
+    ids: dict[str, str] = {}
+    folder_rows: dict[str, list[dict[str, Any]]] = {}
+    if isinstance(stats, CmdletResult):
+        ids = folder_addresses(address, stats.value, folders)
+        answers = await exchange.batch([folder_perms_call(f) for f in ids.values()])
+        for folder, answer in zip(ids, answers, strict=True):
+            if not isinstance(answer, CmdletResult):
+                raise answer
+            folder_rows[folder] = answer.value
+    elif stats is not None:
+        raise stats
     await directory.resolve(list(people) + names)
+    await resolve_folder_people(directory, folder_rows.values())
     user = await graph.get_user(str(row.get("ExternalDirectoryObjectId"))) if row.get("ExternalDirectoryObjectId") \
         else None
     enabled = None if user is None else bool(user.get("accountEnabled"))
     return live_spec(row, fa.value, sa.value, enabled, directory, directory.written_by_id(people), domains, automap,
-                     cas.value[0] if cas.value else None, rule_rows)
+                     cas.value[0] if cas.value else None, rule_rows, folder_rows if folders else None, ids)
+
+
+async def resolve_folder_people(directory: Directory, tables: Any) -> None:
+    """Folder entries name people by display name, which Get-Recipient -Identity does not take: one the file's
+    people did not already make known is found in the full recipient list (listed once per run)."""
+    shown = {str(r.get(_FOLDER_READ.read.field) or "") for rows in tables for r in rows}
+    unknown = [n for n in shown if n and n not in rights.SPECIAL_ENTRIES and not n.startswith("NT:")
+               and directory.lookup(n) is None]
+    if unknown and not directory.complete:
+        await directory.preload()
 
 
 def rules_call(identity: str) -> tuple[str, dict[str, Any]]:
