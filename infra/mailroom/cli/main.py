@@ -26,6 +26,7 @@ from mailroom.cli import (
     error_handler,
     options,
     plan,
+    review,
     revoke,
     tenant,
     unlock,
@@ -34,7 +35,7 @@ from mailroom.cli import (
 )
 
 # Order is the order `mailroom --help` lists them in.
-COMMANDS = (validate, plan, apply, demo, drift, who, revoke, adopt, audit, bootstrap, tenant, engine, unlock)
+COMMANDS = (validate, plan, apply, demo, drift, review, who, revoke, adopt, audit, bootstrap, tenant, engine, unlock)
 
 EXIT_CODES = f"""exit codes (every command; each command's --help says which it uses):
   {error_handler.OK:<3} success: valid, nothing to do, no changes, no drift

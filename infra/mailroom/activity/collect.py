@@ -1,0 +1,82 @@
+"""The review's reads, in bulk: the directory (to know every spelling of a person or mailbox), the shared
+mailboxes' audit settings (one paged Get-Mailbox), the delegate records of the window (unified audit log,
+streamed into ``Usage``) and, for mailboxes nobody acted on, the message traces of the window (10-day
+queries). Then ``review.build``: the verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from mailroom.activity.review import READS, Review, build
+from mailroom.activity.review import AuditSettings as Settings
+from mailroom.activity.usage import Usage
+from mailroom.core.identity import smtp_key
+from mailroom.core.model import Desired
+from mailroom.m365 import auditlog
+from mailroom.m365.tenant import Tenant, TenantConfig
+
+# the delegate actions that show access used (exchange-features.md §5 report design)
+OPERATIONS = ("SendAs", "SendOnBehalf", "Create", "Update", "Move", "MoveToDeletedItems", "SoftDelete",
+              "HardDelete", *READS)
+
+
+@dataclass
+class Stats:
+    mailboxes: int = 0
+    records: int = 0
+    delegate_records: int = 0
+    audit: dict[str, Any] = field(default_factory=dict)
+    trace_queries: int = 0
+    traces: int = 0
+    exchange_requests: int = 0
+    graph_requests: int = 0
+    throttled: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def collect(desired: Desired, cfg: TenantConfig, since: timedelta, *, traces: bool = True,
+                  concurrency: int = 32, now: datetime | None = None) -> tuple[Review, Stats]:
+    end = now or datetime.now(timezone.utc)
+    start = end - since
+    stats = Stats()
+    async with Tenant(cfg, concurrency=concurrency) as t:
+        await t.directory.preload()
+
+        def canonical(value: str) -> str:
+            found = t.directory.lookup(value)
+            return smtp_key(found.primary_smtp) if found is not None and found.primary_smtp else smtp_key(value)
+
+        settings: dict[str, Settings] = {}
+        for row in await t.exchange.list_shared_mailboxes():
+            settings[smtp_key(str(row.get("PrimarySmtpAddress") or ""))] = Settings.from_mailbox(row)
+        stats.mailboxes = len(settings)
+        usage = Usage(canonical=canonical)
+        client = auditlog.for_tenant(t)
+        search = await client.search(start, end, usage.add_page, record_types=auditlog.MAILBOX_ITEMS,
+                                     operations=OPERATIONS, name="mailroom review")
+        stats.audit = asdict(search)
+        stats.records, stats.delegate_records = usage.records, usage.records - usage.ignored
+        inbound: set[str] | None = None
+        quiet = {canonical(m.address) for m in desired.mailboxes if canonical(m.address) not in usage.mailboxes}
+        if traces and quiet:
+            inbound = set()
+
+            def sink(page: list[dict[str, Any]]) -> None:
+                stats.traces += len(page)
+                for trace in page:
+                    to = canonical(str(trace.get("recipientAddress") or ""))
+                    if to in quiet:
+                        inbound.add(to)
+
+            stats.trace_queries = await client.message_traces(start, end, sink)
+        review = build(desired, settings, usage, max(1, since.days), canonical=canonical,
+                       is_group=lambda p: (r := t.directory.lookup(p)) is not None and r.is_group, inbound=inbound)
+        sent = (t.transport.stats, t.graph_transport.stats)
+        stats.exchange_requests = t.transport.stats.requests
+        stats.graph_requests = t.graph_transport.stats.requests
+        stats.throttled = sum(s.throttled for s in sent)
+    return review, stats

@@ -1,0 +1,184 @@
+"""The access review: for each managed mailbox and each person or group with access, a verdict from the audit
+records seen and the audit settings that decide which records exist (exchange-features.md §5).
+
+- ``active``: a delegate action by the person on the mailbox in the window (the evidence: its kind and time);
+- ``unused``: none, and the mailbox records the action that would show this access used;
+- ``unknown``: none, but the mailbox does not record that action, so no record proves nothing. Said with
+  the audit setting that would fix it.
+
+Which action shows which access: Send As → SendAs; Send on Behalf → SendOnBehalf; Full Access and folder
+delegates may only read, which only FolderBind (not a default delegate action) or MailItemsAccessed (Audit
+Premium only) show, so without one of them a reader is ``unknown``, never ``unused``; any other delegate
+action on the mailbox (create, update, move, delete; not sending, which needs no Full Access) still
+shows such access ``active``.
+Groups: audit records name the person who acted, never the group; a group's access is ``unknown`` unless
+a record names the group itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mailroom.activity.usage import Seen, Usage
+from mailroom.core import rights
+from mailroom.core.identity import smtp_key
+from mailroom.core.model import Desired, Mailbox
+
+VERDICTS = ("active", "unused", "unknown")
+READS = ("FolderBind", "MailItemsAccessed")
+# right → the delegate action that shows it used (None: reading, see READS)
+SIGNAL: dict[str, str | None] = {"member": None, "send_as": "SendAs", "send_on_behalf": "SendOnBehalf"}
+SENDS = frozenset(s for s in SIGNAL.values() if s)  # sending needs no Full Access: no evidence of reading
+FOLDER = "calendar"  # folder delegates are reviewed as readers of the mailbox, like Full Access
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """What a mailbox records, from Get-Mailbox: AuditEnabled and the AuditDelegate actions."""
+
+    enabled: bool
+    delegate: frozenset[str]
+
+    @classmethod
+    def from_mailbox(cls, row: Mapping[str, Any]) -> AuditSettings:
+        return cls(bool(row.get("AuditEnabled", True)), frozenset(str(a) for a in row.get("AuditDelegate") or ()))
+
+
+UNREAD = AuditSettings(False, frozenset())  # a mailbox whose settings could not be read: nothing is known
+
+
+@dataclass
+class Row:
+    mailbox: str
+    person: str
+    right: str  # a rights-table key (member, send_as, send_on_behalf) or calendar
+    verdict: str
+    reviewer: str | None  # the mailbox's owner
+    last_activity: str | None = None
+    evidence: str | None = None  # the kind of the newest record, and how many there were
+    fix: str | None = None  # for unknown: the audit setting that would show it
+    is_group: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sender:
+    """Someone who acted on a managed mailbox as a delegate without being granted access in the file."""
+
+    mailbox: str
+    person: str
+    last_activity: str
+    operations: list[str]
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Candidate:
+    """A managed mailbox nobody acted on as a delegate and nobody mailed in the window."""
+
+    mailbox: str
+    reviewer: str | None
+    inbound_checked: bool  # False: message trace not read (the verdict rests on audit records alone)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Review:
+    since_days: int
+    rows: list[Row] = field(default_factory=list)
+    senders: list[Sender] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for r in self.rows if r.verdict == verdict)
+
+    @property
+    def unused(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == "unused"]
+
+
+def _fix(mailbox: str, settings: AuditSettings, reads: bool) -> str:
+    if not settings.enabled:
+        return f"Set-Mailbox -Identity {mailbox} -AuditEnabled $true (unlicensed shared mailboxes must say so " \
+               "explicitly for their actions to reach the unified audit log)"
+    if reads:
+        return f"Set-Mailbox -Identity {mailbox} -AuditDelegate @{{Add='FolderBind'}} (reads are recorded only " \
+               "as FolderBind, or MailItemsAccessed with Audit Premium)"
+    return ""
+
+
+def verdict(right: str, settings: AuditSettings, seen: Seen | None, reads_recorded: bool,
+            is_group: bool = False) -> tuple[str, str | None]:
+    """(verdict, fix for unknown)."""
+    signal = SIGNAL.get(right)
+    if seen is not None and (signal in seen.operations if signal else seen.operations - SENDS):
+        return "active", None
+    if is_group:
+        return "unknown", "records name the member who acted, not the group: review its members"
+    if not settings.enabled:
+        return "unknown", None
+    if signal is not None:
+        if signal in settings.delegate:
+            return "unused", None
+        return "unknown", f"Set-Mailbox -AuditDelegate @{{Add='{signal}'}}"
+    observable = "FolderBind" in settings.delegate or (reads_recorded and "MailItemsAccessed" in settings.delegate)
+    return ("unused", None) if observable else ("unknown", None)
+
+
+def _grants(mb: Mailbox) -> Iterable[tuple[str, str, bool]]:
+    """(right, person as written, is a group) of every access the file grants on ``mb``."""
+    for m in mb.members:
+        yield "member", m.address, m.is_group
+    for p in mb.send_as:
+        yield "send_as", p, False
+    for p in mb.send_on_behalf:
+        yield "send_on_behalf", p, False
+    calendar = getattr(mb, "calendar", None)
+    for d in getattr(calendar, "people", ()) or ():
+        yield FOLDER, d.address, False
+
+
+def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage, since_days: int,
+          canonical: Callable[[str], str] = smtp_key, is_group: Callable[[str], bool] = lambda _: False,
+          inbound: set[str] | None = None) -> Review:
+    """The review of every present managed mailbox. ``canonical``: a person or mailbox as the file writes it
+    → the key ``usage`` holds it under. ``inbound``: mailboxes that received mail in the window (None: the
+    message trace was not read)."""
+    review = Review(since_days)
+    granted: set[tuple[str, str]] = set()
+    for mb in desired.mailboxes:
+        if mb.state.value != "present":
+            continue
+        box = canonical(mb.address)
+        audit = settings.get(box, UNREAD)
+        reads = box in usage.reads_recorded
+        for right, person, group in _grants(mb):
+            who = canonical(person)
+            granted.add((box, who))
+            seen = usage.pairs.get((box, who))
+            group = group or is_group(person)
+            v, fix = verdict("member" if right == FOLDER else right, audit, seen, reads, group)
+            if v == "unknown" and fix is None:
+                fix = _fix(mb.address, audit, SIGNAL.get(right) is None)
+            row = Row(mb.address, person, right, v, mb.owner, is_group=group, fix=fix or None)
+            if seen is not None:
+                row.last_activity, row.evidence = seen.last, f"{seen.operation} ({seen.count} in the window)"
+            review.rows.append(row)
+        if audit.enabled and box not in usage.mailboxes and (inbound is None or box not in inbound):
+            review.candidates.append(Candidate(mb.address, mb.owner, inbound is not None))
+    managed = {canonical(mb.address): mb.address for mb in desired.mailboxes}
+    for (box, who), seen in sorted(usage.pairs.items()):
+        if box in managed and (box, who) not in granted:
+            review.senders.append(Sender(managed[box], who, seen.last, sorted(seen.operations), seen.count))
+    order = {v: i for i, v in enumerate(("unused", "unknown", "active"))}
+    review.rows.sort(key=lambda r: (order[r.verdict], smtp_key(r.mailbox), rights.label(r.right), smtp_key(r.person)))
+    return review
