@@ -493,8 +493,10 @@ async def activity_route(request: Request) -> Response:
                 raise ValueError(f"{doc['mailbox']} is not a mailbox")
             recorded = record_activity(conn, emu.tenant.id, settings, _premium(conn, settings), mailbox, user,
                                        operation, str(logon), when, count, str(doc.get("folder") or "Inbox"))
-    except (ValueError, DirectoryError) as err:
+    except ValueError as err:
         return json_response(control_error(str(err)), 400)
+    except DirectoryError as err:
+        return json_response(control_error(f"'{err.text}' does not resolve to one recipient ({err.reason})"), 400)
     return json_response({"recorded": recorded})
 
 
@@ -545,8 +547,10 @@ async def generate_route(request: Request) -> Response:
                     batch = []
             _insert(conn, batch)
             written += len(batch)
-    except (ValueError, DirectoryError) as err:
+    except ValueError as err:
         return json_response(control_error(str(err)), 400)
+    except DirectoryError as err:
+        return json_response(control_error(f"'{err.text}' does not resolve to one recipient ({err.reason})"), 400)
     return json_response({"written": written})
 
 
