@@ -381,8 +381,11 @@ def list_records(emu: Emulator, caller: Caller, query_id: str, top: int | None, 
             after, served = int(state["a"]), int(state["n"])
         size = min(size, q.limit(settings) - served)
         where, args = _where(q, settings)
+        # NOT INDEXED: page in seq order along the table itself (a rowid range), never through the date index,
+        # which would sort the whole window again for every page.
         rows = conn.execute(f"SELECT seq, created, record_type, operation, user_l, object_l, doc FROM unified_audit "
-                            f"WHERE seq > ? AND {where} ORDER BY seq LIMIT ?", [after, *args, size + 1]).fetchall()
+                            f"NOT INDEXED WHERE seq > ? AND {where} ORDER BY seq LIMIT ?",
+                            [after, *args, size + 1]).fetchall()
     more = len(rows) > size
     rows = rows[:size]
     body: dict[str, Any] = {

@@ -53,6 +53,26 @@ class Usage:
             got = self._names[value] = self.canonical(value)
         return got
 
+    def rekey(self, canonical: Callable[[str], str]) -> Usage:
+        """The same usage under other keys (e.g. once the directory is read: UPNs → primary addresses), merged."""
+        out = Usage(canonical=canonical, records=self.records, ignored=self.ignored)
+        for (box, who), seen in self.pairs.items():
+            key = (out._key(box), out._key(who))
+            have = out.pairs.get(key)
+            if have is None:
+                out.pairs[key] = Seen(seen.last, seen.operation, seen.count, set(seen.operations))
+            else:
+                for op in seen.operations:
+                    have.operations.add(op)
+                have.count += seen.count
+                if seen.last > have.last:
+                    have.last, have.operation = seen.last, seen.operation
+        for box, when in self.mailboxes.items():
+            k = out._key(box)
+            out.mailboxes[k] = max(when, out.mailboxes.get(k, ""))
+        out.reads_recorded = {out._key(b) for b in self.reads_recorded}
+        return out
+
     def add_page(self, records: Iterable[dict[str, Any]]) -> None:
         for r in records:
             self.records += 1
