@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mailroom.core.spec import Grant, MailboxSpec
 from mailroom.core.textsafe import UNSAFE, printable
 from mailroom.drift.scan import DriftFinding, ScanResult
 from mailroom.file.load import load_desired
+from mailroom.reconcile.live import LiveMailbox
 from mailroom.views import report
 from pypdf import PdfReader
 from reconcile_helpers import ROOT, Project
@@ -229,13 +231,19 @@ def test_hostile_values_in_every_field_stay_text(tmp_path: Path) -> None:
     loaded = load_desired(str(ROOT / "mailboxes.yaml"))
     assert loaded.desired is not None
     result = ScanResult(unmanaged=[{"PrimarySmtpAddress": v, "DisplayName": v} for v in HOSTILE])
+    # an unmanaged mailbox whose grants name formulas: the CSV must not hand them to a spreadsheet as formulas
+    formulas = ['=HYPERLINK("http://x.example","y")', "@SUM(1)", "+1", "-1"]
+    result.live["formula@contoso.com"] = LiveMailbox(MailboxSpec("formula@contoso.com", members=tuple(
+        Grant(f) for f in formulas)), "g", "o")
+    result.unmanaged.append({"PrimarySmtpAddress": "formula@contoso.com", "DisplayName": "-2+3"})
     page = tmp_path / "report.html"
     page.write_text(report.render_html(found, loaded.desired, result, "now"), encoding="utf-8")
     assert_inert_html(page, tmp_path / "chrome-profile", HOSTILE)
     shown = chromium_dom(page, tmp_path / "chrome-profile")
     assert "<script>alert(1)</script>" in "".join(shown.text)  # a person's name is shown raw, as text
-    table = report.render_csv(found, loaded.desired, result)
-    assert not any(cell[:1] in "=+-@" for row in csv.reader(io.StringIO(table)) for cell in row)
+    table = list(csv.reader(io.StringIO(report.render_csv(found, loaded.desired, result))))
+    assert not any(cell[:1] in "=+-@" for row in table for cell in row if cell)
+    assert sorted(row[3] for row in table if row[0] == "formula@contoso.com") == sorted("'" + f for f in formulas)
 
 
 def test_hostile_tenant_display_names_in_a_real_drift_run(tmp_path: Path, local_tenant: Any,
