@@ -45,7 +45,7 @@ def pairs(n: int, per_grant: int) -> list[list[Any]]:
     for i in range(n):
         people = [f"user{(i * 7 + k) % USERS:04d}@contoso.com" for k in range(4)]
         holders = [people[0], people[1], people[2], people[0], people[3]]  # FA, FA, FA, Send As, Send on Behalf
-        for k, (who, op) in enumerate(zip(holders, OPERATIONS)):
+        for k, (who, op) in enumerate(zip(holders, OPERATIONS, strict=True)):
             if op is not None and (i + k) % 5:  # a fifth of the grants never used
                 out.append([f"shared{i:05d}@contoso.com", who, op, per_grant])
     return out
