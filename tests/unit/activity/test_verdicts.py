@@ -1,0 +1,58 @@
+"""The review's verdicts as pure functions of what the mailbox records and what was seen (activity/review.py)."""
+
+from __future__ import annotations
+
+import pytest
+from mailroom.activity.review import AuditSettings, build, verdict
+from mailroom.activity.usage import Seen, Usage
+from mailroom.core.model import Desired, Mailbox, Member
+
+DEFAULT = AuditSettings(True, frozenset({"Update", "MoveToDeletedItems", "SoftDelete", "HardDelete", "SendAs",
+                                         "SendOnBehalf", "Create", "UpdateFolderPermissions", "UpdateInboxRules",
+                                         "ApplyRecord", "MailItemsAccessed"}))
+WITH_BIND = AuditSettings(True, DEFAULT.delegate | {"FolderBind"})
+OFF = AuditSettings(False, DEFAULT.delegate)
+
+
+def seen(*operations: str) -> Seen:
+    return Seen("2026-11-30T10:00:00Z", operations[0], len(operations), set(operations))
+
+
+@pytest.mark.parametrize(("right", "settings", "seen_", "reads", "expected"), [
+    ("send_as", DEFAULT, seen("SendAs"), False, "active"),
+    ("send_as", DEFAULT, None, False, "unused"),  # SendAs is recorded by default
+    ("send_as", AuditSettings(True, frozenset({"Update"})), None, False, "unknown"),  # SendAs taken off the set
+    ("send_as", DEFAULT, seen("Update"), False, "unused"),  # acting otherwise is no use of Send As
+    ("send_on_behalf", DEFAULT, None, False, "unused"),
+    ("member", DEFAULT, None, False, "unknown"),  # a reader leaves no default record
+    ("member", DEFAULT, None, True, "unused"),  # the mailbox has shown MailItemsAccessed records
+    ("member", WITH_BIND, None, False, "unused"),
+    ("member", DEFAULT, seen("MoveToDeletedItems"), False, "active"),
+    ("member", DEFAULT, seen("SendAs"), False, "unknown"),  # sending needs no Full Access
+    ("send_as", OFF, None, False, "unknown"),
+])
+def test_verdict(right: str, settings: AuditSettings, seen_: Seen | None, reads: bool, expected: str) -> None:
+    assert verdict(right, settings, seen_, reads)[0] == expected
+
+
+def test_build_names_the_fix_the_owner_unmanaged_senders_and_quiet_mailboxes() -> None:
+    box = Mailbox("shared@contoso.com", "Shared", owner="olga@contoso.com",
+                  members=(Member("reader@contoso.com", True), Member("team@contoso.com", True, is_group=True)),
+                  send_as=("sender@contoso.com",))
+    quiet = Mailbox("quiet@contoso.com", "Quiet", owner="olga@contoso.com")
+    off = Mailbox("off@contoso.com", "Off", send_as=("sender@contoso.com",))
+    desired = Desired(("contoso.com",), None, None, (box, quiet, off), ())  # type: ignore[arg-type]
+    usage = Usage()
+    usage.add_page([{"operation": "SendAs", "createdDateTime": "2026-11-30T10:00:00Z", "userPrincipalName":
+                     u, "auditData": {"LogonType": 2, "MailboxOwnerUPN": "shared@contoso.com"}}
+                    for u in ("sender@contoso.com", "stranger@contoso.com")])
+    review = build(desired, {"shared@contoso.com": DEFAULT, "quiet@contoso.com": DEFAULT, "off@contoso.com": OFF},
+                   usage, 90, inbound=set())
+    rows = {(r.mailbox, r.right, r.person): r for r in review.rows}
+    assert rows[("shared@contoso.com", "send_as", "sender@contoso.com")].verdict == "active"
+    reader = rows[("shared@contoso.com", "member", "reader@contoso.com")]
+    assert (reader.verdict, reader.reviewer) == ("unknown", "olga@contoso.com") and "FolderBind" in (reader.fix or "")
+    assert rows[("shared@contoso.com", "member", "team@contoso.com")].verdict == "unknown"  # records name members
+    assert "AuditEnabled $true" in (rows[("off@contoso.com", "send_as", "sender@contoso.com")].fix or "")
+    assert [(s.person, s.operations) for s in review.senders] == [("stranger@contoso.com", ["SendAs"])]
+    assert [c.mailbox for c in review.candidates] == ["quiet@contoso.com"]  # off records nothing: not judged
