@@ -111,6 +111,8 @@ def test_policy_refuses_a_default_broader_than_allowed_at_its_line(
 
 def test_a_calendar_grant_made_by_hand_is_drift_and_import_brings_the_calendar_back(
         project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    project.edit("  allowed_forward_domains: []", "  allowed_forward_domains: []\n"
+                 "  max_default_calendar_access: limited_details")
     assert project.run("apply", "--yes")[0] == 0
     cal = "vertrieb@contoso.com:\\Kalender"
     ok(project.tenant.exchange("Add-MailboxFolderPermission", username=ADMIN, Identity=cal, User="dave@contoso.com",
@@ -122,9 +124,12 @@ def test_a_calendar_grant_made_by_hand_is_drift_and_import_brings_the_calendar_b
     found = {(f["kind"], f["right"], f["subject"]): f for f in json.loads(out.read_text())["findings"]
              if f["mailbox"] == "vertrieb@contoso.com"}
     assert set(found) == {("extra_grant", "calendar_author", "dave@contoso.com"),
-                          ("changed_setting", "calendar_default", None)}, found
+                          ("changed_setting", "calendar_default", None),
+                          ("folder_access_above_policy", "calendar_default", None)}, found
     default = found[("changed_setting", "calendar_default", None)]
     assert (default["expected"], default["actual"]) == ("limited_details", "reviewer")
+    above = found[("folder_access_above_policy", "calendar_default", None)]
+    assert above["severity"] == "high" and "allows at most limited_details" in above["description"]
     # The access matrix marks each person's role on the calendar (the rights table's marks).
     page = (tmp_path / "drift.html").read_text()
     assert "Cal:A" in page and "Cal:E" in page and "Cal:R" in page
@@ -148,3 +153,16 @@ def test_a_calendar_grant_made_by_hand_is_drift_and_import_brings_the_calendar_b
     assert code == 0 and plan["has_changes"] is False, plan
     [vertrieb] = [m for m in plan["mailboxes"] if m["address"] == "vertrieb@contoso.com"]
     assert (vertrieb["op"], vertrieb["changes"]) == ("adopt", [])
+
+
+def test_folders_inbox_of_a_german_mailbox_is_found_by_type_too(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    project.edit("          private_items: true\n", "          private_items: true\n    folders:\n"
+                 "      inbox:\n        reviewer: [bob@contoso.com]\n")
+    code, text = project.run("plan", capsys=capsys)
+    assert code == 2 and "+ inbox reviewer  bob@contoso.com" in text, text
+    assert project.run("apply", "--yes")[0] == 0
+    rows = ok(project.tenant.exchange("Get-MailboxFolderPermission", Identity="vertrieb@contoso.com:\\Posteingang"))
+    assert {r["User"]: r["AccessRights"] for r in rows} == {"Default": ["None"], "Anonymous": ["None"],
+                                                            "Bob Baker": ["Reviewer"]}
+    assert project.run("plan", "--refresh", capsys=capsys)[0] == 0

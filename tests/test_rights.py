@@ -30,7 +30,11 @@ from mailroom.views.report import RIGHT_MARK
 SPEC_FIELDS = {f.name for f in fields(MailboxSpec)}
 
 FOLDER_ROLES = tuple(r for r in rights.ROLE_NAMES if r != "none")
-FOLDER_KEYS = (*(f"calendar_{r}" for r in FOLDER_ROLES), "calendar_default", "calendar_anonymous")
+# A folder's roles (the calendar's free/busy ones on the calendar only), then its Default and Anonymous entries.
+ROLES_OF = {f: tuple(r for r in FOLDER_ROLES if f == "calendar" or r not in rights.CALENDAR_ONLY)
+            for f in ("calendar", "inbox", "contacts")}
+FOLDER_PEOPLE = tuple(f"{f}_{r}" for f, roles in ROLES_OF.items() for r in roles)
+FOLDER_KEYS = (*FOLDER_PEOPLE, *(f"{f}_{e}" for f in ROLES_OF for e in ("default", "anonymous")))
 BEFORE = MailboxSpec(address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
                      members=(Grant("alice@contoso.com"), Grant("bob@contoso.com", False)),
                      send_as=("alice@contoso.com",), send_on_behalf=("bob@contoso.com",),
@@ -45,9 +49,10 @@ AFTER = MailboxSpec(address="support@contoso.com", display_name="Customer Suppor
                     pop=True, imap=True, activesync=True, ews=True, smtp_auth=None, owa=False, mapi=False,
                     forwarding_address="dave@contoso.com", forwarding_smtp="x@partner.example",
                     forward_keep_copy=True,
-                    folder_grants=(FolderGrant("calendar", "Default", "none"),
-                                   FolderGrant("calendar", "Anonymous", "reviewer"),
-                                   *(FolderGrant("calendar", f"{r}@contoso.com", r) for r in FOLDER_ROLES)))
+                    folder_grants=tuple(g for f, roles in ROLES_OF.items() for g in (
+                        FolderGrant(f, "Default", "none" if f == "calendar" else "reviewer"),
+                        FolderGrant(f, "Anonymous", "reviewer"),
+                        *(FolderGrant(f, f"{r}@contoso.com", r) for r in roles))))
 PROTOCOLS = ("pop", "imap", "activesync", "ews", "smtp_auth", "owa", "mapi")
 FORWARDING = ("forwarding_address", "forwarding_smtp", "forward_keep_copy")
 
@@ -67,7 +72,7 @@ def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
     assert {r.control for r in rights.TABLE if r.exfiltration} == {"CIS 6.2.1, SCuBA MS.EXO.1.1v2"}
     assert tuple(r.key for r in rights.PROTOCOLS) == PROTOCOLS
     assert {k for k, (_, takes) in RIGHTS.items() if takes} == {"mailbox", "member", "send_as", "send_on_behalf",
-                                                                *FOLDER_KEYS[:-2]}
+                                                                *FOLDER_PEOPLE}
     for r in rights.TABLE:
         assert r.attr in SPEC_FIELDS, r.key
 
@@ -159,15 +164,17 @@ def test_matrix_marks_and_grants_follow_the_grant_rows() -> None:
                           "Cal:AO", "calendar_limited_details": "Cal:LD", "calendar_reviewer": "Cal:R",
                           "calendar_contributor": "Cal:C", "calendar_non_editing_author": "Cal:NEA",
                           "calendar_author": "Cal:A", "calendar_publishing_author": "Cal:PA",
-                          "calendar_editor": "Cal:E", "calendar_publishing_editor": "Cal:PE", "calendar_owner": "Cal:O"}
+                          "calendar_editor": "Cal:E", "calendar_publishing_editor": "Cal:PE", "calendar_owner": "Cal:O",
+                          **{f"{f}_{r}": f"{m}:{a}" for f, m in (("inbox", "Inb"), ("contacts", "Con"))
+                             for r, _, a in rights.FOLDER_ROLES if r in ROLES_OF[f]}}
     assert [r.key for r in rights.GRANTS] == ["member", "send_as", "send_on_behalf"]
     assert BEFORE.grants() == [("member", "alice@contoso.com"), ("member", "bob@contoso.com"),
                                ("send_as", "alice@contoso.com"), ("send_on_behalf", "bob@contoso.com")]
     assert rights.OPTION_OF == {"member": rights.right("automap")}
     assert all(r.shape in (Shape.GRANT, Shape.FOLDER) for r in rights.TABLE if r.mark)
     # A person's role on a folder is a grant of its own row in the matrix; Default and Anonymous name nobody.
-    assert AFTER.grants()[-2:] == [("calendar_publishing_editor", "publishing_editor@contoso.com"),
-                                   ("calendar_owner", "owner@contoso.com")]
+    assert AFTER.grants()[-2:] == [("contacts_publishing_editor", "publishing_editor@contoso.com"),
+                                   ("contacts_owner", "owner@contoso.com")]
 
 
 def test_one_way_to_show_a_value_in_plans_and_drift() -> None:

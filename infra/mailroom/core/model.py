@@ -146,6 +146,7 @@ class Mailbox:
     protocols: Protocols = DEFAULTS.protocols
     forwarding: Forwarding | None = None  # none: no forwarding of any kind
     calendar: FolderAccess | None = None  # none: the calendar's permissions are not managed
+    folders: tuple[tuple[str, FolderAccess], ...] = ()  # other folders by key (inbox, contacts): each one managed
     state: State = State.PRESENT
     origin: Origin | None = field(default=None, compare=False)
 

@@ -172,9 +172,10 @@ def role_rank(role: str) -> int:
     return ROLE_NAMES.index(role) if role in ROLE_NAMES else len(ROLE_NAMES)
 
 
-# The folders the file names, by their key: Exchange's FolderType (English whatever the mailbox's language, so
-# the folder is found by type, never by its localized name).
-FOLDERS: dict[str, str] = {"calendar": "Calendar"}
+# The folders the file names, by their key (``calendar``, and under ``folders:`` the others): Exchange's
+# FolderType (English whatever the mailbox's language, so a folder is found by type, never by its localized name).
+FOLDERS: dict[str, str] = {"calendar": "Calendar", "inbox": "Inbox", "contacts": "Contacts"}
+OTHER_FOLDERS = tuple(k for k in FOLDERS if k != "calendar")  # the keys of ``folders:``
 
 
 def folder_default(folder: str, entry: str) -> str:
@@ -362,6 +363,8 @@ TABLE: tuple[Right, ...] = (
     _protocol("mapi", "MAPI (Outlook)", "MAPIEnabled"),
     # Calendar delegates and the calendar's Default/Anonymous entries (exchange-features.md §1).
     *_folder("calendar", "calendar", "Cal"),
+    *_folder("inbox", "inbox", "Inb"),
+    *_folder("contacts", "contacts", "Con"),
 )
 
 BY_KEY: dict[str, Right] = {r.key: r for r in TABLE}

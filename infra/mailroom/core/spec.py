@@ -155,7 +155,9 @@ class MailboxSpec:
             copy_send_as=mb.sent_items.copy_send_as, copy_send_on_behalf=mb.sent_items.copy_send_on_behalf,
             audit_enabled=mb.audit_enabled, sign_in_blocked=mb.sign_in_blocked, state=mb.state.value,
             domains=domains, **{r.attr: getattr(mb.protocols, r.attr) for r in rights.PROTOCOLS},
-            **_forwarding(mb, domains), folder_grants=_folder_grants("calendar", mb.calendar),
+            **_forwarding(mb, domains),
+            folder_grants=_folder_grants("calendar", mb.calendar) + tuple(
+                g for key, access in mb.folders for g in _folder_grants(key, access)),
         )
 
 

@@ -37,6 +37,8 @@ KINDS = {
     "stale_access": "access held by a disabled or deleted account",
     "forwarding": "mail is forwarded, not as the file says (high severity)",
     "forwarding_rule": "an enabled inbox rule forwards or redirects mail (high severity)",
+    "folder_access_above_policy": "a calendar's Default or Anonymous entry gives more than the policy allows "
+                                  "(high severity)",
     "scan_error": "could not be read: not checked",
 }
 
@@ -76,6 +78,12 @@ class DriftFinding:
             return f"{rights.label(self.right)} {self.actual} ({self.detail}); the file says {wanted}"
         if self.kind == "forwarding_rule":
             return f"enabled inbox rule {self.subject}"
+        if self.kind == "folder_access_above_policy":
+            return (f"{rights.label(self.right)}: {rights.show_access(str(self.actual))} in the tenant; "
+                    f"policy.max_default_calendar_access allows at most {self.expected}")
+        if self.kind == "changed_setting" and self.right in _FOLDER_KEYS:
+            return f"{rights.label(self.right)}: file {rights.show_access(str(self.expected))}, tenant " \
+                   f"{rights.show_access(str(self.actual))}"
         if self.kind != "changed_setting":
             return self.detail
         if self.subject is not None:  # an alias or an AutoMapping of one person
@@ -101,6 +109,19 @@ class DriftFinding:
         return printable("  ".join(parts))  # for a terminal: tenant values hold no escapes or newlines
 
 
+_FOLDER_KEYS = {r.key for r in rights.FOLDER_RIGHTS}
+
+
+def _above_policy(mailbox: str, live: LiveMailbox, limit: str | None) -> list[DriftFinding]:
+    """A calendar's Default or Anonymous entry in the tenant that gives more than the policy allows (ScubaGear
+    proposal #1420: such entries expose a calendar to everyone, or to anyone with the link)."""
+    if limit is None:
+        return []
+    return [DriftFinding("folder_access_above_policy", mailbox, g.right, None, limit, g.access, severity="high")
+            for g in live.spec.folder_grants
+            if g.special and g.folder == "calendar" and rights.role_rank(g.role) > rights.role_rank(limit)]
+
+
 def findings(desired: Desired, result: ScanResult, directory: Any) -> list[DriftFinding]:
     out: list[DriftFinding] = []
     for mb in desired.mailboxes:
@@ -117,6 +138,7 @@ def findings(desired: Desired, result: ScanResult, directory: Any) -> list[Drift
             out.append(DriftFinding("mailbox_missing", mb.address, "mailbox"))
             continue
         out += [_from_change(c, directory, desired.domains) for c in changes(spec, live.spec)]
+        out += _above_policy(mb.address, live, desired.policy.max_default_calendar_access)
         out += _stale(mb.address, live, result.disabled, directory)
     for row in result.unmanaged:
         out.append(DriftFinding("unmanaged_mailbox", str(row.get("PrimarySmtpAddress")), "mailbox",

@@ -22,7 +22,8 @@ INDENT = "    "  # a mailbox's keys, below its `  - ` entry
 WIDTH = 110  # a one-line list longer than this is written one item per line
 # The order of a mailbox's keys; ``field_lines`` renders each.
 KEYS = ("address", "display_name", "owner", "aliases", "members", "send_as", "send_on_behalf", "hidden_from_gal",
-        "sent_items", "audit", "sign_in_blocked", "protocols", "forwarding", "calendar")
+        "sent_items", "audit", "sign_in_blocked", "protocols", "forwarding", "calendar",
+        "folders")
 # A plain scalar that reads back as the same text under the loader's YAML 1.2 core schema: starts with a
 # letter other than those of true/false/null (see source._Loader.resolve), and holds nothing YAML reads as syntax.
 _PLAIN = re.compile(r"[A-Za-z0-9._][A-Za-z0-9@._+/()&' *-]*")
@@ -121,6 +122,9 @@ def field_lines(key: str, mb: Mailbox, defaults: Defaults, *, owner_unknown: boo
             [f"{indent}forwarding: {{to: {scalar(fwd.to)}, keep_copy: {boolean(fwd.keep_copy)}}}"]
     if key == "calendar":
         return [] if mb.calendar is None else folder_lines("calendar", mb.calendar, indent)
+    if key == "folders":
+        return [] if not mb.folders else [f"{indent}folders:"] + [
+            line for name, access in mb.folders for line in folder_lines(name, access, indent + "  ")]
     raise KeyError(key)
 
 

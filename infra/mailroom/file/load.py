@@ -437,6 +437,8 @@ def _mailbox(raw: dict[str, Any], defaults: Defaults, origin: Origin) -> Mailbox
         forwarding=Forwarding(raw["forwarding"]["to"].strip(), **{k: v for k, v in raw["forwarding"].items()
                                                                   if k != "to"}) if raw.get("forwarding") else None,
         calendar=folder_access(raw["calendar"]) if isinstance(raw.get("calendar"), dict) else None,
+        folders=tuple((key, folder_access(raw["folders"][key])) for key in rights.OTHER_FOLDERS
+                      if isinstance(raw.get("folders"), dict) and isinstance(raw["folders"].get(key), dict)),
         origin=origin,
         state=State(raw["state"]) if "state" in raw else Mailbox.state,  # else the model's default
     )

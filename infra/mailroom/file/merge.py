@@ -80,6 +80,8 @@ def differs(key: str, old: Mailbox, new: Mailbox, defaults: Defaults) -> bool:
             (None if new.forwarding is None else (smtp_key(new.forwarding.to), new.forwarding.keep_copy))
     if key == "calendar":
         return _folder(old.calendar) != _folder(new.calendar)
+    if key == "folders":
+        return {k: _folder(a, k) for k, a in old.folders} != {k: _folder(a, k) for k, a in new.folders}
     return False  # address (the key), owner (Exchange knows none: the file's stands)
 
 

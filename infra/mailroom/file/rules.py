@@ -204,7 +204,9 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
     if mb.forwarding is not None:
         _check_forwarding(ctx, mb)
     if mb.calendar is not None:
-        _check_folder(ctx, mb, "calendar", mb.calendar)
+        _check_folder(ctx, mb, "calendar", mb.calendar, ("calendar",))
+    for key, access in mb.folders:
+        _check_folder(ctx, mb, key, access, ("folders", key))
     if policy.protocols_at_profile:
         profile = ctx.desired.defaults.protocols
         for r in rights.PROTOCOLS:
@@ -247,13 +249,26 @@ def folder_people(access: FolderAccess) -> Iterator[tuple[Path, FolderDelegate]]
         yield (d.role, j), d
 
 
-def _check_folder(ctx: _Ctx, mb: Mailbox, folder: str, access: FolderAccess) -> None:
-    """One entry per person, the delegate flags' rule, people inside the organisation, and the calendar's
-    Default and Anonymous entries within policy.max_default_calendar_access."""
+def _check_folder(ctx: _Ctx, mb: Mailbox, folder: str, access: FolderAccess, where: Path) -> None:
+    """One entry per person, the delegate flags' rule (a calendar's only), roles the folder has, people inside
+    the organisation, and the calendar's Default and Anonymous entries within policy.max_default_calendar_access.
+    ``where``: the folder's place in the mailbox (``calendar``, ``folders/inbox``)."""
     seen: dict[str, Path] = {}
     domains = ctx.desired.domains
+    if folder != "calendar":
+        for entry, given in (("default", access.default), ("anonymous", access.anonymous)):
+            if given in rights.CALENDAR_ONLY:
+                ctx.report(mb, where + (entry,), "calendar-only-role",
+                           f"{given} is a calendar's role (free/busy); the {folder} folder has none such")
     for (role, j), d in folder_people(access):
-        at: Path = (folder, role, j)
+        at: Path = where + (role, j)
+        if folder != "calendar" and role in rights.CALENDAR_ONLY:
+            ctx.report(mb, at, "calendar-only-role",
+                       f"{role} is a calendar's role (free/busy); the {folder} folder has none such")
+        if folder != "calendar" and (d.delegate or d.private_items):
+            ctx.report(mb, at, "delegate-calendar-only",
+                       f"{d.address}: delegate and private_items exist on a calendar only (SharingPermissionFlags)")
+            continue
         if d.key in seen:
             first = seen[d.key]
             ctx.report(mb, at, "duplicate-entry", f"{d.address} is listed twice in {folder} (first as "
@@ -274,7 +289,7 @@ def _check_folder(ctx: _Ctx, mb: Mailbox, folder: str, access: FolderAccess) -> 
         value = given or rights.folder_default(folder, entry)
         if rights.role_rank(value) > rights.role_rank(limit):
             said = "" if given else f" (Exchange's value, since the file gives none: write `{entry.lower()}:`)"
-            ctx.report(mb, (folder, entry.lower()) if given else (folder,), "calendar-access-above-policy",
+            ctx.report(mb, where + (entry.lower(),) if given else where, "calendar-access-above-policy",
                        f"the {entry} entry of {mb.address}'s calendar would be {value}{said}; "
                        f"policy.max_default_calendar_access allows at most {limit}")
 

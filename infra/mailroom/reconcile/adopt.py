@@ -177,7 +177,9 @@ def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
         sent_items=SentItems(spec.copy_send_as, spec.copy_send_on_behalf),
         audit_enabled=spec.audit_enabled, sign_in_blocked=spec.sign_in_blocked,
         protocols=Protocols(**{r.attr: getattr(spec, r.attr) for r in rights.PROTOCOLS}), forwarding=forwarding,
-        calendar=adopt_folder(spec, "calendar", notes))
+        calendar=adopt_folder(spec, "calendar", notes),
+        folders=tuple((key, access) for key in rights.OTHER_FOLDERS
+                      if (access := adopt_folder(spec, key, notes)) is not None))
     return Adopted(mailbox, group, tuple(notes))
 
 

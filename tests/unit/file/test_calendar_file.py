@@ -109,3 +109,34 @@ def test_import_writes_the_calendar_so_that_it_loads_back_as_the_same_model(tmp_
     assert loaded.desired.mailboxes[0].calendar == FolderAccess("none", None, (
         FolderDelegate("bob@contoso.com", "reviewer"), FolderDelegate("dave@contoso.com", "editor"),
         FolderDelegate("alice@contoso.com", "editor", True, True)))
+
+
+def test_folders_inbox_and_contacts_are_managed_like_the_calendar_without_its_roles_and_delegates(
+        tmp_path: Path) -> None:
+    path = tmp_path / "mailboxes.yaml"
+    path.write_text(HEAD + BOX.rsplit("    calendar:\n", 1)[0] + """    folders:
+      inbox:
+        reviewer: [bob@contoso.com]
+        editor: [{user: alice@contoso.com, delegate: true}]
+      contacts:
+        default: availability_only
+        author: [carol@contoso.com]
+""")
+    assert findings(path) == [("delegate-calendar-only", 9, "/mailboxes/0/folders/inbox/editor/0"),
+                              ("calendar-only-role", 11, "/mailboxes/0/folders/contacts/default")]
+    path.write_text(path.read_text().replace("[{user: alice@contoso.com, delegate: true}]", "[alice@contoso.com]")
+                    .replace("default: availability_only", "default: reviewer"))
+    result = load_desired(str(path))
+    assert result.findings == [] and result.desired is not None
+    mb = result.desired.mailboxes[0]
+    assert [k for k, _ in mb.folders] == ["inbox", "contacts"] and mb.calendar is None
+    spec = MailboxSpec.from_model(mb, ("contoso.com",))
+    assert spec.folders() == ("contacts", "inbox")
+    assert FolderGrant("inbox", "Default", "none") in spec.folder_grants  # Exchange's: nobody sees an inbox
+    assert FolderGrant("contacts", "Default", "reviewer") in spec.folder_grants
+    assert ("inbox_editor", "alice@contoso.com") in spec.grants() and ("contacts_author", "carol@contoso.com") \
+        in spec.grants()
+    lines = emit.field_lines("folders", mb, result.desired.defaults)
+    assert lines == ["    folders:", "      inbox:", "        reviewer: [bob@contoso.com]",
+                     "        editor: [alice@contoso.com]", "      contacts:", "        default: reviewer",
+                     "        author: [carol@contoso.com]"]
