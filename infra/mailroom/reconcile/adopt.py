@@ -204,7 +204,11 @@ def adopt_folder(spec: MailboxSpec, folder: str, notes: list[str]) -> FolderAcce
 
     def given(entry: str) -> str | None:
         value = special.get(entry, rights.folder_default(folder, entry))
-        return None if value == rights.folder_default(folder, entry) or value not in rights.ROLE_NAMES else value
+        if value not in rights.ROLE_NAMES:
+            notes.append(f"not imported: the {folder}'s {entry} entry ({printable(value)}: rights that make no role); "
+                         "plan sets it to Exchange's value unless the file names a role")
+            return None
+        return None if value == rights.folder_default(folder, entry) else value
 
     access = FolderAccess(given(rights.DEFAULT_ENTRY), given(rights.ANONYMOUS_ENTRY),
                           tuple(sorted(people, key=lambda d: (rights.role_rank(d.role), d.key))))
@@ -241,7 +245,13 @@ def needs_external(imported: Imported) -> bool:
     """True when some grant names a person outside the accepted domains (policy must then allow it)."""
     return any(not in_domains(p, imported.domains) for a in imported.mailboxes
                for p in [m.address for m in a.mailbox.members] + list(a.mailbox.send_as)
-               + list(a.mailbox.send_on_behalf))
+               + list(a.mailbox.send_on_behalf)
+               + [d.address for f in _accesses(a.mailbox) for d in f.people])
+
+
+def _accesses(mb: Mailbox) -> list[FolderAccess]:
+    """Every folder entry the mailbox writes (its calendar, its other folders)."""
+    return ([mb.calendar] if mb.calendar else []) + [access for _, access in mb.folders]
 
 
 def forward_domains(imported: Imported) -> tuple[str, ...]:
