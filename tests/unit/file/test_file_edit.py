@@ -135,3 +135,19 @@ def test_a_list_shared_through_an_anchor_is_left_for_a_person(tmp_path: Path) ->
 def test_only_grant_rights_can_be_removed() -> None:
     with pytest.raises(ValueError, match="not a grant"):
         propose_removals({"m.yaml": "mailboxes: []\n"}, [Removal("a@contoso.com", "display_name", "x")])
+
+
+def test_folder_roles_are_removed_like_grants() -> None:
+    """A person's calendar role (a folder row of the rights table) goes like a grant; Default stays."""
+    text = ("mailboxes:\n  - address: a@contoso.com\n    calendar:\n      default: limited_details\n"
+            "      reviewer: [bob@contoso.com, eve@contoso.com]\n      editor:\n"
+            "        - user: bob@contoso.com   # delegate while Eve is away\n          delegate: true\n"
+            "        - eve@contoso.com\n")
+    proposal = propose_removals({"m.yaml": text}, [Removal("a@contoso.com", "calendar_reviewer", "bob@contoso.com"),
+                                                   Removal("a@contoso.com", "calendar_editor", "bob@contoso.com")])
+    assert proposal.changes[0].lines == (5, 7, 8)
+    assert proposal.changes[0].after.split("\n")[3:7] == [
+        "      default: limited_details", "      reviewer: [eve@contoso.com]", "      editor:",
+        "        - eve@contoso.com"]
+    with pytest.raises(ValueError, match="not a grant"):
+        propose_removals({"m.yaml": text}, [Removal("a@contoso.com", "calendar_default", "x@contoso.com")])
