@@ -15,7 +15,7 @@ Peak RSS is the benchmark process's (the review runs in it; the emulator is anot
 
 Targets (issue 15), N = 5,000 and ~1 M records: wall <= 1.2x the minimum; memory <= 1 GB.
 
-    .venv/bin/python bench/review.py [--mailboxes 5000] [--records-per-grant 40] [--start-s 1] [--run-s 4]
+    .venv/bin/python bench/review.py [--mailboxes 5000] [--records-per-grant 62] [--start-s 1] [--run-s 4]
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def bare_pages(emu: Emulator, body: dict[str, Any], page: int) -> tuple[float, f
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mailboxes", type=int, default=5000)
-    ap.add_argument("--records-per-grant", type=int, default=50)
+    ap.add_argument("--records-per-grant", type=int, default=62)
     ap.add_argument("--start-s", type=float, default=1.0, help="seconds a query stays notStarted")
     ap.add_argument("--run-s", type=float, default=4.0, help="seconds a query runs")
     args = ap.parse_args()
