@@ -1,4 +1,4 @@
-"""A synthetic tenant at scale for the drift report (tests/test_report.py, bench/report.py): the real model,
+"""A synthetic tenant at scale for the drift report (tests/test_report.py): the real model,
 the real live-state types and drift's own findings, built in memory (no tenant: 5,000 mailboxes would take
 minutes to seed and scan, and the page's size and print are what is measured here)."""
 
