@@ -211,7 +211,8 @@ def render_html(found: Sequence[DriftFinding], desired: Desired, result: ScanRes
         kinds = ", ".join(f"{k.replace('_', ' ')} {c}" for k, c in sorted(_count(mine).items()))
         flagged.append(f"<tr><td><a href='#m{n}'>{e(address)}</a><td>{status(worst)}<td>{e(owner)}<td>{e(kinds)}")
     counts = ", ".join(f"{n} {e(k.replace('_', ' '))}" for k, n in sorted(summary(found).items())) or "no drift"
-    legend = " ".join(f"{e(r.mark[0])} = {e(r.mark[1])};" for r in rights.TABLE if r.mark)
+    used = {a.right for rows in by_box.values() for a, _ in rows}  # only the marks this page shows
+    legend = " ".join(f"{e(r.mark[0])} = {e(r.mark[1])};" for r in rights.TABLE if r.mark and r.key in used)
     words = "".join(f"<li>{status(k)} {e(v)}</li>" for k, v in _WORDS.items())
     kinds_list = "".join(f"<li><b>{e(k.replace('_', ' '))}</b>: {e(v)}</li>" for k, v in KINDS.items())
     body = f"""<p id="summary">{len(found)} finding(s): {counts}. {len(boxes):,} mailboxes below
