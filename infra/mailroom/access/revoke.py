@@ -21,6 +21,7 @@ from mailroom.access.index import UNDECLARED, UNMANAGED, Access
 from mailroom.access.read import Found
 from mailroom.core.identity import smtp_key
 from mailroom.core.model import Desired
+from mailroom.core.spec import MailboxSpec
 from mailroom.file.edit import Proposal, Removal, propose_removals
 
 
@@ -52,9 +53,12 @@ class Revocation:
 def revoke(found: Found, desired: Desired, texts: Mapping[str, str]) -> Revocation:
     """The change that removes ``found.person``'s own grants from the files, and what it leaves."""
     direct = [a for a in found.access if not a.via]
+    keys = found.person.keys | {smtp_key(found.person.address)}
     removals = [Removal(a.mailbox, a.right, a.holder) for a in direct if a.declared]
+    # Every spelling of the person the files use (a list may name them twice, by UPN and by an alias).
+    removals += [Removal(mb.address, r, p) for mb in desired.mailboxes
+                 for r, p in MailboxSpec.from_model(mb, desired.domains).grants() if smtp_key(p) in keys]
     proposal = propose_removals(texts, removals)
     outside = [a for a in direct if a.status in (UNDECLARED, UNMANAGED)]
-    keys = found.person.keys | {smtp_key(found.person.address)}
     owned = sorted(mb.address for mb in desired.mailboxes if mb.owner and smtp_key(mb.owner) in keys)
     return Revocation(found, proposal, outside, [a for a in found.access if a.via], owned)

@@ -86,3 +86,26 @@ def test_who_reads_managed_and_unmanaged_mailboxes_in_one_scan(tenant_app: Tenan
     assert {(a.mailbox.casefold(), a.removed_by) for a in r.outside} == {
         ("info@contoso.com", "drift --remediate"), ("marketing@contoso.com", "manual")}
     assert r.owned == ["support@contoso.com"] and r.pending
+
+
+def test_revoke_removes_every_spelling_the_files_use(tenant_app: TenantApp, tmp_path: Path) -> None:
+    """The files name Bob by his address and by a secondary address: revoke of either removes both."""
+    text = FILE.replace("    send_as: [bob@contoso.com]", "    send_as: [Robert.B@contoso.com]")
+    (tmp_path / "mailboxes.yaml").write_text(text)
+    loaded = load_desired(str(tmp_path / "mailboxes.yaml"))
+    assert loaded.desired is not None, loaded.findings
+
+    async def run() -> Found:
+        await tenant_app.by_hand(ADMIN, "Set-Mailbox", Identity="bob@contoso.com",
+                                 EmailAddresses={"@odata.type": "#Exchange.GenericHashTable",
+                                                 "Add": ["smtp:robert.b@contoso.com"]})
+        async with tenant_app.tenant() as t:
+            assert loaded.desired is not None
+            return await read_person(t, loaded.desired, "robert.b@contoso.com")
+
+    found = asyncio.run(run())
+    assert found.person.address.casefold() == "bob@contoso.com"
+    r = revoke(found, loaded.desired, read_texts(loaded.desired.files))
+    assert sorted((x.removal.right, x.line) for x in r.proposal.removed) == [("member", 10), ("send_as", 11)]
+    after = r.proposal.changes[0].after
+    assert "Robert" not in after and after.count("bob@") == 1 and r.owned == ["support@contoso.com"]  # owner stays
