@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from mailroom.access.index import STATUS_TEXT, Access
 from mailroom.access.read import Found
 from mailroom.access.revoke import Revocation
+from mailroom.core import rights
 from mailroom.core.textsafe import printable
 
 
@@ -55,7 +56,7 @@ def render_revoke(r: Revocation, diff: str, patch: str | None, in_place: bool) -
     if r.proposal.removed:
         files = ", ".join(f"{printable(c.path)} ({len(c.lines)} line(s))" for c in r.proposal.changes)
         lines += ["", f"One change removes {len(r.proposal.removed)} grant(s) from the files: {files}"]
-        lines += [printable(f"  {x.removal.mailbox:<40} {x.removal.right:<15} {x.path}:{x.line}")
+        lines += [printable(f"  {x.removal.mailbox:<40} {rights.label(x.removal.right):<15} {x.path}:{x.line}")
                   for x in r.proposal.removed]
         if patch:
             lines += ["", f"Written to {printable(patch)}: apply it with `git apply {printable(patch)}` at the "
@@ -68,7 +69,8 @@ def render_revoke(r: Revocation, diff: str, patch: str | None, in_place: bool) -
     else:
         lines += ["", "The files grant nothing to this person."]
     for m in r.proposal.manual:
-        lines.append(printable(f"Edit by hand: {m.removal.mailbox} {m.removal.right} at {m.path}:{m.line}: {m.reason}"))
+        lines.append(printable(f"Edit by hand: {m.removal.mailbox} {rights.label(m.removal.right)} at "
+                               f"{m.path}:{m.line}: {m.reason}"))
     if r.outside:
         lines += ["", f"Access the files cannot remove ({len(r.outside)}):"]
         lines += [printable(f"  {a.mailbox:<40} {a.label:<15} {STATUS_TEXT[a.status]}: {a.removed_by}")
