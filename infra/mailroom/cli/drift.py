@@ -120,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
     if result.rules_unread:  # said every run: forwarding rules are not checked, so no news is not good news
         print(f"mailroom drift: forwarding inbox rules were not checked: {result.rules_unread}; give the drift "
               "identity a role with Get-InboxRule (Mail Recipients) to check them", file=sys.stderr)
+    managed = {mb.key for mb in prepared.desired.mailboxes}
+    unread = sorted(a for a in result.errors if smtp_key(a) not in managed)
+    if unread:  # read for --html/--csv only, so no finding names them; still an error: the report lacks them
+        print(f"mailroom drift: {len(unread)} shared mailbox(es) the file does not manage could not be read for the "
+              f"report: {', '.join(printable(a) for a in unread[:10])}", file=sys.stderr)
     shared = paths.store_url()
     if shared:  # the team's history, across runners: one document per stack in the store
         from mailroom.store.azblob import BlobStore
