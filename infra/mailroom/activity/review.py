@@ -6,11 +6,11 @@ records seen and the audit settings that decide which records exist (exchange-fe
 - ``unknown``: none, but the mailbox does not record that action, so no record proves nothing. Said with
   the audit setting that would fix it.
 
-Which action shows which access: Send As → SendAs; Send on Behalf → SendOnBehalf; Full Access and folder
-delegates may only read, which only FolderBind (not a default delegate action) or MailItemsAccessed (Audit
-Premium only) show, so without one of them a reader is ``unknown``, never ``unused``; any other delegate
-action on the mailbox (create, update, move, delete; not sending, which needs no Full Access) still
-shows such access ``active``.
+Which action shows which access: Send As → SendAs; Send on Behalf → SendOnBehalf. Full Access and folder
+entries (calendar, inbox, contacts) may only read, which only FolderBind (not a default delegate action) or
+MailItemsAccessed (Audit Premium only) show: without one of them a reader is ``unknown``, never ``unused``.
+Any other delegate action on the mailbox (create, update, move, delete; not sending, which needs no Full
+Access) still shows such access ``active``.
 Groups: audit records name the person who acted, never the group; a group's access is ``unknown`` unless
 a record names the group itself.
 """
@@ -31,7 +31,8 @@ READS = ("FolderBind", "MailItemsAccessed")
 # right → the delegate action that shows it used (None: reading, see READS)
 SIGNAL: dict[str, str | None] = {"member": None, "send_as": "SendAs", "send_on_behalf": "SendOnBehalf"}
 SENDS = frozenset(s for s in SIGNAL.values() if s)  # sending needs no Full Access: no evidence of reading
-FOLDER = "calendar"  # folder delegates are reviewed as readers of the mailbox, like Full Access
+# Folder entries (calendar, inbox, contacts: the right is the folder's key) are reviewed as readers of the
+# mailbox, like Full Access.
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,10 @@ def _grants(mb: Mailbox) -> Iterable[tuple[str, str, bool]]:
         yield "send_as", p, False
     for p in mb.send_on_behalf:
         yield "send_on_behalf", p, False
-    calendar = getattr(mb, "calendar", None)
-    for d in getattr(calendar, "people", ()) or ():
-        yield FOLDER, d.address, False
+    folders = ([("calendar", mb.calendar)] if mb.calendar is not None else []) + list(mb.folders)
+    for key, access in folders:
+        for d in access.people:
+            yield key, d.address, False
 
 
 def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage, since_days: int,
@@ -166,7 +168,7 @@ def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage,
             granted.add((box, who))
             seen = usage.pairs.get((box, who))
             group = group or is_group(person)
-            v, fix = verdict("member" if right == FOLDER else right, audit, seen, reads, group)
+            v, fix = verdict(right if right in SIGNAL else "member", audit, seen, reads, group)
             if v == "unknown" and fix is None:
                 fix = _fix(mb.address, audit, SIGNAL.get(right) is None)
             row = Row(mb.address, person, right, v, mb.owner, is_group=group, fix=fix or None)

@@ -19,7 +19,7 @@ from mailroom.views import review as view
 from mailroom.views.page import Provenance, commit_of
 
 EPILOG = """verdicts, per mailbox and per person or group with access (Full Access, Send As, Send on Behalf,
-calendar delegates):
+folder entries: calendar, inbox, contacts):
   active   a delegate action by them on the mailbox in the window (the evidence: its kind and time)
   unused   none, while the mailbox records the action that would show it (SendAs, SendOnBehalf; for
            Full Access and delegates, who may only read: FolderBind, or MailItemsAccessed with Audit Premium)
@@ -37,8 +37,8 @@ exit codes:
 "verdict", "reviewer", "last_activity", "evidence", "fix", "is_group"}], "unmanaged_senders": [...],
 "decommission_candidates": [...], "scan": {...}, "proposal": null | {"file", "removed", "missing", "manual"}}.
 --propose FILE writes the removal of every unused grant as a patch (`git apply FILE`), comments and order of
-the YAML kept, headed by the owners of the mailboxes as reviewers. Calendar delegates are reported, not
-proposed.
+the YAML kept, headed by the owners of the mailboxes as reviewers. Folder entries (calendar, inbox, contacts)
+are reported, not proposed.
 Reads need the Graph permissions AuditLogsQuery-Exchange.Read.All and ExchangeMessageTrace.Read.All.
 """
 

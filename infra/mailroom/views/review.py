@@ -14,7 +14,7 @@ VERDICT_TEXT = {"active": "ACTIVE", "unused": "UNUSED", "unknown": "UNKNOWN"}
 
 
 def _right(key: str) -> str:
-    return "calendar delegate" if key == "calendar" else rights.label(key)
+    return rights.label(key) if key in rights.BY_KEY else f"{key} folder entry"
 
 
 def summary(review: Review) -> dict[str, int]:

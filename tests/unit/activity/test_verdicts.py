@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mailroom.activity.review import AuditSettings, build, verdict
 from mailroom.activity.usage import Seen, Usage
-from mailroom.core.model import Desired, Mailbox, Member
+from mailroom.core.model import Desired, FolderAccess, FolderDelegate, Mailbox, Member
 
 DEFAULT = AuditSettings(True, frozenset({"Update", "MoveToDeletedItems", "SoftDelete", "HardDelete", "SendAs",
                                          "SendOnBehalf", "Create", "UpdateFolderPermissions", "UpdateInboxRules",
@@ -38,7 +38,8 @@ def test_verdict(right: str, settings: AuditSettings, seen_: Seen | None, reads:
 def test_build_names_the_fix_the_owner_unmanaged_senders_and_quiet_mailboxes() -> None:
     box = Mailbox("shared@contoso.com", "Shared", owner="olga@contoso.com",
                   members=(Member("reader@contoso.com", True), Member("team@contoso.com", True, is_group=True)),
-                  send_as=("sender@contoso.com",))
+                  send_as=("sender@contoso.com",),
+                  folders=(("inbox", FolderAccess(people=(FolderDelegate("clerk@contoso.com", "reviewer"),))),))
     quiet = Mailbox("quiet@contoso.com", "Quiet", owner="olga@contoso.com")
     off = Mailbox("off@contoso.com", "Off", send_as=("sender@contoso.com",))
     desired = Desired(("contoso.com",), None, None, (box, quiet, off), ())  # type: ignore[arg-type]
@@ -53,6 +54,7 @@ def test_build_names_the_fix_the_owner_unmanaged_senders_and_quiet_mailboxes() -
     reader = rows[("shared@contoso.com", "member", "reader@contoso.com")]
     assert (reader.verdict, reader.reviewer) == ("unknown", "olga@contoso.com") and "FolderBind" in (reader.fix or "")
     assert rows[("shared@contoso.com", "member", "team@contoso.com")].verdict == "unknown"  # records name members
+    assert rows[("shared@contoso.com", "inbox", "clerk@contoso.com")].verdict == "unknown"  # a reader, like FA
     assert "AuditEnabled $true" in (rows[("off@contoso.com", "send_as", "sender@contoso.com")].fix or "")
     assert [(s.person, s.operations) for s in review.senders] == [("stranger@contoso.com", ["SendAs"])]
     assert [c.mailbox for c in review.candidates] == ["quiet@contoso.com"]  # off records nothing: not judged
