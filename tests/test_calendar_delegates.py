@@ -118,7 +118,12 @@ def test_a_calendar_grant_made_by_hand_is_drift_and_import_brings_the_calendar_b
     ok(project.tenant.exchange("Set-MailboxFolderPermission", username=ADMIN, Identity=cal, User="Default",
                                AccessRights=["Reviewer"]))
     out = tmp_path / "drift.json"
+    project.tenant.reset_metrics()
     assert project.run("drift", "--json", str(out), "--html", str(tmp_path / "drift.html"))[0] == 2
+    # What reading calendars costs: per mailbox that names one (careers@ and vertrieb@), one statistics and one
+    # permissions item, in $batch requests shared with the rest of the scan.
+    read = project.tenant.metrics()["cmdlets"]
+    assert (read["Get-MailboxFolderStatistics"], read["Get-MailboxFolderPermission"]) == (2, 2)
     found = {(f["kind"], f["right"], f["subject"]): f for f in json.loads(out.read_text())["findings"]
              if f["mailbox"] == "vertrieb@contoso.com"}
     assert set(found) == {("extra_grant", "calendar_author", "dave@contoso.com"),

@@ -81,7 +81,7 @@ async def read(tenant: Tenant, desired: Desired, patterns: Sequence[str] = (), p
                automap: Automap | None = None) -> ScanResult:
     """Every shared mailbox of the tenant matching ``patterns``, in one bulk scan (``desired``: the file's
     mailboxes, read in the file's spelling of people and with its AutoMapping)."""
-    return await scan(tenant, desired, progress, automap=automap, others=matcher(patterns))
+    return await scan(tenant, desired, progress, automap=automap, others=matcher(patterns), all_folders=True)
 
 
 def adopt(result: ScanResult, directory: Directory, domains: tuple[str, ...], split: str = "none",

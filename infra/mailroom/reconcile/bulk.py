@@ -61,7 +61,8 @@ class ScanResult:
 
 async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = None,
                only: Iterable[str] | None = None, automap: Hints = None,
-               others: Callable[[str], bool] | None = None, rules: bool = False) -> ScanResult:
+               others: Callable[[str], bool] | None = None, rules: bool = False,
+               all_folders: bool = False) -> ScanResult:
     """Read the file's mailboxes (``only``: just these address keys); see the module docstring.
 
     ``automap``: per mailbox key, the AutoMapping mailroom last set for each member. Exchange Online does
@@ -71,6 +72,8 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     listing comes first then, since it says which mailboxes there are: one page per 1,000, a second or two
     before the per-mailbox reads.
     ``rules``: also read each managed mailbox's inbox rules (drift: one more ``$batch`` item per mailbox).
+    ``all_folders``: read the permissions of every folder mailroom manages (rights.FOLDERS) of every mailbox read
+    (import: one statistics item and one item per folder each); else only those the file names, of its mailboxes.
     """
     result = ScanResult()
     managed = {mb.key: mb for mb in desired.mailboxes}
@@ -87,9 +90,9 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
                 targets.setdefault(smtp_key(primary), primary)
     keys = sorted(targets)
     done = 0
-    # The folders whose permissions are read: those the file names for a mailbox, and (import) every mailbox's.
+    # The folders whose permissions are read: those the file names for a mailbox, or (import) every mailbox's.
     wanted_folders = {k: MailboxSpec.from_model(mb, desired.domains).folders() for k, mb in managed.items()}
-    if others is not None:
+    if all_folders:
         wanted_folders = {k: tuple(rights.FOLDERS) for k in keys}
     folder_rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
     folder_ids: dict[str, dict[str, str]] = {}
