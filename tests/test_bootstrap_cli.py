@@ -43,11 +43,11 @@ def test_bootstrap_plan_apply_show_on_the_local_tenant_and_the_bound_it_sets(
     code, out, _ = run(capsys, "bootstrap", "plan", "--stack", "local", "--json")
     plan = json.loads(out)
     assert (plan["format_version"], plan["command"], plan["has_changes"]) == (1, "bootstrap plan", True)
-    assert plan["entra"]["applied"] is False and len(plan["exchange"]["changes"]) == 9  # nothing was made
+    assert plan["entra"]["applied"] is False and len(plan["exchange"]["changes"]) == 7  # nothing was made
 
     code, out, _ = run(capsys, "bootstrap", "apply", "--stack", "local", "--yes", "--json", *github)
     applied = json.loads(out)
-    assert code == 0 and applied["command"] == "bootstrap apply" and len(applied["applied"]) == 9
+    assert code == 0 and applied["command"] == "bootstrap apply" and len(applied["applied"]) == 7
     assert applied["client_ids"] == {"plan": "mailroom-plan", "apply": "mailroom-apply"}
     assert applied["ci_variables"]["MAILROOM_APPLY_CLIENT_ID"] == "mailroom-apply"
     assert applied["stack_yaml"] is None  # the local stack is the embedded tenant: no Pulumi.local.yaml
@@ -58,7 +58,7 @@ def test_bootstrap_plan_apply_show_on_the_local_tenant_and_the_bound_it_sets(
     code, out, _ = run(capsys, "audit", "show", "--json")
     entries = json.loads(out)["entries"]
     made = [(e["kind"], e["right"], e["subject"]) for e in entries if e["kind"] == "change"]
-    assert len(made) == 9 and ("change", "exchange role assignment", "Mail Recipient Creation") in made
+    assert len(made) == 7 and ("change", "exchange role assignment", "Mail Recipient Creation") in made
     assert [e["detail"] for e in entries if e["kind"].startswith("run_")] == ["bootstrap apply"] * 2
     assert run(capsys, "audit", "verify")[0] == 0
     code, out, _ = run(capsys, "bootstrap", "show", "--stack", "local", "--json", *github)
@@ -162,7 +162,7 @@ def test_apply_refuses_when_exchange_changed_after_the_plan_was_shown(tmp_path: 
 
     Project(tmp_path, local_tenant, monkeypatch)
     shown = ops.plan(ops.Target("local"))
-    assert len(shown.exchange) == 9
+    assert len(shown.exchange) == 7
     local_tenant.exchange("New-ManagementScope", Name="mailroom-shared-mailboxes",
                           RecipientRestrictionFilter="RecipientTypeDetails -eq 'UserMailbox'")
     with pytest.raises(ConfigError, match="changed since the plan was shown"):
@@ -171,4 +171,4 @@ def test_apply_refuses_when_exchange_changed_after_the_plan_was_shown(tmp_path: 
     again = ops.plan(ops.Target("local"))
     assert [c.op for c in again.exchange if c.kind == "management scope"] == ["~"]
     _, done = ops.apply(again)
-    assert len(done) == 9 and ops.plan(ops.Target("local")).exchange == []
+    assert len(done) == 7 and ops.plan(ops.Target("local")).exchange == []

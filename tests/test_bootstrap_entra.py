@@ -24,6 +24,10 @@ ROLE_IDS = {
     GRAPH: {"User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
             "User.EnableDisableAccount.All": "3011c876-62b7-4ada-afa2-506cbbecc68c",
             "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
+            # [uncertain] AuditLogsQuery-Exchange.Read.All's id is from a third-party copy of Graph's app roles,
+            # ExchangeMessageTrace.Read.All's was not found: a stand-in that only this mock knows.
+            "AuditLogsQuery-Exchange.Read.All": "6b0d2622-d34e-4470-935b-b96550e5ca8d",
+            "ExchangeMessageTrace.Read.All": "00000000-0000-0000-0000-0000000e7ace",
             "User.ReadWrite.All": "741f803b-c850-494e-b5df-cde7c675a1ca",
             "Directory.ReadWrite.All": "19dbc75e-c2e2-444c-a770-ec69d8559fc7",
             "RoleManagement.ReadWrite.Directory": "9e3f62cf-ca93-4989-b6ce-bf83c28f9fe8"},
@@ -97,9 +101,12 @@ def test_two_apps_two_service_principals_and_the_least_set_of_app_roles() -> Non
         ("mailroom-apply", "client:mailroom-apply"), ("mailroom-plan", "client:mailroom-plan")]
     assert consent(mocks) == {
         ("mailroom-plan", GRAPH, "User.Read.All"), ("mailroom-plan", GRAPH, "AuditLog.Read.All"),
+        ("mailroom-plan", GRAPH, "AuditLogsQuery-Exchange.Read.All"), ("mailroom-plan", GRAPH,
+                                                                       "ExchangeMessageTrace.Read.All"),
         ("mailroom-plan", EXCHANGE, "Exchange.ManageAsApp"),
         ("mailroom-apply", GRAPH, "User.Read.All"), ("mailroom-apply", GRAPH, "User.EnableDisableAccount.All"),
-        ("mailroom-apply", GRAPH, "AuditLog.Read.All"), ("mailroom-apply", EXCHANGE, "Exchange.ManageAsApp"),
+        ("mailroom-apply", GRAPH, "AuditLog.Read.All"), ("mailroom-apply", GRAPH, "AuditLogsQuery-Exchange.Read.All"),
+        ("mailroom-apply", EXCHANGE, "Exchange.ManageAsApp"),
     }
     # The resource APIs are referenced, never created; nothing grants a directory role or a broad permission.
     assert sorted(i["clientId"] for _, i in of(mocks, "servicePrincipal") if i.get("useExisting")) == [EXCHANGE, GRAPH]

@@ -5,14 +5,16 @@ CLI's ``show`` all read it, so what is granted, what is tested and what is shown
 
 Sources. Graph app roles and the least-privileged choice per call: the Graph reference pages of the
 calls mailroom makes (``GET /users``, ``PATCH /users/{id}`` for ``accountEnabled``: "User.EnableDisableAccount.All
-and User.Read.All" is the least-privileged pair, ``GET /auditLogs/directoryAudits``: AuditLog.Read.All).
+and User.Read.All" is the least-privileged pair, ``GET /auditLogs/directoryAudits``: AuditLog.Read.All,
+``/security/auditLog/queries``: AuditLogsQuery-Exchange.Read.All for Exchange records, ``GET
+/admin/exchange/tracing/messageTraces``: ExchangeMessageTrace.Read.All).
 ``Exchange.ManageAsApp`` and its role id: wire reference A.2. Exchange roles per cmdlet: M365DSC's
 settings.json per resource (Mail Recipients for *-MailboxPermission and *-RecipientPermission, View-Only
 Recipients to read mailbox permissions) and the built-in roles' descriptions (Mail Recipient Creation:
-New-/Remove-Mailbox; View-Only Configuration: Get-AcceptedDomain; View-Only Audit Logs:
-Search-AdminAuditLog). Federated credential subjects: GitHub's OIDC docs (``repo:O/R:pull_request``,
-``repo:O/R:ref:refs/heads/B``, ``repo:O/R:environment:E``), Azure DevOps' workload identity service
-connections (issuer ``https://vstoken.dev.azure.com/<organization id>``, subject
+New-/Remove-Mailbox; View-Only Configuration: Get-AcceptedDomain). No Exchange audit role: Search-AdminAuditLog
+was retired in 2024, and the unified audit log is read through Graph. Federated credential subjects: GitHub's
+OIDC docs (``repo:O/R:pull_request``, ``repo:O/R:ref:refs/heads/B``, ``repo:O/R:environment:E``), Azure
+DevOps' workload identity service connections (issuer ``https://vstoken.dev.azure.com/<organization id>``, subject
 ``sc://<organization>/<project>/<service connection>``), GitLab's ID tokens (``project_path:G/P:ref_type:
 branch:ref:B``); the audience is Entra's ``api://AzureADTokenExchange`` for all three.
 """
@@ -87,7 +89,6 @@ SHARED_MAILBOXES = Scope("mailroom-shared-mailboxes", "RecipientTypeDetails -eq 
 READ_RECIPIENTS = ExchangeRole("View-Only Recipients", None,
                                "read mailboxes, recipients, Full Access and Send As (plan, drift, import)")
 READ_CONFIGURATION = ExchangeRole("View-Only Configuration", None, "read the accepted domains (import)")
-READ_AUDIT = ExchangeRole("View-Only Audit Logs", None, "who changed a grant, from the admin audit log (drift)")
 WRITE_RECIPIENTS = ExchangeRole("Mail Recipients", SHARED_MAILBOXES,
                                 "change shared mailboxes: settings, aliases, Full Access, Send As, Send on "
                                 "Behalf (apply); also reads what it changes")
@@ -96,10 +97,10 @@ CREATE_RECIPIENTS = ExchangeRole("Mail Recipient Creation", SHARED_MAILBOXES,
 
 PLAN = Identity("plan", "mailroom-plan", "read only: validate, plan (pull requests), drift, import",
                 (USER_READ, AUDIT_READ, AUDIT_QUERY, MESSAGE_TRACE, MANAGE_AS_APP),
-                (READ_RECIPIENTS, READ_CONFIGURATION, READ_AUDIT))
+                (READ_RECIPIENTS, READ_CONFIGURATION))
 APPLY = Identity("apply", "mailroom-apply", "writes, shared mailboxes only: apply, drift --remediate",
                  (USER_READ, USER_ENABLE_DISABLE, AUDIT_READ, AUDIT_QUERY, MANAGE_AS_APP),
-                 (WRITE_RECIPIENTS, CREATE_RECIPIENTS, READ_AUDIT))
+                 (WRITE_RECIPIENTS, CREATE_RECIPIENTS))
 IDENTITIES = (PLAN, APPLY)
 
 # The local tenant has no Entra app registrations: there the two identities are these client ids (any

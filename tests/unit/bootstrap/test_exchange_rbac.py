@@ -64,10 +64,8 @@ def test_bootstrap_registers_both_identities_scopes_apply_and_converges(tenant_a
         ("+", "management scope", "", "mailroom-shared-mailboxes"),
         ("+", "role assignment", "mailroom-plan", "View-Only Recipients"),
         ("+", "role assignment", "mailroom-plan", "View-Only Configuration"),
-        ("+", "role assignment", "mailroom-plan", "View-Only Audit Logs"),
         ("+", "role assignment", "mailroom-apply", "Mail Recipients"),
         ("+", "role assignment", "mailroom-apply", "Mail Recipient Creation"),
-        ("+", "role assignment", "mailroom-apply", "View-Only Audit Logs"),
     ]
     assert asyncio.run(plan_after(tenant_app)) == []
 
@@ -78,8 +76,7 @@ def test_bootstrap_registers_both_identities_scopes_apply_and_converges(tenant_a
     rows = asyncio.run(assignments())
     assert {(r["Role"], r["RecipientWriteScope"], r["CustomRecipientWriteScope"]) for r in rows} == {
         ("Mail Recipients", "CustomRecipientScope", "mailroom-shared-mailboxes"),
-        ("Mail Recipient Creation", "CustomRecipientScope", "mailroom-shared-mailboxes"),
-        ("View-Only Audit Logs", "Organization", None)}
+        ("Mail Recipient Creation", "CustomRecipientScope", "mailroom-shared-mailboxes")}
 
 
 def test_apply_identity_changes_shared_mailboxes_and_is_refused_on_a_persons(tenant_app: TenantApp) -> None:
