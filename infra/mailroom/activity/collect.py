@@ -40,7 +40,9 @@ class Stats:
 
 
 async def collect(desired: Desired, cfg: TenantConfig, since: timedelta, *, traces: bool = True,
-                  concurrency: int = 32, now: datetime | None = None) -> tuple[Review, Stats]:
+                  concurrency: int = 32, now: datetime | None = None,
+                  progress: auditlog.Progress | None = None) -> tuple[Review, Stats]:
+    """``progress``: told (records read, records expected) after each page of audit records."""
     end = now or datetime.now(timezone.utc)
     start = end - since
     stats = Stats()
@@ -49,6 +51,7 @@ async def collect(desired: Desired, cfg: TenantConfig, since: timedelta, *, trac
         raw = Usage()  # keyed as the records write names; re-keyed once the directory is read
         traced: set[str] = set()
         client = auditlog.for_tenant(t)
+        client.progress = progress
 
         async def exchange_reads() -> None:
             await t.directory.preload()

@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         return error_handler.ERROR
     output.progress(f"mailroom: reviewing access on stack {prepared.stack} ({len(prepared.desired.mailboxes)} "
                     f"managed mailboxes, last {args.since.days} days)")
-    result, stats = asyncio.run(collect(prepared.desired, prepared.tenant, args.since, traces=not args.no_trace))
+    result, stats = asyncio.run(collect(prepared.desired, prepared.tenant, args.since, traces=not args.no_trace,
+                                        progress=_records_bar))
     proposal = None
     if args.propose:
         proposable = {r.key for r in grant_rights()}
@@ -116,6 +117,17 @@ def run(args: argparse.Namespace) -> int:
                                 coverage, f"mailroom review --since {args.since.days}d")
         _write(args.html, view.render_html(result, provenance))
     return error_handler.CHANGES if result.unused or result.senders else error_handler.OK
+
+
+def _records_bar(done: int, total: int) -> None:
+    """Audit records read so far, redrawn in place on a terminal only (a log gets nothing)."""
+    if output.is_terminal(sys.stderr):
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\r  reading audit records [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}", end="",
+              file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
 
 
 def _write(path: str, text: str) -> None:

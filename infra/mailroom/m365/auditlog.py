@@ -45,6 +45,7 @@ ADMIN = ("exchangeAdmin",)
 MAILBOX_ITEMS = ("exchangeItem", "exchangeItemGroup", "exchangeItemAggregated")
 
 Sink = Callable[[list[dict[str, Any]]], None]
+Progress = Callable[[int, int], None]  # (records read, records the finished queries said they found)
 
 
 def iso(when: datetime) -> str:
@@ -73,6 +74,8 @@ class AuditLogClient:
         self.concurrency = min(concurrency, ACTIVE_LIMIT)
         self.base: str | None = None  # the path that answered, once known
         self.stats = SearchStats()
+        self.progress: Progress | None = None
+        self._expected = 0
 
     async def _send(self, method: str, url: str, label: str, body: Any = None) -> tuple[int, dict[str, Any]]:
         if urlsplit(url)[:2] != urlsplit(self.v1)[:2]:  # the token is for Graph only, nowhere else
@@ -140,6 +143,8 @@ class AuditLogClient:
             self.stats.pages += 1
             count += len(values)
             sink(values)
+            if self.progress is not None:
+                self.progress(self.stats.records + count, max(self._expected, self.stats.records + count))
             url = data.get("@odata.nextLink") or ""
         self.stats.records += count
         return count
@@ -164,6 +169,7 @@ class AuditLogClient:
                     split = True
                 else:
                     split = False
+                    self._expected += int(done.get("approximateReturnedRecordCount") or 0)
                     count = await self._page(base, query_id, sink)
                     if base == self.beta and count >= RECORD_LIMIT:
                         self.stats.truncated.append(f"{iso(lo)}..{iso(hi)}")
