@@ -21,6 +21,7 @@ What it models (exchange-features.md §5):
   ``v1`` false answers the v1.0 path as Graph answers a segment it does not have, to prove a client's
   fallback.
 [uncertain] the records page size: the reference gives none; the local tenant serves up to ``page_max``.
+[uncertain] records asked for before the query has succeeded: the local tenant answers 400 (clients poll first).
 """
 
 from __future__ import annotations
