@@ -3,7 +3,8 @@
 ``scan`` reads every shared mailbox in pages, every Send As grant tenant-wide in one paged call, Full
 Access per mailbox through ``$batch`` (10 a request) under the run's one pacer, all recipients, every
 mailbox's protocols (Get-CASMailbox) and all users' sign-in state in pages: about one request per
-mailbox, at the service's rate limit. ``read``
+mailbox, at the service's rate limit. A mailbox whose file names a folder (``calendar``) costs two more ``$batch``
+items: its folder statistics (the folder by type), then that folder's permissions. ``read``
 picks the cheaper way for a handful of mailboxes (one ``$batch`` and one Graph call each). With
 ``others`` the same scan reads the tenant's other shared mailboxes too, not only the file's (import).
 """
