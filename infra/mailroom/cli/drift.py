@@ -86,7 +86,7 @@ async def collect(prepared: Run, concurrency: int, others: bool = False) -> tupl
                 recipient = t.directory.lookup(f.subject) if f.subject else None
                 if recipient is not None:
                     ids[smtp_key(f.subject or "")] = recipient.id
-            history.attribute(found, rows, audits, t.directory, ids)
+            history.attribute(found, rows, audits, t.directory, ids, not_before=_absent_since(prepared, found))
         sent = (t.transport.stats, t.graph_transport.stats)
         stats = {"mailboxes": len(result.live) + len(result.errors), "unmanaged": len(result.unmanaged),
                  "exchange_requests": t.transport.stats.requests, "graph_requests": t.graph.requests,
@@ -94,6 +94,25 @@ async def collect(prepared: Run, concurrency: int, others: bool = False) -> tupl
                  "errors": len(result.errors),
                  "inbox_rules": f"not checked: {result.rules_unread}" if result.rules_unread else "checked"}
     return found, result, stats
+
+
+def _absent_since(prepared: Run, found: list[DriftFinding]) -> dict[str, str]:
+    """Finding key → when the previous drift run (this runner's state) saw the tenant without it. Unknown (no
+    guard) with a shared store, with no previous run, or for a mailbox the previous run could not read."""
+    if paths.store_url():
+        return {}
+    try:
+        previous: dict[str, dict[str, Any]] = json.loads(paths.drift_state(prepared.stack, prepared.project_dir)
+                                                         .read_text())
+    except (OSError, ValueError):
+        return {}
+    seen = [str(v.get("last_seen") or "") for v in previous.values() if isinstance(v, dict)]
+    unread = {smtp_key(str(v.get("mailbox") or "")) for v in previous.values()
+              if isinstance(v, dict) and v.get("kind") == "scan_error"}
+    if not seen:
+        return {}
+    at = max(seen)
+    return {f.key: at for f in found if f.key not in previous and smtp_key(f.mailbox) not in unread}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -110,9 +110,11 @@ def _names(directory: Any, value: str) -> set[str]:
 
 def attribute(found: Sequence[DriftFinding], exchange_records: Sequence[dict[str, Any]],
               graph_rows: Sequence[dict[str, Any]], directory: Any,
-              object_ids: dict[str, str]) -> None:
+              object_ids: dict[str, str], not_before: dict[str, str] | None = None) -> None:
     """Fill ``changed_by``/``changed_at`` in place; a finding no record explains gets NOT_YET in its detail.
-    ``exchange_records``: ExchangeAdmin auditLogRecords; ``object_ids``: mailbox or person key → Entra id."""
+    ``exchange_records``: ExchangeAdmin auditLogRecords; ``object_ids``: mailbox or person key → Entra id.
+    ``not_before``: finding key → when an earlier drift run saw the tenant without it, so the change came
+    later and no older record can be its cause (however well it matches: a newer one is not in the log yet)."""
     rows = sorted(exchange_records, key=lambda r: str(r.get("createdDateTime") or ""), reverse=True)
     audits = sorted(graph_rows, key=lambda r: str(r.get("activityDateTime") or ""), reverse=True)
     for f in found:
@@ -126,6 +128,9 @@ def attribute(found: Sequence[DriftFinding], exchange_records: Sequence[dict[str
                     break
         else:
             _explain_exchange(f, rows, directory)
+        earliest = (not_before or {}).get(f.key)
+        if f.changed_at and earliest and f.changed_at < earliest:
+            f.changed_by = f.changed_at = None
         if f.changed_by is None:
             f.detail = f"{f.detail}; {NOT_YET}" if f.detail else NOT_YET
 

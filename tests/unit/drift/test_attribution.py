@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -191,3 +192,31 @@ def test_a_change_newer_than_the_log_is_not_yet_in_it_never_someone_elses(tenant
     early, late = asyncio.run(run())
     assert (early.changed_by, early.changed_at, early.detail) == (None, None, NOT_YET)
     assert late.changed_by == SYBIL and late.changed_at and NOT_YET not in late.detail
+
+
+def test_a_record_older_than_a_run_that_saw_no_drift_is_not_its_cause(tenant_app: TenantApp) -> None:
+    """trent gave erin Full Access; a drift run then saw no such finding (say erin was in the file then). Since,
+    sybil took it away and gave it back, and neither record is in the log yet. trent's grant matches, but it is
+    older than the run that saw the tenant without the finding: "not yet in the audit log", not trent."""
+    tenant_app.audit_settings(ingestion_delay_s=0, start_s=0, run_s=0)
+
+    async def run() -> tuple[DriftFinding, DriftFinding]:
+        fa = {"AccessRights": ["FullAccess"]}
+        async with tenant_app.tenant() as t:
+            await create_mailbox(t.exchange, MailboxSpec(address=SUPPORT, display_name="Support", domains=DOMAINS))
+            await tenant_app.by_hand(TRENT, "Add-MailboxPermission", Identity=SUPPORT, User="erin", **fa)
+            await asyncio.sleep(0.01)
+            previous_run = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            tenant_app.audit_settings(ingestion_delay_s=60)
+            await tenant_app.by_hand(SYBIL, "Remove-MailboxPermission", Identity=SUPPORT, User="erin", **fa)
+            await tenant_app.by_hand(SYBIL, "Add-MailboxPermission", Identity=SUPPORT, User="erin", **fa)
+            await t.directory.preload()
+            records = await auditlog.admin_records(auditlog.for_tenant(t, poll_first=0.01))
+            guarded, unguarded = (dataclasses.replace(FINDINGS["erin's Full Access"]) for _ in range(2))
+            attribute([guarded], records, [], t.directory, {}, not_before={guarded.key: previous_run})
+            attribute([unguarded], records, [], t.directory, {})
+            return guarded, unguarded
+
+    guarded, unguarded = asyncio.run(run())
+    assert unguarded.changed_by == TRENT  # what the log alone suggests
+    assert (guarded.changed_by, guarded.changed_at, guarded.detail) == (None, None, NOT_YET)
