@@ -131,7 +131,7 @@ def _group(split: str, row: Mapping[str, Any], user: Mapping[str, Any]) -> str:
 def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
     spec = live.spec
     notes: list[str] = []
-    labels = {r.key: r.mark[1] if r.mark else r.label for r in rights.GRANTS}
+    labels = {r.key: r.mark[1] if r.mark else r.label for r in rights.TABLE}
 
     def person(right: str, name: str) -> str | None:
         """The address to write for a grant, or None (with a note) when it has none."""

@@ -133,7 +133,8 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
     for r in rights.SETTINGS:
         if r.person and settings[r.attr]:  # a recipient (ForwardingAddress): in the file's spelling
             settings[r.attr] = canon(settings[r.attr])
-    entries = [g for folder, rows in sorted((folders or {}).items()) for g in folder_grants(folder, rows, canon)]
+    entries = [g for folder, rows in sorted((folders or {}).items())
+               for g in folder_grants(folder, rows, canon, orphans)]
     spec = MailboxSpec(
         address=primary,
         forward_rules=tuple(forward_rules(rules or (), directory, domains)),
@@ -150,14 +151,23 @@ def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], se
                        recipient_kind(mailbox), sorted(orphans), sorted(denied), skipped, dict(folder_ids or {}))
 
 
-def folder_grants(folder: str, rows: Sequence[Mapping[str, Any]], canon: Any) -> list[FolderGrant]:
+def folder_grants(folder: str, rows: Sequence[Mapping[str, Any]], canon: Any,
+                  orphans: list[tuple[str, str]] | None = None) -> list[FolderGrant]:
     """A folder's Get-MailboxFolderPermission rows as entries: ``User`` is "Default", "Anonymous" or the display
     name of a person or group (``canon`` turns it into the file's address); AccessRights one role, or
-    individual rights that make none (kept as ``custom:<rights>``, which no file role equals)."""
+    individual rights that make none (kept as ``custom:<rights>``, which no file role equals). An entry of a
+    deleted account (``NT:<SID>``, an orphaned MAPI permission) is never managed, as an orphaned Full Access
+    entry is not: it goes to ``orphans`` as (right, SID), for drift's stale access and import's note."""
     out = []
     for row in rows:
         user = str(row.get(_FOLDER_READ.read.field) or "")
         if not user:
+            continue
+        if user.upper().startswith("NT:"):
+            granted_role = rights.FILE_ROLE.get(str((row.get("AccessRights") or ["custom"])[0]).casefold(), "")
+            key = f"{folder}_{granted_role}" if f"{folder}_{granted_role}" in rights.BY_KEY else f"{folder}_default"
+            if orphans is not None:
+                orphans.append((key, user[3:]))
             continue
         granted = [str(a) for a in row.get("AccessRights") or ()]
         role = rights.FILE_ROLE.get(granted[0].casefold()) if len(granted) == 1 else None
