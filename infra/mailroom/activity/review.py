@@ -31,8 +31,9 @@ READS = ("FolderBind", "MailItemsAccessed")
 # right → the delegate action that shows it used (None: reading, see READS)
 SIGNAL: dict[str, str | None] = {"member": None, "send_as": "SendAs", "send_on_behalf": "SendOnBehalf"}
 SENDS = frozenset(s for s in SIGNAL.values() if s)  # sending needs no Full Access: no evidence of reading
-# Folder entries (calendar, inbox, contacts: the right is the folder's key) are reviewed as readers of the
-# mailbox, like Full Access.
+# Folder entries (calendar, inbox, contacts; the right is the role's row, calendar_editor) are reviewed as
+# readers of the mailbox, like Full Access; a free/busy role is seen by no audit record at all.
+FREE_BUSY = ("_availability_only", "_limited_details")
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,9 @@ def _grants(mb: Mailbox) -> Iterable[tuple[str, str, bool]]:
         yield "send_on_behalf", p, False
     folders = ([("calendar", mb.calendar)] if mb.calendar is not None else []) + list(mb.folders)
     for key, access in folders:
-        for d in access.people:
-            yield key, d.address, False
+        for d in access.people:  # the rights-table row of the folder's role (calendar_editor): removable like a grant
+            row = f"{key}_{d.role}"
+            yield (row if row in rights.BY_KEY else key), d.address, False
 
 
 def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage, since_days: int,
@@ -169,6 +171,8 @@ def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage,
             seen = usage.pairs.get((box, who))
             group = group or is_group(person)
             v, fix = verdict(right if right in SIGNAL else "member", audit, seen, reads, group)
+            if v != "active" and right.endswith(FREE_BUSY):
+                v, fix = "unknown", "free/busy access: no mailbox audit record shows its use"
             if v == "unknown" and fix is None:
                 fix = _fix(mb.address, audit, SIGNAL.get(right) is None)
             row = Row(mb.address, person, right, v, mb.owner, is_group=group, fix=fix or None)

@@ -37,8 +37,7 @@ exit codes:
 "verdict", "reviewer", "last_activity", "evidence", "fix", "is_group"}], "unmanaged_senders": [...],
 "decommission_candidates": [...], "scan": {...}, "proposal": null | {"file", "removed", "missing", "manual"}}.
 --propose FILE writes the removal of every unused grant as a patch (`git apply FILE`), comments and order of
-the YAML kept, headed by the owners of the mailboxes as reviewers. Folder entries (calendar, inbox, contacts)
-are reported, not proposed.
+the YAML kept, headed by the owners of the mailboxes as reviewers (folder entries too: their role's row).
 Reads need the Graph permissions AuditLogsQuery-Exchange.Read.All and ExchangeMessageTrace.Read.All.
 """
 

@@ -39,7 +39,8 @@ def test_build_names_the_fix_the_owner_unmanaged_senders_and_quiet_mailboxes() -
     box = Mailbox("shared@contoso.com", "Shared", owner="olga@contoso.com",
                   members=(Member("reader@contoso.com", True), Member("team@contoso.com", True, is_group=True)),
                   send_as=("sender@contoso.com",),
-                  folders=(("inbox", FolderAccess(people=(FolderDelegate("clerk@contoso.com", "reviewer"),))),))
+                  folders=(("inbox", FolderAccess(people=(FolderDelegate("clerk@contoso.com", "reviewer"),))),),
+                  calendar=FolderAccess(people=(FolderDelegate("planner@contoso.com", "limited_details"),)))
     quiet = Mailbox("quiet@contoso.com", "Quiet", owner="olga@contoso.com")
     off = Mailbox("off@contoso.com", "Off", send_as=("sender@contoso.com",))
     desired = Desired(("contoso.com",), None, None, (box, quiet, off), ())  # type: ignore[arg-type]
@@ -54,7 +55,12 @@ def test_build_names_the_fix_the_owner_unmanaged_senders_and_quiet_mailboxes() -
     reader = rows[("shared@contoso.com", "member", "reader@contoso.com")]
     assert (reader.verdict, reader.reviewer) == ("unknown", "olga@contoso.com") and "FolderBind" in (reader.fix or "")
     assert rows[("shared@contoso.com", "member", "team@contoso.com")].verdict == "unknown"  # records name members
-    assert rows[("shared@contoso.com", "inbox", "clerk@contoso.com")].verdict == "unknown"  # a reader, like FA
+    assert rows[("shared@contoso.com", "inbox_reviewer", "clerk@contoso.com")].verdict == "unknown"  # a reader
+    free_busy = rows[("shared@contoso.com", "calendar_limited_details", "planner@contoso.com")]
+    assert free_busy.verdict == "unknown" and "free/busy" in (free_busy.fix or "")
+    again = build(desired, {"shared@contoso.com": WITH_BIND}, usage, 90)  # reads recorded: unused, proposable
+    assert {(r.right, r.person) for r in again.unused} >= {("inbox_reviewer", "clerk@contoso.com"),
+                                                          ("member", "reader@contoso.com")}
     assert "AuditEnabled $true" in (rows[("off@contoso.com", "send_as", "sender@contoso.com")].fix or "")
     assert [(s.person, s.operations) for s in review.senders] == [("stranger@contoso.com", ["SendAs"])]
     assert [c.mailbox for c in review.candidates] == ["quiet@contoso.com"]  # off records nothing: not judged
