@@ -5,6 +5,7 @@ who did it) and removed or disabled, never deleted, by drift --remediate."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,14 @@ def test_forwarding_and_forwarding_rules_made_by_hand_are_high_severity_drift_an
     assert all(f["subject"].split(": ", 1)[0].isdigit() for f in found if f["kind"] == "forwarding_rule")
     assert all(f["control"] == "CIS 6.2.1, SCuBA MS.EXO.1.1v2" for f in found if f["severity"] == "high")
     assert "HIGH: " in (tmp_path / "drift.md").read_text()
-    # The access matrix says where each mailbox's mail goes: red where the file does not say so.
+    # The report says where each mailbox's mail goes, with a status word (not colour alone): HIGH where the
+    # file does not say so, OK where it does.
     page = (tmp_path / "drift.html").read_text()
-    assert "<td class='extra forwarding'>x@gmail.com<br>inbox rule " in page  # noreply: and its hidden rule
-    assert "<td class='ok forwarding'>dave@contoso.com</td>" in page  # info: declared in the file
+    heads = {h.split(" ", 1)[0]: h for h in re.findall(r"<h3[^>]*>(.*?)</h3>", page)}
+    assert "<span class='st st-high'>HIGH</span>" in heads["noreply@contoso.com"]
+    assert "forwards to x@gmail.com, inbox rule " in heads["noreply@contoso.com"]  # and its hidden rule
+    assert heads["info@contoso.com"].startswith("info@contoso.com OK ")  # declared in the file
+    assert "forwards to dave@contoso.com" in heads["info@contoso.com"]
     keep = [f for f in found if f["right"] == "forward_keep_copy"]
     assert [(k["kind"], k["severity"]) for k in keep] == [("changed_setting", "")]
 
