@@ -17,6 +17,7 @@ from localtenant import __version__
 from localtenant.context import Emulator
 from localtenant.directory import resolve
 from localtenant.exchange import cmdlets as exchange_cmdlets
+from localtenant.exchange import folders as exchange_folders
 from localtenant.exchange import models as exchange_models
 from localtenant.exchange import rbac
 from localtenant.exchange import responses as exchange_wire
@@ -244,6 +245,27 @@ async def mapi_inbox_rule(request: Request) -> Response:
     return json_response({"Identity": f"{mbx.name}\\{rule.rule_id}", "RuleIdentity": rule.rule_id})
 
 
+async def mapi_folder(request: Request) -> Response:
+    """A folder a user makes in a mailbox with Outlook (New-MailboxFolder works only on the caller's own
+    mailbox, so no admin cmdlet can). Body: ``{"mailbox", "path"}``; ``path`` is ``/``-separated and starts with
+    a well-known folder by its localized name or FolderType (``Posteingang/Reports`` = ``Inbox/Reports``), or
+    else is made at the top of the information store (exchange/folders.py)."""
+    emu = _emu(request)
+    doc, ok = await read_json(request)
+    if not ok or not isinstance(doc, dict) or not isinstance(doc.get("mailbox"), str) \
+            or not isinstance(doc.get("path"), str):
+        return json_response(control_error("the body must be a JSON object with mailbox and path"), 400)
+    try:
+        with emu.store.tx() as conn:
+            mbx = resolve(conn, doc["mailbox"])
+            if not mbx.is_mailbox:
+                raise ValueError(f"{doc['mailbox']} is not a mailbox")
+            folder = exchange_folders.create_folder(conn, mbx, doc["path"])
+    except Exception as err:  # a mailbox that does not resolve, a missing parent, a duplicate
+        return json_response(control_error(str(err)), 400)
+    return json_response(exchange_folders.statistics_row(folder))
+
+
 async def rbac_policy(request: Request) -> Response:
     """What an app with no service principal in Exchange gets (exchange/rbac.py): ``exchange-admin``
     (the default: it stands for the admin's own tools) or ``refused`` (as Exchange refuses it)."""
@@ -284,6 +306,7 @@ CONTROL_ROUTES = [
     Route("/_emulator/mail", tracing.mail_route, methods=["POST"]),
     Route("/_emulator/apps/{client_id}", app_roles, methods=["GET", "PUT"]),
     Route("/_emulator/mapi/inbox-rules", mapi_inbox_rule, methods=["POST"]),
+    Route("/_emulator/mapi/folders", mapi_folder, methods=["POST"]),
     Route("/_emulator/rbac", rbac_policy, methods=["GET", "PUT"]),
     Route("/_emulator/health", health, methods=["GET"]),
     Route("/_emulator/metrics", metrics, methods=["GET"]),

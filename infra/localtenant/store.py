@@ -129,6 +129,17 @@ CREATE TABLE IF NOT EXISTS folder_perms (
     PRIMARY KEY (mailbox_seq, folder, trustee_seq)
 ) WITHOUT ROWID;
 
+-- Folders users made in a mailbox (exchange/folders.py): under the well-known folder of FolderType ``top`` (''
+-- for the top of the information store); ``names`` the folder's names below it, joined by a backslash.
+CREATE TABLE IF NOT EXISTS mailbox_folders (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox_seq INTEGER NOT NULL REFERENCES objects(seq) ON DELETE CASCADE,
+    folder_id TEXT NOT NULL UNIQUE,
+    top TEXT NOT NULL,
+    names TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mailbox_folders_mailbox ON mailbox_folders(mailbox_seq, seq);
+
 CREATE TABLE IF NOT EXISTS directory_audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     activity_dt TEXT NOT NULL,

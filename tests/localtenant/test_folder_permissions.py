@@ -137,3 +137,39 @@ def test_get_with_user_returns_that_entry_or_fails(local_tenant: LocalTenant) ->
     missing = local_tenant.exchange("Get-MailboxFolderPermission", Identity=f"{box}:\\Kalender",
                                     User="bob@contoso.com")
     assert missing.status_code == 400 and "no existing permission entry" in error(missing)
+
+
+def make_folder(tenant: LocalTenant, mailbox: str, path: str) -> Any:
+    return tenant.http.post("/_emulator/mapi/folders", json={"mailbox": mailbox, "path": path})  # type: ignore[union-attr]
+
+
+def test_a_folder_a_user_made_is_listed_user_created_and_addressed_by_its_localized_path_or_id(
+        local_tenant: LocalTenant) -> None:
+    box = german(local_tenant)
+    made = make_folder(local_tenant, box, "Inbox/Reports")  # by the parent's type or its localized name
+    assert made.status_code == 200, made.text
+    assert made.json()["FolderPath"] == "/Posteingang/Reports"
+    assert make_folder(local_tenant, box, "Posteingang/Reports/2026").status_code == 200
+    assert make_folder(local_tenant, box, "Projects").status_code == 200  # the top of the information store
+    # Refused: a parent that does not exist, a name already there (case-insensitive), a well-known folder.
+    for path in ("Inbox/Missing/Deep", "inbox/reports", "Posteingang"):
+        assert make_folder(local_tenant, box, path).status_code == 400, path
+    inbox = ok(local_tenant.exchange("Get-MailboxFolderStatistics", Identity=box, FolderScope="Inbox"))["value"]
+    shown = {r["FolderPath"]: r["FolderType"] for r in inbox}
+    assert shown == {"/Posteingang": "Inbox", "/Posteingang/Reports": "User Created",
+                     "/Posteingang/Reports/2026": "User Created"}
+    everything = ok(local_tenant.exchange("Get-MailboxFolderStatistics", Identity=box))["value"]
+    assert {r["FolderPath"]: r["FolderType"] for r in everything}["/Projects"] == "User Created"
+    reports = next(r for r in inbox if r["FolderPath"] == "/Posteingang/Reports")
+    # Permissions like any non-calendar folder: by path (localized names) or FolderId, the same entries.
+    ok(local_tenant.exchange("Add-MailboxFolderPermission", Identity=f"{box}:\\Posteingang\\Reports",
+                             User="alice@contoso.com", AccessRights="Reviewer"))
+    assert perms(local_tenant, f"{box}:{reports['FolderId']}") == {
+        "Default": (["None"], None), "Anonymous": (["None"], None), "Alice Anderson": (["Reviewer"], None)}
+    assert "Alice Anderson" not in perms(local_tenant, f"{box}:\\Posteingang")  # not the parent's entry
+    assert "Alice Anderson" not in perms(local_tenant, f"{box}:\\Posteingang\\Reports\\2026")
+    english = local_tenant.exchange("Get-MailboxFolderPermission", Identity=f"{box}:\\Inbox\\Reports")
+    assert english.status_code == 404
+    free_busy = local_tenant.exchange("Set-MailboxFolderPermission", Identity=f"{box}:{reports['FolderId']}",
+                                      User="alice@contoso.com", AccessRights="AvailabilityOnly")
+    assert free_busy.status_code == 400 and "only valid for calendar folders" in error(free_busy)

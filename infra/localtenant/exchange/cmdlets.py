@@ -453,7 +453,9 @@ def get_mailbox_folder_statistics(ctx: Ctx, p: Params) -> Result:
     mbx = mailbox_arg(ctx, p.require("Identity"))
     scope = p.string("FolderScope")
     kind = enum_values("FolderScope", [scope], folders.FOLDER_SCOPES)[0] if scope else "All"
-    rows = [folders.statistics_row(f) for f in folders.folders(mbx) if kind == "All" or f.folder_type == kind]
+    # [doc: get-mailboxfolderstatistics -FolderScope] a scope is the folder of that type and its subfolders.
+    rows = [folders.statistics_row(f) for f in folders.folders(mbx, ctx.conn)
+            if kind == "All" or f.folder_type == kind or (f.folder_type == folders.USER_CREATED and f.top == kind)]
     return Result(rows=rows)
 
 
@@ -466,7 +468,7 @@ def _folder_arg(ctx: Ctx, p: Params) -> folders.Folder:
         mbx = mailbox_arg(ctx, owner)
     except DirectoryError as err:
         raise folders.not_found(identity) from err
-    return folders.find_folder(mbx, identity, suffix)
+    return folders.find_folder(mbx, identity, suffix, ctx.conn)
 
 
 def _folder_user(ctx: Ctx, p: Params) -> tuple[int, DirObject | None, str]:

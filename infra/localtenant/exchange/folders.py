@@ -14,6 +14,13 @@ What the emulator models, and why:
 - SharingPermissionFlags (Delegate, CanViewPrivateItems) only on a calendar folder and only with Editor;
   CanViewPrivateItems needs Delegate. On Set, -SendNotificationToUser resets the flags to None (the documented
   pitfall); AccessRights other than Editor drop them too.
+- Folders a user made (``POST /_emulator/mapi/folders``, as Outlook makes them: New-MailboxFolder works only on
+  the caller's own mailbox, so an admin cannot make one in a shared mailbox) sit under a well-known folder or at
+  the top of the information store; FolderType "User Created", FolderPath ``/Posteingang/Reports`` (``/``
+  separators, localized parent names), addressed as ``mbx:\\Posteingang\\Reports`` or by FolderId. Their
+  permissions are those of any non-calendar folder ([doc: get-mailboxfolderstatistics] FolderType
+  "User Created"). A name with ``\\`` or ``/`` is refused ([simplified]: Exchange shows ``/`` in a name as
+  U+F8FF in FolderPath).
 - [uncertain] exception type names and texts that the documentation does not quote are marked where raised.
 """
 
@@ -78,12 +85,18 @@ _STORE = "Microsoft.Exchange.Management.StoreTasks."
 NOT_FOUND_TYPE = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
 
 
+USER_CREATED = "User Created"  # [doc: get-mailboxfolderstatistics] the FolderType of a folder a user made
+ROOT = ""  # the top of the information store, as a user-created folder's ``top``
+
+
 @dataclass(frozen=True)
 class Folder:
     mailbox: DirObject
     folder_type: str
     name: str
     folder_id: str
+    top: str = ROOT  # a user-created folder: the FolderType of the well-known folder it is under (ROOT: none)
+    path: tuple[str, ...] = ()  # its names from the top of the information store, localized parents included
 
     @property
     def is_calendar(self) -> bool:
@@ -91,7 +104,16 @@ class Folder:
 
     @property
     def container_class(self) -> str:
-        return WELL_KNOWN[self.folder_type][0]
+        return WELL_KNOWN[self.folder_type if self.folder_type in WELL_KNOWN else self.top or "Inbox"][0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.path or (self.name,)
+
+    @property
+    def perm_key(self) -> str:
+        """The folder's key in folder_perms: a well-known folder's type, a user-created one's id."""
+        return self.folder_id if self.folder_type == USER_CREATED else self.folder_type
 
 
 @dataclass(frozen=True)
@@ -108,9 +130,43 @@ def language(mailbox: DirObject) -> str:
     return lang if lang in LANGUAGES else "en"
 
 
-def folders(mailbox: DirObject) -> list[Folder]:
+def folders(mailbox: DirObject, conn: sqlite3.Connection | None = None) -> list[Folder]:
+    """The well-known folders, then (with ``conn``) the ones users made, parents before children."""
     lang = language(mailbox)
-    return [Folder(mailbox, kind, names[lang], folder_id(mailbox, kind)) for kind, (_, names) in WELL_KNOWN.items()]
+    out = [Folder(mailbox, kind, names[lang], folder_id(mailbox, kind)) for kind, (_, names) in WELL_KNOWN.items()]
+    if conn is not None:
+        rows = conn.execute("SELECT folder_id, top, names FROM mailbox_folders WHERE mailbox_seq = ? ORDER BY seq",
+                            (mailbox.seq,)).fetchall()
+        for fid, top, names in rows:
+            parts = tuple(str(names).split("\\"))
+            head = (WELL_KNOWN[top][1][lang],) if top else ()
+            out.append(Folder(mailbox, USER_CREATED, parts[-1], str(fid), str(top), head + parts))
+    return out
+
+
+def create_folder(conn: sqlite3.Connection, mailbox: DirObject, path: str) -> Folder:
+    """A folder a user makes (Outlook, not a cmdlet). ``path``: ``/``-separated; its first name is a well-known
+    folder by its localized name or its FolderType (``Posteingang/Reports``, ``Inbox/Reports``), else the folder
+    is made at the top of the information store. The parent must exist; the name must be new under it."""
+    parts = [p.strip() for p in path.strip("/").split("/")]
+    if not parts or any(not p or "\\" in p for p in parts):
+        raise ValueError(f"{path!r} is not a folder path (names separated by /, none empty, no backslash)")
+    lang = language(mailbox)
+    top = next((kind for kind, (_, names) in WELL_KNOWN.items()
+                if parts[0].casefold() in (kind.casefold(), names[lang].casefold())), ROOT)
+    below = parts[1:] if top else parts
+    if not below:
+        raise ValueError(f"{path!r} is a well-known folder, which every mailbox has")
+    existing = {(f.top, tuple(n.casefold() for n in f.path[1 if f.top else 0:]))
+                for f in folders(mailbox, conn) if f.folder_type == USER_CREATED}
+    if len(below) > 1 and (top, tuple(n.casefold() for n in below[:-1])) not in existing:
+        raise ValueError(f"the parent of {path!r} does not exist")
+    if (top, tuple(n.casefold() for n in below)) in existing:
+        raise ValueError(f"{path!r} already exists")
+    fid = folder_id(mailbox, f"{top}|{'/'.join(below)}")
+    conn.execute("INSERT INTO mailbox_folders(mailbox_seq, folder_id, top, names) VALUES (?, ?, ?, ?)",
+                 (mailbox.seq, fid, top, "\\".join(below)))
+    return next(f for f in folders(mailbox, conn) if f.folder_id == fid)
 
 
 def folder_id(mailbox: DirObject, kind: str) -> str:
@@ -125,12 +181,13 @@ def not_found(identity: str) -> CmdletError:
                                             "be found.", "Ex6F9304")
 
 
-def find_folder(mailbox: DirObject, identity: str, suffix: str) -> Folder:
-    """``suffix``: what follows ``<mailbox>:`` — ``\\Name`` (the localized name) or a FolderId."""
+def find_folder(mailbox: DirObject, identity: str, suffix: str, conn: sqlite3.Connection | None = None) -> Folder:
+    """``suffix``: what follows ``<mailbox>:`` — ``\\Name[\\Sub]`` (localized names) or a FolderId."""
     text = suffix.strip()
-    for folder in folders(mailbox):
+    for folder in folders(mailbox, conn):
         if text.startswith("\\") or text.startswith("/"):
-            if text[1:].rstrip("\\/").casefold() == folder.name.casefold():
+            wanted = [p.casefold() for p in text[1:].rstrip("\\/").replace("/", "\\").split("\\")]
+            if wanted == [n.casefold() for n in folder.names]:
                 return folder
         elif text == folder.folder_id:
             return folder
@@ -144,7 +201,7 @@ def default_rights(folder: Folder, trustee_seq: int) -> frozenset[str]:
 def entries(conn: sqlite3.Connection, folder: Folder) -> list[Entry]:
     """Default and Anonymous first, then every other entry (by trustee)."""
     rows = conn.execute("SELECT trustee_seq, rights, flags FROM folder_perms WHERE mailbox_seq = ? AND folder = ?",
-                        (folder.mailbox.seq, folder.folder_type)).fetchall()
+                        (folder.mailbox.seq, folder.perm_key)).fetchall()
     stored = {int(r[0]): (_split(r[1]), tuple(f for f in str(r[2]).split(",") if f)) for r in rows}
     people = get_many(conn, [s for s in stored if s > 0])
     special = {s: stored.get(s, (default_rights(folder, s), ())) for s in (DEFAULT, ANONYMOUS)}
@@ -242,20 +299,24 @@ def write(conn: sqlite3.Connection, folder: Folder, trustee_seq: int, rights: fr
     conn.execute("INSERT INTO folder_perms(mailbox_seq, folder, trustee_seq, rights, flags) VALUES (?, ?, ?, ?, ?) "
                  "ON CONFLICT(mailbox_seq, folder, trustee_seq) DO UPDATE SET rights = excluded.rights, "
                  "flags = excluded.flags",
-                 (folder.mailbox.seq, folder.folder_type, trustee_seq, ",".join(sorted(rights)), ",".join(flags)))
+                 (folder.mailbox.seq, folder.perm_key, trustee_seq, ",".join(sorted(rights)), ",".join(flags)))
 
 
 def delete(conn: sqlite3.Connection, folder: Folder, trustee_seq: int) -> None:
     conn.execute("DELETE FROM folder_perms WHERE mailbox_seq = ? AND folder = ? AND trustee_seq = ?",
-                 (folder.mailbox.seq, folder.folder_type, trustee_seq))
+                 (folder.mailbox.seq, folder.perm_key, trustee_seq))
 
 
 def statistics_row(folder: Folder) -> dict[str, Any]:
     """Get-MailboxFolderStatistics' row ([doc] Name, FolderPath, FolderType, FolderId, ItemsInFolder...)."""
-    return {"Identity": f"{folder.mailbox.name}\\{folder.name}", "Name": folder.name,
-            "FolderPath": f"/{folder.name}", "FolderId": folder.folder_id, "FolderType": folder.folder_type,
+    return {"Identity": f"{folder.mailbox.name}\\{_BACKSLASH.join(folder.names)}", "Name": folder.name,
+            "FolderPath": "/" + "/".join(folder.names), "FolderId": folder.folder_id,
+            "FolderType": folder.folder_type,
             "ContainerClass": folder.container_class, "ItemsInFolder": 0, "FolderSize": "0 B (0 bytes)",
             "IsValid": True, "ObjectState": "Unchanged"}
+
+
+_BACKSLASH = "\\"
 
 
 def permission_row(folder: Folder, entry: Entry, principal: str) -> dict[str, Any]:
@@ -263,6 +324,7 @@ def permission_row(folder: Folder, entry: Entry, principal: str) -> dict[str, An
     person's or group's display name), as the cmdlet shows it. [uncertain] the REST API serialises the
     MailboxFolderUserId object as that string; SharingPermissionFlags as the enum's text, null for none."""
     name = SPECIAL.get(entry.trustee_seq) or principal
-    return {"Identity": f"{folder.mailbox.name}:\\{folder.name}", "FolderName": folder.name, "User": name,
+    return {"Identity": f"{folder.mailbox.name}:\\{_BACKSLASH.join(folder.names)}", "FolderName": folder.name,
+            "User": name,
             "AccessRights@odata.type": "#Collection(String)", "AccessRights": access_rights(entry.rights),
             "SharingPermissionFlags": ", ".join(entry.flags) or None, "IsValid": True, "ObjectState": "Unchanged"}
