@@ -141,12 +141,12 @@ def main() -> int:
             # Imported here, not at the top: bench/provider.py and bench/reconcile.py import this module for
             # its emulator and generator, and must not get this checkout's mailroom on their path.
             sys.path.insert(0, str(ROOT / "infra"))
-            from mailroom.cli.drift import collect
+            from mailroom.drift.run import collect
             from mailroom.engine.runner import prepare
 
             prepared = prepare(str(desired), "local")
             start = time.perf_counter()
-            found, result, stats = asyncio.run(collect(prepared, 32))
+            found, result, stats = asyncio.run(collect(prepared, 32, {}))
             wall = time.perf_counter() - start
             metrics = emu.metrics()
             assert not result.errors, list(result.errors.items())[:3]

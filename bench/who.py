@@ -2,7 +2,7 @@
 
 Seeds a local tenant with N managed shared mailboxes (bench/drift.py's generator: 5 grants each) and U more
 that the file does not manage, under the same emulator profile as bench/drift.py (300 ms a call, a rate
-limit), then times drift's scan (``cli.drift.collect``: the bulk read, inbox rules, findings) and ``who`` for
+limit), then times drift's scan (``drift.run.collect``: the bulk read, inbox rules, findings) and ``who`` for
 one person (``access.read.read_person``: the bulk read with the unmanaged mailboxes, the person's groups,
 the index), and prints wall time and metered requests of each and the ratio.
 
@@ -59,14 +59,14 @@ def main() -> int:
                        "rate_limit": {"per_second": args.rate, "burst": args.rate}}
             sys.path.insert(0, str(ROOT / "infra"))
             from mailroom.access.read import read_person
-            from mailroom.cli.drift import collect
+            from mailroom.drift.run import collect
             from mailroom.engine.runner import prepare
             from mailroom.m365.tenant import Tenant
 
             prepared = prepare(str(desired), "local")
             emu.profile(profile)
             start = time.perf_counter()
-            _, scanned, _ = asyncio.run(collect(prepared, 32))
+            _, scanned, _ = asyncio.run(collect(prepared, 32, {}))
             drift_wall = time.perf_counter() - start
             drift_calls = metered(emu.metrics())
             assert not scanned.errors, list(scanned.errors.items())[:3]

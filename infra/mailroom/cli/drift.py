@@ -7,19 +7,14 @@ import asyncio
 import json
 import sys
 from datetime import datetime, timezone
-from typing import Any
 
-from mailroom import output, paths
+from mailroom import output
 from mailroom.cli import apply as apply_cmd
 from mailroom.cli import error_handler, options
 from mailroom.core.identity import smtp_key
 from mailroom.core.textsafe import printable
-from mailroom.drift import history
-from mailroom.drift import scan as drift_mod
-from mailroom.drift.scan import DriftFinding, ScanResult
+from mailroom.drift import run as drift_run
 from mailroom.engine.runner import Invalid, Run, prepare
-from mailroom.m365 import auditlog
-from mailroom.m365.tenant import Tenant
 from mailroom.views import report
 from mailroom.views.page import Provenance, commit_of
 
@@ -65,56 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-async def collect(prepared: Run, concurrency: int, others: bool = False) -> tuple[list[DriftFinding], ScanResult,
-                                                                                 dict[str, Any]]:
-    """``others``: read the access of shared mailboxes the file does not manage too (the HTML and CSV reports)."""
-    async with Tenant(prepared.tenant, concurrency=concurrency) as t:
-        result = await drift_mod.scan(t, prepared.desired, output.bar, rules=True,
-                                      others=(lambda _key: True) if others else None)
-        found = drift_mod.findings(prepared.desired, result, t.directory)
-        if found:
-            boxes = sorted({f.mailbox for f in found if f.kind != "scan_error"})
-            # Who: ExchangeAdmin records of the cmdlets that cause findings, from the unified audit log.
-            causes = sorted({c for cmdlets, _ in history.CAUSES.values() for c in cmdlets})
-            rows = await auditlog.admin_records(auditlog.for_tenant(t), operations=causes) if boxes else []
-            needs_graph = any(f.right == "sign_in_blocked" or f.kind == "stale_access" for f in found)
-            audits = await t.graph.directory_audits() if needs_graph else []
-            ids: dict[str, str] = {}
-            for key, live in result.live.items():
-                ids[key] = live.object_id
-            for f in found:
-                recipient = t.directory.lookup(f.subject) if f.subject else None
-                if recipient is not None:
-                    ids[smtp_key(f.subject or "")] = recipient.id
-            history.attribute(found, rows, audits, t.directory, ids, not_before=_absent_since(prepared, found))
-        sent = (t.transport.stats, t.graph_transport.stats)
-        stats = {"mailboxes": len(result.live) + len(result.errors), "unmanaged": len(result.unmanaged),
-                 "exchange_requests": t.transport.stats.requests, "graph_requests": t.graph.requests,
-                 "retries": sum(s.retries for s in sent), "throttled": sum(s.throttled for s in sent),
-                 "errors": len(result.errors),
-                 "inbox_rules": f"not checked: {result.rules_unread}" if result.rules_unread else "checked"}
-    return found, result, stats
-
-
-def _absent_since(prepared: Run, found: list[DriftFinding]) -> dict[str, str]:
-    """Finding key → when the previous drift run (this runner's state) saw the tenant without it. Unknown (no
-    guard) with a shared store, with no previous run, or for a mailbox the previous run could not read."""
-    if paths.store_url():
-        return {}
-    try:
-        previous: dict[str, dict[str, Any]] = json.loads(paths.drift_state(prepared.stack, prepared.project_dir)
-                                                         .read_text())
-    except (OSError, ValueError):
-        return {}
-    seen = [str(v.get("last_seen") or "") for v in previous.values() if isinstance(v, dict)]
-    unread = {smtp_key(str(v.get("mailbox") or "")) for v in previous.values()
-              if isinstance(v, dict) and v.get("kind") == "scan_error"}
-    if not seen:
-        return {}
-    at = max(seen)
-    return {f.key: at for f in found if f.key not in previous and smtp_key(f.mailbox) not in unread}
-
-
 def run(args: argparse.Namespace) -> int:
     stack = options.stack(args.stack)
     as_json = args.json == "-"
@@ -132,10 +77,11 @@ def run(args: argparse.Namespace) -> int:
     output.progress(f"mailroom: scanning stack {prepared.stack} ({len(prepared.desired.mailboxes)} managed "
                     "mailboxes)")
     try:
-        found, result, stats = asyncio.run(collect(prepared, args.concurrency, bool(args.html or args.csv)))
+        done = asyncio.run(drift_run.drift(prepared, args.concurrency, output.bar, bool(args.html or args.csv)))
     except BaseException as exc:  # recorded, then reported by the one error handler
         log.end_run("failed", {"error": str(exc)})
         raise
+    found, resolved, result, stats = done.found, done.resolved, done.result, done.stats
     if result.rules_unread:  # said every run: forwarding rules are not checked, so no news is not good news
         print(f"mailroom drift: forwarding inbox rules were not checked: {result.rules_unread}; give the drift "
               "identity a role with Get-InboxRule (Mail Recipients) to check them", file=sys.stderr)
@@ -144,24 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if unread:  # read for --html/--csv only, so no finding names them; still an error: the report lacks them
         print(f"mailroom drift: {len(unread)} shared mailbox(es) the file does not manage could not be read for the "
               f"report: {', '.join(printable(a) for a in unread[:10])}", file=sys.stderr)
-    shared = paths.store_url()
-    if shared:  # the team's history, across runners: one document per stack in the store
-        from mailroom.store.azblob import BlobStore
-
-        found, resolved = drift_mod.track_shared(found, BlobStore(shared).document(prepared.stack, "drift.json"))
-    else:
-        found, resolved = drift_mod.track(found, paths.drift_state(prepared.stack, prepared.project_dir))
-    entries = []
-    for f in found:
-        kind = "drift_new" if f.first_seen == f.last_seen else "drift_present"
-        entries.append(log.entry(kind, mailbox=f.mailbox, subject=f.subject, right=f.right, before=f.expected,
-                                 after=f.actual, detail=f"{f.kind}: {f.detail}".rstrip(": ")
-                                 + (f" by {f.changed_by} at {f.changed_at}" if f.changed_by else "")))
-    for r in resolved:
-        entries.append(log.entry("drift_resolved", mailbox=r.get("mailbox"), subject=r.get("subject"),
-                                 right=r.get("right"), detail=str(r.get("kind"))))
-    if entries:
-        log.append(entries)
+    drift_run.record(prepared, log, found, resolved)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     if not as_json:
         sys.stdout.write(report.render_text(found, resolved))
