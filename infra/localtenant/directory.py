@@ -464,3 +464,81 @@ def record_directory_audit(
         "INSERT INTO directory_audit(activity_dt, target_id, doc) VALUES (?, ?, ?)",
         (now, target.id, json.dumps(doc)),
     )
+
+
+# ---------------------------------------------------------------- group membership
+
+# One membership store for both services: a group's direct members are object ids in its ``props``
+# ("members"), in the order they were added. Graph's members/transitiveMembers/transitiveMemberOf read it;
+# a deleted user drops out of every listing as Entra leaves it (the id stays, restorable, but is not shown).
+
+
+def direct_member_ids(group: DirObject) -> list[str]:
+    return [str(m) for m in group.props.get("members") or []]
+
+
+def _live_by_id(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, DirObject]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(f"SELECT {COLUMNS} FROM objects WHERE id IN ({marks}) AND user_deleted = 0 "
+                        "AND soft_deleted = 0", list(ids))
+    return {obj.id: obj for obj in map(DirObject.from_row, rows)}
+
+
+def group_members(conn: sqlite3.Connection, group: DirObject, transitive: bool = False) -> list[DirObject]:
+    """A group's members (users and groups), direct or, with ``transitive``, through nested groups: each
+    object once, breadth first, as Graph's flat transitiveMembers list has them."""
+    seen: dict[str, DirObject] = {}
+    frontier = [group]
+    while frontier:
+        wanted = [i for g in frontier for i in direct_member_ids(g) if i not in seen and i != group.id]
+        found = _live_by_id(conn, list(dict.fromkeys(wanted)))
+        nxt = []
+        for oid in dict.fromkeys(wanted):
+            obj = found.get(oid)
+            if obj is not None and oid not in seen:
+                seen[oid] = obj
+                if obj.kind == "group":
+                    nxt.append(obj)
+        frontier = nxt if transitive else []
+    return list(seen.values())
+
+
+def member_of(conn: sqlite3.Connection, obj: DirObject, transitive: bool = False) -> list[DirObject]:
+    """The groups ``obj`` is a member of: direct, or with ``transitive`` through nested groups too."""
+    groups = [DirObject.from_row(r) for r in conn.execute(
+        f"SELECT {COLUMNS} FROM objects WHERE kind = 'group' AND soft_deleted = 0 ORDER BY seq")]
+    parents: dict[str, list[DirObject]] = {}
+    for g in groups:
+        for m in direct_member_ids(g):
+            parents.setdefault(m, []).append(g)
+    seen: dict[str, DirObject] = {}
+    frontier = [obj.id]
+    while frontier:
+        nxt = []
+        for oid in frontier:
+            for g in parents.get(oid, []):
+                if g.id not in seen and g.id != obj.id:
+                    seen[g.id] = g
+                    nxt.append(g.id)
+        frontier = nxt if transitive else []
+    return list(seen.values())
+
+
+def add_member(conn: sqlite3.Connection, group: DirObject, member: DirObject) -> None:
+    """Add a direct member. Refused as Entra refuses it: a member already there, the group itself, or a
+    nesting that would make a cycle (the group would become its own member)."""
+    if group.kind != "group":
+        raise DirectoryError(DirectoryError.INVALID, f"{group.display_name} is not a group.")
+    ids = direct_member_ids(group)
+    if member.id in ids:
+        raise DirectoryError(DirectoryError.INVALID, "One or more added object references already exist for the "
+                             "following modified properties: 'members'.")
+    if member.id == group.id or (member.kind == "group" and group.id in
+                                 {g.id for g in group_members(conn, member, transitive=True)}):
+        # [infer] wording: Entra refuses a group nested in itself, directly or through another group.
+        raise DirectoryError(DirectoryError.INVALID, "A group cannot be a member of itself, directly or through "
+                             "nested groups.")
+    update_object(conn, group, props={**group.props, "members": [*ids, member.id]})
+    group.props = {**group.props, "members": [*ids, member.id]}

@@ -19,6 +19,8 @@ Format (``infra/localtenant/data/directory.yaml`` is the shipped example)::
       - name: finance-team        # required; the Exchange Name permission rows show
         display_name: Finance Team            # optional, default name
         mail: finance-team@contoso.com        # required; primary SMTP address
+        members: [alice@contoso.com, payroll-team@contoso.com]   # optional: users (UPN) and groups (mail or
+                                              # name), nested groups included; any order in the file
     shared_mailboxes:             # optional; pre-existing shared mailboxes (e.g. for benchmarks)
       - name: sales               # required
         display_name: Sales                   # optional
@@ -55,8 +57,10 @@ from localtenant.directory import (
     GROUP_TYPE,
     DirectoryError,
     Tenant,
+    add_member,
     addresses_of,
     find_recipients,
+    get_user,
     insert_object,
     load_tenant,
     parse_proxy,
@@ -143,6 +147,7 @@ def seed(store: Store, doc: dict[str, Any], source: str = "<seed>") -> SeedRepor
         elif current.id != wanted.id:
             raise SeedError(f"{source}: the state belongs to tenant {current.id}, not {wanted.id}")
         tenant = current
+        seeded: list[tuple[str, dict[str, Any]]] = []  # groups created now: their members are added below
         try:
             for i, item in enumerate(_list(doc, "users", source)):
                 where = f"{source}: users[{i}]"
@@ -164,6 +169,9 @@ def seed(store: Store, doc: dict[str, Any], source: str = "<seed>") -> SeedRepor
                               name=name, alias=alias, object_id=stable_object_id(tenant, mail),
                               addresses=[(mail, True), (f"{alias}@{tenant.initial_domain}", False)])
                 report.groups += 1
+                seeded.append((where, item))
+            for where, item in seeded:  # once every group exists: a group may name one listed after it
+                _seed_members(conn, item, where)
             for i, item in enumerate(_list(doc, "shared_mailboxes", source)):
                 where = f"{source}: shared_mailboxes[{i}]"
                 name = str(_field(item, "name", where))
@@ -207,6 +215,21 @@ def _seed_user(conn: Any, tenant: Tenant, item: dict[str, Any], upn: str) -> Non
                   rtd="UserMailbox" if has_mailbox else None, name=alias if has_mailbox else None,
                   alias=alias if has_mailbox else None, object_id=stable_object_id(tenant, upn),
                   addresses=addresses, props=props)
+
+
+def _seed_members(conn: Any, item: dict[str, Any], where: str) -> None:
+    members = item.get("members") or []
+    if not isinstance(members, list):
+        raise SeedError(f"{where}.members: must be a list of users (UPN) and groups (mail or name)")
+    group = resolve(conn, str(item["mail"]))
+    for j, raw in enumerate(members):
+        key = str(raw)
+        try:  # a user without a mailbox is no recipient: Graph addressing (UPN) finds it
+            member = get_user(conn, key) if "@" in key and not find_recipients(conn, key, "live") \
+                else resolve(conn, key)
+            add_member(conn, group, member)
+        except DirectoryError as err:
+            raise SeedError(f"{where}.members[{j}]: {key}: {err.text}") from err
 
 
 def _seed_shared(conn: Any, tenant: Tenant, item: dict[str, Any], name: str, where: str) -> None:

@@ -35,9 +35,9 @@ def test_seed_command_is_idempotent_and_reports_bad_input(tmp_path: Path) -> Non
     state = tmp_path / "tenant.db"
     first = run("-m", "mailroom", "tenant", "seed", "--state", str(state), str(DIRECTORY))
     assert first.returncode == 0, first.stderr
-    assert "seeded 31 users, 3 groups, 0 shared mailboxes, 2 resource mailboxes" in first.stderr
+    assert "seeded 31 users, 4 groups, 0 shared mailboxes, 2 resource mailboxes" in first.stderr
     again = run("-m", "localtenant", "seed", "--state", str(state), str(DIRECTORY))
-    assert again.returncode == 0 and "(36 already present)" in again.stderr
+    assert again.returncode == 0 and "(37 already present)" in again.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("tenant: {id: 6e2f4d3a-9c1b-4f7e-8a5d-2b0c9e1f4a73, initial_domain: contoso.onmicrosoft.com}\n"
                    "users:\n  - display_name: No Upn\n")

@@ -17,6 +17,11 @@ DEFAULT_USER = ("businessPhones", "displayName", "givenName", "id", "jobTitle", 
 USER_PROPS = DEFAULT_USER + ("accountEnabled", "proxyAddresses", "userType", "mailNickname", "createdDateTime",
                              "department", "usageLocation", "otherMails", "onPremisesSyncEnabled")
 _CANON = {p.lower(): p for p in USER_PROPS}
+# A group's default property set (group resource: "Returned by default"), the ones the emulator models.
+DEFAULT_GROUP = ("id", "createdDateTime", "description", "displayName", "groupTypes", "mail", "mailEnabled",
+                 "mailNickname", "securityEnabled", "proxyAddresses", "visibility")
+# $select on a directoryObject collection: a property of either type (users and groups mixed).
+DIRECTORY_CANON = {**_CANON, **{p.lower(): p for p in DEFAULT_GROUP}}
 
 
 @dataclass
@@ -77,6 +82,31 @@ def user(obj: DirObject, addresses: Sequence[str] | None, select: Sequence[str] 
         "onPremisesSyncEnabled": None,
     }
     return {key: values[key] for key in (select or DEFAULT_USER)}
+
+
+def group(obj: DirObject, addresses: Sequence[str] | None, select: Sequence[str] | None) -> dict[str, Any]:
+    """A mail-enabled security group as Graph shows it (groupTypes empty, mailEnabled and securityEnabled)."""
+    values: dict[str, Any] = {
+        "id": obj.id, "createdDateTime": graph_dt(obj.created), "description": obj.props.get("description"),
+        "displayName": obj.display_name, "groupTypes": [], "mail": obj.mail, "mailEnabled": True,
+        "mailNickname": obj.alias, "securityEnabled": True, "proxyAddresses": list(addresses or []),
+        "visibility": None,
+    }
+    return {key: values[key] for key in (select or DEFAULT_GROUP) if key in values}
+
+
+def directory_object(obj: DirObject, addresses: Sequence[str] | None, select: Sequence[str] | None, full: bool,
+                     typed: bool) -> dict[str, Any]:
+    """One member of a directoryObject collection. ``typed``: the collection is not cast, so each object says
+    its ``@odata.type``. Not ``full``: the caller may not read this type, so only the id and type are real and
+    every other property is null (Graph's "limited information" for inaccessible member objects)."""
+    if obj.kind == "group":
+        body = group(obj, addresses, [s for s in select if s in DEFAULT_GROUP] if select else None)
+    else:
+        body = user(obj, addresses, [s for s in select if s in _CANON.values()] if select else None)
+    if not full:
+        body = {k: (v if k == "id" else None) for k, v in body.items()}
+    return {"@odata.type": f"#microsoft.graph.{obj.kind}", **body} if typed or not full else body
 
 
 def users_context(base: str, select: Sequence[str] | None, entity: bool = False) -> str:

@@ -16,7 +16,15 @@ from starlette.routing import Route
 from localtenant import paging
 from localtenant.common import Caller
 from localtenant.context import Emulator
-from localtenant.directory import DirectoryError, addresses_of, get_user
+from localtenant.directory import (
+    DirectoryError,
+    DirObject,
+    addresses_of,
+    get_by_seq,
+    get_user,
+    group_members,
+    member_of,
+)
 from localtenant.graph import auditlog, models, permissions, tracing
 from localtenant.graph import responses as wire
 from localtenant.graph.models import GraphError
@@ -181,6 +189,91 @@ def patch_mailbox_settings(req: GraphRequest) -> wire.GraphResponse:
     return wire.GraphResponse(200, {"@odata.context": _settings_context(req, obj.id, None), **updated})
 
 
+def _group(conn: Any, key: str) -> DirObject:
+    """``/groups/{id}``: Graph addresses a group by its object id only."""
+    row = conn.execute("SELECT seq FROM objects WHERE id = ? AND kind = 'group' AND soft_deleted = 0",
+                       (key.strip().lower(),)).fetchone()
+    obj = get_by_seq(conn, row[0]) if row else None
+    if obj is None:
+        raise GraphError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist or one of its queried "
+                         "reference-property objects are not present.")
+    return obj
+
+
+def _directory_objects(req: GraphRequest, read: Callable[[Any], list[DirObject]],
+                       cast: str | None) -> wire.GraphResponse:
+    """A paged directoryObject collection (members, memberOf, transitive or not), optionally cast to one type:
+    ``$select`` and ``$top`` (1..999, default 100) as the list-users route honours them, ``@odata.nextLink``
+    carrying a signed offset. Objects of a type the caller may not read show only their id and type."""
+    _options(req, {"$select", "$top", "$skiptoken"})
+    try:
+        select = wire.parse_select(req.option("$select"), wire.DIRECTORY_CANON, "directoryObject")
+    except ValueError as err:
+        raise models.bad_request(str(err)) from err
+    top = _top(req, 100, 999)
+    fp = paging.fingerprint([req.path.lower(), select, top])
+    offset = 0
+    token = req.option("$skiptoken")
+    if token is not None:
+        try:
+            state = paging.decode(req.emu.secret, token, None)
+        except paging.SkipTokenError as err:
+            raise models.bad_request("Invalid $skiptoken.") from err
+        if state.get("f") != fp:
+            raise models.bad_request("The $skiptoken does not belong to this query.")
+        offset = int(state["o"])
+    with req.emu.store.read() as conn:
+        objs = [o for o in read(conn) if cast is None or o.kind == cast]
+        page = objs[offset:offset + top]
+        addrs = addresses_of(conn, [o.seq for o in page]) if select and "proxyAddresses" in select else {}
+    shape = f"({','.join(select)})" if select else ""
+    entity = "groups" if cast == "group" else "users" if cast == "user" else "directoryObjects"
+    body: dict[str, Any] = {"@odata.context": f"{req.base}/v1.0/$metadata#{entity}{shape}", "value": [
+        wire.directory_object(o, addrs.get(o.seq), select, permissions.reads_fully(req.caller.roles, o.kind),
+                              typed=cast is None) for o in page]}
+    if offset + top < len(objs):
+        body["@odata.nextLink"] = _next_link(req, paging.encode(req.emu.secret, {"o": offset + top, "f": fp}))
+    return wire.GraphResponse(200, body)
+
+
+def _cast(req: GraphRequest, allowed: tuple[str, ...]) -> str | None:
+    raw = req.args.get("cast")
+    if not raw:
+        return None
+    kind = raw.rpartition(".")[2].lower()
+    if not raw.lower().startswith("microsoft.graph.") or kind not in allowed:
+        # group-list-transitivemembers: a cast to an unsupported member type is a 400 Request_UnsupportedQuery
+        raise GraphError(400, "Request_UnsupportedQuery", f"The type cast '{raw}' is not supported here.")
+    return kind
+
+
+def list_member_of(req: GraphRequest) -> wire.GraphResponse:
+    """``/users/{id | userPrincipalName}/memberOf`` and ``/transitiveMemberOf`` (groups are the only kind of
+    membership the emulator models: no directory roles or administrative units)."""
+    transitive = req.args["relation"].lower() == "transitivememberof"
+    cast = _cast(req, ("group",))
+    with req.emu.store.read() as conn:
+        user = _user(conn, req.args["user"])
+    return _directory_objects(req, lambda conn: member_of(conn, user, transitive), cast)
+
+
+def list_group_member_of(req: GraphRequest) -> wire.GraphResponse:
+    """``/groups/{id}/memberOf``: the groups a group is a direct member of (one step up a nesting)."""
+    cast = _cast(req, ("group",))
+    with req.emu.store.read() as conn:
+        group = _group(conn, req.args["group"])
+    return _directory_objects(req, lambda conn: member_of(conn, group), cast)
+
+
+def list_group_members(req: GraphRequest) -> wire.GraphResponse:
+    """``/groups/{id}/members`` and ``/transitiveMembers``: users and nested groups."""
+    transitive = req.args["relation"].lower() == "transitivemembers"
+    cast = _cast(req, ("user", "group"))
+    with req.emu.store.read() as conn:
+        group = _group(conn, req.args["group"])
+    return _directory_objects(req, lambda conn: group_members(conn, group, transitive), cast)
+
+
 def list_directory_audits(req: GraphRequest) -> wire.GraphResponse:
     _options(req, {"$filter", "$top", "$skiptoken"})
     top = _top(req, 1000, 1000)
@@ -246,6 +339,16 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
      get_mailbox_settings),
     ("PATCH", re.compile(rf"^/users/{_SEG}/mailboxSettings/?$", re.I), "PATCH /v1.0/users/{id}/mailboxSettings",
      patch_mailbox_settings),
+    ("GET", re.compile(rf"^/users/{_SEG}/(?P<relation>memberOf)(?:/(?P<cast>[^/]+))?/?$", re.I),
+     "GET /v1.0/users/{id}/memberOf", list_member_of),
+    ("GET", re.compile(rf"^/users/{_SEG}/(?P<relation>transitiveMemberOf)(?:/(?P<cast>[^/]+))?/?$", re.I),
+     "GET /v1.0/users/{id}/transitiveMemberOf", list_member_of),
+    ("GET", re.compile(r"^/groups/(?P<group>[^/]+)/memberOf(?:/(?P<cast>[^/]+))?/?$", re.I),
+     "GET /v1.0/groups/{id}/memberOf", list_group_member_of),
+    ("GET", re.compile(r"^/groups/(?P<group>[^/]+)/(?P<relation>members)(?:/(?P<cast>[^/]+))?/?$", re.I),
+     "GET /v1.0/groups/{id}/members", list_group_members),
+    ("GET", re.compile(r"^/groups/(?P<group>[^/]+)/(?P<relation>transitiveMembers)(?:/(?P<cast>[^/]+))?/?$", re.I),
+     "GET /v1.0/groups/{id}/transitiveMembers", list_group_members),
     ("GET", re.compile(rf"^/users/{_SEG}/?$"), "GET /v1.0/users/{id}", get_one_user),
     ("PATCH", re.compile(rf"^/users/{_SEG}/?$"), "PATCH /v1.0/users/{id}", patch_user),
     ("DELETE", re.compile(rf"^/users/{_SEG}/?$"), "DELETE /v1.0/users/{id}", delete_user),
@@ -269,7 +372,7 @@ def match(method: str, path: str) -> tuple[str, Handler | None, dict[str, str]]:
         if m:
             seen_path = True
             if verb == method:
-                return template, handler, {k: unquote(v) for k, v in m.groupdict().items()}
+                return template, handler, {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
     if path.rstrip("/") == "/$batch":
         return "POST /v1.0/$batch", None, {}
     return (f"{method} /v1.0 (method not allowed)" if seen_path else f"{method} /v1.0 (unknown)"), None, {}

@@ -27,7 +27,7 @@ RESOURCES = {
 APP_ROLES = {
     EXCHANGE_AUD: ["Exchange.ManageAsApp"],
     GRAPH_AUD: ["User.ReadWrite.All", "MailboxSettings.ReadWrite", "AuditLog.Read.All",
-                "AuditLogsQuery-Exchange.Read.All", "ExchangeMessageTrace.Read.All"],
+                "AuditLogsQuery-Exchange.Read.All", "ExchangeMessageTrace.Read.All", "GroupMember.Read.All"],
 }
 DELEGATED_SCOPES = {
     EXCHANGE_AUD: "Exchange.Manage",
