@@ -101,10 +101,46 @@ def test_who_lists_access_outside_the_files_and_revoke_reports_it(
     assert doc["command"] == "who"
     assert [(a["mailbox"], a["right"], a["status"]) for a in doc["access"]] == [
         ("marketing@contoso.com", "member", "unmanaged")]
-    assert doc["groups_unread"]  # the local tenant lists no group membership: said
+    assert doc["groups"] == [] and not doc["groups_unread"]  # membership read: mallory is in no group
     code, out = project.run("who", "mallory@contoso.com", capsys=capsys)
     assert "marketing@contoso.com" in out and "do not manage" in out
     code, out = project.run("revoke", "mallory@contoso.com", capsys=capsys)
     assert code == 2 and "The files grant nothing" in out and "manual" in out, out
     code, _ = project.run("who", "no-such-person@contoso.com", capsys=capsys)
     assert code == 1
+
+
+def test_who_follows_nested_groups_to_managed_and_unmanaged_mailboxes_and_revoke_names_the_group(
+        tmp_path: Path, local_tenant: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """faythe holds no grant herself: she is in payroll-team, which the seed nests in finance-team and hr-team.
+    The files grant finance-team on invoices (managed); the tenant grants it on marketing (unmanaged)."""
+    project = Project(tmp_path, local_tenant, monkeypatch)
+    code, out = project.run("apply", "--yes", capsys=capsys)
+    assert code == 0, out
+    for args in (("New-Mailbox", {"Shared": True, "Name": "marketing", "DisplayName": "Marketing",
+                                  "PrimarySmtpAddress": "marketing@contoso.com"}),
+                 ("Add-MailboxPermission", {"Identity": "marketing@contoso.com", "User": "finance-team",
+                                            "AccessRights": ["FullAccess"]})):
+        resp = local_tenant.exchange(args[0], username="trent@contoso.com", **args[1])
+        assert resp.status_code == 200, resp.text
+    code, out = project.run("who", "faythe@contoso.com", "--json", capsys=capsys)
+    assert code == 0, out
+    doc = json.loads(out)
+    assert not doc["groups_unread"]
+    assert sorted(g["mail"] for g in doc["groups"]) == [
+        "finance-team@contoso.com", "hr-team@contoso.com", "payroll-team@contoso.com"]
+    rows = sorted((a["mailbox"], a["right"], a["status"], tuple(a["via"])) for a in doc["access"])
+    finance = ("finance-team@contoso.com", "payroll-team@contoso.com")
+    hr = ("hr-team@contoso.com", "payroll-team@contoso.com")
+    assert rows == [("careers@contoso.com", "calendar_reviewer", "in-file", hr),
+                    ("careers@contoso.com", "member", "in-file", hr),
+                    ("invoices@contoso.com", "member", "in-file", finance),
+                    ("marketing@contoso.com", "member", "unmanaged", finance)]
+    code, out = project.run("who", "faythe@contoso.com", capsys=capsys)
+    assert code == 0 and "via finance-team@contoso.com <- payroll-team@contoso.com" in out, out
+    code, out = project.run("revoke", "faythe@contoso.com", capsys=capsys)
+    assert code == 2, out
+    assert "The files grant nothing" in out and "Access through groups (4)" in out, out
+    assert "through a group: remove the person from payroll-team@contoso.com or finance-team@contoso.com's grant" \
+        in out, out

@@ -3,6 +3,7 @@ person's groups in one listing. No request per mailbox beyond the scan's own (``
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,8 @@ def resolve(directory: Directory, query: str) -> Person:
 async def read_person(tenant: Tenant, desired: Desired, query: str,
                       progress: bulk.Progress | None = None) -> Found:
     """Every mailbox ``query`` can open or send as: the bulk scan (unmanaged mailboxes included), the person
-    resolved from the directory it preloads, and the person's groups (nested) in one Graph listing."""
+    resolved from the directory it preloads, and the person's groups (nested) in one Graph listing, with one
+    memberOf listing per group for the chain."""
     result = await bulk.scan(tenant, desired, progress, others=lambda _key: True)
     directory = tenant.directory
     person = resolve(directory, query)
@@ -84,8 +86,7 @@ async def read_person(tenant: Tenant, desired: Desired, query: str,
     else:
         groups = [{"id": str(r.get("id") or ""), "name": str(r.get("displayName") or ""),
                    "mail": str(r.get("mail") or "")} for r in rows]
-        # Graph lists the transitive groups flat: each is reached from the person in one step.
-        parents[person.id] = [g["id"] for g in groups]
+        parents = await _nesting(tenant, person.id, [g["id"] for g in groups])
     names = {g["id"]: g["mail"] or g["name"] for g in groups}
     ident = ident_of(directory)
     every = grants(desired, result.live, ident)
@@ -94,6 +95,23 @@ async def read_person(tenant: Tenant, desired: Desired, query: str,
              "errors": len(result.errors), "exchange_requests": tenant.transport.stats.requests,
              "graph_requests": tenant.graph.requests}
     return Found(person, mine, groups, unread, stats, dict(result.errors))
+
+
+async def _nesting(tenant: Tenant, person_id: str, group_ids: list[str]) -> dict[str, list[str]]:
+    """principal → the groups it is a direct member of, for the person and each of the person's groups:
+    the chain ``who`` shows (finance-team <- payroll-team). Graph lists transitive groups flat, so each step
+    is one memberOf listing per group the person is in (not per mailbox). If a step cannot be read, every
+    group is put one step from the person: the access is still found, its chain is shorter."""
+    if not group_ids:
+        return {}
+    mine = set(group_ids)
+    try:
+        ups = await asyncio.gather(tenant.graph.member_of(person_id),
+                                   *(tenant.graph.member_of(g, group=True) for g in group_ids))
+    except GraphError:
+        return {person_id: list(group_ids)}
+    ids = [[str(r.get("id") or "") for r in rows] for rows in ups]
+    return {k: [g for g in found if g in mine] for k, found in zip([person_id, *group_ids], ids, strict=True)}
 
 
 def offline(desired: Desired, query: str) -> Found:

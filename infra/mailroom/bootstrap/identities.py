@@ -7,7 +7,9 @@ Sources. Graph app roles and the least-privileged choice per call: the Graph ref
 calls mailroom makes (``GET /users``, ``PATCH /users/{id}`` for ``accountEnabled``: "User.EnableDisableAccount.All
 and User.Read.All" is the least-privileged pair, ``GET /auditLogs/directoryAudits``: AuditLog.Read.All,
 ``/security/auditLog/queries``: AuditLogsQuery-Exchange.Read.All for Exchange records, ``GET
-/admin/exchange/tracing/messageTraces``: ExchangeMessageTrace.Read.All).
+/admin/exchange/tracing/messageTraces``: ExchangeMessageTrace.Read.All, ``GET /users/{id}/transitiveMemberOf``
+and ``GET /groups/{id}/transitiveMembers``: GroupMember.Read.All; User.Read.All alone lists a user's groups
+by id only, without names).
 ``Exchange.ManageAsApp`` and its role id: wire reference A.2. Exchange roles per cmdlet: M365DSC's
 settings.json per resource (Mail Recipients for *-MailboxPermission and *-RecipientPermission, View-Only
 Recipients to read mailbox permissions) and the built-in roles' descriptions (Mail Recipient Creation:
@@ -80,6 +82,9 @@ AUDIT_QUERY = AppRole("Microsoft Graph", GRAPH_APP_ID, "AuditLogsQuery-Exchange.
                       "their access (review); Search-AdminAuditLog is retired")
 MESSAGE_TRACE = AppRole("Microsoft Graph", GRAPH_APP_ID, "ExchangeMessageTrace.Read.All",
                         "message traces: which mailboxes still receive mail (review's decommission candidates)")
+GROUP_MEMBERS = AppRole("Microsoft Graph", GRAPH_APP_ID, "GroupMember.Read.All",
+                        "nested group membership: who holds access through a group (who, revoke) and which of a "
+                        "group's members used it (review)")
 MANAGE_AS_APP = AppRole("Office 365 Exchange Online", EXCHANGE_APP_ID, "Exchange.ManageAsApp",
                         "call Exchange admin REST without a user; what the app may do there is its Exchange "
                         "roles below, nothing more")
@@ -95,8 +100,8 @@ WRITE_RECIPIENTS = ExchangeRole("Mail Recipients", SHARED_MAILBOXES,
 CREATE_RECIPIENTS = ExchangeRole("Mail Recipient Creation", SHARED_MAILBOXES,
                                  "create and delete shared mailboxes (apply)")
 
-PLAN = Identity("plan", "mailroom-plan", "read only: validate, plan (pull requests), drift, import",
-                (USER_READ, AUDIT_READ, AUDIT_QUERY, MESSAGE_TRACE, MANAGE_AS_APP),
+PLAN = Identity("plan", "mailroom-plan", "read only: validate, plan (pull requests), drift, import, who, review",
+                (USER_READ, AUDIT_READ, AUDIT_QUERY, MESSAGE_TRACE, GROUP_MEMBERS, MANAGE_AS_APP),
                 (READ_RECIPIENTS, READ_CONFIGURATION))
 APPLY = Identity("apply", "mailroom-apply", "writes, shared mailboxes only: apply, drift --remediate",
                  (USER_READ, USER_ENABLE_DISABLE, AUDIT_READ, AUDIT_QUERY, MANAGE_AS_APP),

@@ -128,9 +128,24 @@ class GraphClient:
     async def transitive_member_of(self, principal_id: str) -> list[dict[str, Any]]:
         """The groups ``principal_id`` is a member of, directly or through nested groups (one paged listing:
         ``GET /users/{id}/transitiveMemberOf/microsoft.graph.group``, GroupMember.Read.All)."""
-        url = (f"{self.base_url}/users/{quote(principal_id, safe='')}/transitiveMemberOf/microsoft.graph.group"
+        return await self._groups("users", principal_id, "transitiveMemberOf")
+
+    async def member_of(self, principal_id: str, *, group: bool = False) -> list[dict[str, Any]]:
+        """The groups a user (or, with ``group``, a group) is a direct member of: one step of a nesting
+        (``GET /users|groups/{id}/memberOf/microsoft.graph.group``, GroupMember.Read.All)."""
+        return await self._groups("groups" if group else "users", principal_id, "memberOf")
+
+    async def transitive_members(self, group_id: str) -> list[dict[str, Any]]:
+        """A group's members, nested groups' included, flat (``GET /groups/{id}/transitiveMembers``,
+        GroupMember.Read.All; users need User.Read.All too, or they come with their id alone)."""
+        url = (f"{self.base_url}/groups/{quote(group_id, safe='')}/transitiveMembers"
+               f"?$select=id,displayName,mail,userPrincipalName&$top={self.page_size}")
+        return await self._get_all("GET /groups/{id}/transitiveMembers", url, {})
+
+    async def _groups(self, kind: str, key: str, relation: str) -> list[dict[str, Any]]:
+        url = (f"{self.base_url}/{kind}/{quote(key, safe='')}/{relation}/microsoft.graph.group"
                f"?$select=id,displayName,mail&$top={self.page_size}")
-        return await self._get_all("GET /users/{id}/transitiveMemberOf", url, {})
+        return await self._get_all(f"GET /{kind}/{{id}}/{relation}", url, {})
 
     async def _get_all(self, operation: str, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
         """Every page of a listing, each sent through the Transport (its retry policy)."""

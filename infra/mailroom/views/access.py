@@ -76,8 +76,11 @@ def render_revoke(r: Revocation, diff: str, patch: str | None, in_place: bool) -
         lines += [printable(f"  {a.mailbox:<40} {a.label:<15} {STATUS_TEXT[a.status]}: {a.removed_by}")
                   for a in r.outside]
     if r.through_groups:
-        lines += ["", f"Access through groups ({len(r.through_groups)}): take the person out of the group"]
-        lines += [_who_line(a) for a in r.through_groups]
+        lines += ["", f"Access through groups ({len(r.through_groups)}): remove the person from the group they are "
+                      "in (Entra), or remove the group's grant (revoke the group); its other members lose it too"]
+        for a in r.through_groups:  # via: the granted group first, the person's own group last
+            lines += [_who_line(a), printable(f"    through a group: remove the person from {a.via[-1]} or "
+                                              f"{a.holder}'s grant")]
     if r.owned:
         lines += ["", "Owner of (choose a new owner): " + ", ".join(printable(o) for o in r.owned)]
     if r.found.groups_unread:

@@ -71,8 +71,11 @@ def test_who_reads_managed_and_unmanaged_mailboxes_in_one_scan(tenant_app: Tenan
     got = {(a.mailbox.casefold(), a.right, a.status) for a in found.access}
     assert got == {("support@contoso.com", "member", IN_FILE), ("support@contoso.com", "send_as", PENDING),
                    ("info@contoso.com", "member", UNDECLARED), ("marketing@contoso.com", "send_as", UNMANAGED)}
-    # The local tenant has no group membership listing: said, never taken for "no groups".
-    assert found.groups_unread and not found.groups
+    # Bob is in finance-team (the seed): one membership listing, one memberOf step per group for the chain
+    assert not found.groups_unread and [g["mail"] for g in found.groups] == ["finance-team@contoso.com"]
+    endpoints = tenant_app.metrics()["endpoints"]
+    assert endpoints["GET /v1.0/users/{id}/transitiveMemberOf"] == 1
+    assert endpoints["GET /v1.0/groups/{id}/memberOf"] == 1
     # one bulk read: one Full Access read per shared mailbox, no Get-Mailbox per mailbox
     cmdlets = tenant_app.metrics()["cmdlets"]
     assert cmdlets.get("Get-MailboxPermission", 0) == 2 * 3  # two reads above (the second fails after it)
