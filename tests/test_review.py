@@ -23,7 +23,9 @@ mailboxes:
   - address: review@contoso.com
     display_name: Review
     owner: alice@contoso.com
-    members: [erin@contoso.com]   # reads only
+    members:
+      - erin@contoso.com          # reads only
+      - group: support-team@contoso.com   # dave, a member, tidies up
     send_as:
       - bob@contoso.com           # sends every day
       - carol@contoso.com         # never did
@@ -61,6 +63,7 @@ def test_review_tells_active_unused_and_unknown_apart_and_proposes_removing_only
     assert not act(t, "review@contoso.com", "erin@contoso.com", "FolderBind", now - timedelta(days=2))
     assert not act(t, "review@contoso.com", "erin@contoso.com", "MailItemsAccessed", now - timedelta(days=1))
     assert act(t, "review@contoso.com", "mallory@contoso.com", "SendOnBehalf", now - timedelta(days=5))
+    assert act(t, "review@contoso.com", "dave@contoso.com", "MoveToDeletedItems", now - timedelta(days=3))
     mail = t.http.post("/_emulator/mail", json={"to": "mailed@contoso.com", "time": (now - timedelta(days=20))
                                                 .isoformat()})
     assert mail.status_code == 200
@@ -78,11 +81,16 @@ def test_review_tells_active_unused_and_unknown_apart_and_proposes_removing_only
     assert (bob["verdict"], carol["verdict"], erin["verdict"]) == ("active", "unused", "unknown")
     assert bob["evidence"].startswith("SendAs (90 ") and bob["last_activity"] >= (now - timedelta(days=1)).isoformat()
     assert "FolderBind" in erin["fix"]  # which audit setting would tell
+    # the group's access: records name dave, who is in support-team (the seed's membership, read through Graph)
+    team = verdicts[("review@contoso.com", "member", "support-team@contoso.com")]
+    assert (team["verdict"], team["member"], team["is_group"]) == ("active", "dave@contoso.com", True)
+    assert team["evidence"].startswith("MoveToDeletedItems by dave@contoso.com")
     assert carol["reviewer"] == "alice@contoso.com"
     assert [(s["mailbox"], s["person"], s["operations"]) for s in doc["unmanaged_senders"]] == \
-        [("review@contoso.com", "mallory@contoso.com", ["SendOnBehalf"])]
+        [("review@contoso.com", "mallory@contoso.com", ["SendOnBehalf"])]  # dave acted through his group
     assert [c["mailbox"] for c in doc["decommission_candidates"]] == ["quiet@contoso.com"]
-    assert doc["scan"]["audit"]["records"] >= 91 and doc["scan"]["trace_queries"] == 9
+    assert doc["scan"]["audit"]["records"] >= 92 and doc["scan"]["trace_queries"] == 9
+    assert doc["scan"]["groups"] == 1 and doc["scan"]["groups_unread"] == {}
 
     text = patch.read_text()
     assert "Reviewers (the mailboxes' owners): alice@contoso.com" in text

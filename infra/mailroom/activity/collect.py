@@ -1,7 +1,8 @@
 """The review's reads, in bulk: the directory (to know every spelling of a person or mailbox), the shared
 mailboxes' audit settings (one paged Get-Mailbox), the delegate records of the window (unified audit log,
-streamed into ``Usage``) and, for mailboxes nobody acted on, the message traces of the window (10-day
-queries). Then ``review.build``: the verdicts."""
+streamed into ``Usage``), the members of each granted group (one Graph transitiveMembers listing per group,
+not per mailbox) and, for mailboxes nobody acted on, the message traces of the window (10-day queries). Then
+``review.build``: the verdicts."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from mailroom.activity.review import READS, Review, build
+from mailroom.activity.review import READS, Review, build, granted_people
 from mailroom.activity.review import AuditSettings as Settings
 from mailroom.activity.usage import Usage
 from mailroom.core.identity import smtp_key
 from mailroom.core.model import Desired
+from mailroom.errors import GraphError
 from mailroom.m365 import auditlog
 from mailroom.m365.tenant import Tenant, TenantConfig
 
@@ -34,6 +36,8 @@ class Stats:
     exchange_requests: int = 0
     graph_requests: int = 0
     throttled: int = 0
+    groups: int = 0  # granted groups whose members were read
+    groups_unread: dict[str, str] = field(default_factory=dict)  # group → why its members were not read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,10 +57,36 @@ async def collect(desired: Desired, cfg: TenantConfig, since: timedelta, *, trac
         client = auditlog.for_tenant(t)
         client.progress = progress
 
+        members: dict[str, frozenset[str]] = {}  # a granted group's key → its members' keys (transitive)
+
+        def canonical(value: str) -> str:
+            found = t.directory.lookup(value)
+            return smtp_key(found.primary_smtp) if found is not None and found.primary_smtp else smtp_key(value)
+
         async def exchange_reads() -> None:
             await t.directory.preload()
+            await asyncio.gather(group_reads(), shared_mailboxes())
+
+        async def shared_mailboxes() -> None:
             for row in await t.exchange.list_shared_mailboxes():
                 settings[smtp_key(str(row.get("PrimarySmtpAddress") or ""))] = Settings.from_mailbox(row)
+
+        async def group_reads() -> None:
+            """One transitiveMembers listing per group granted anywhere in the files (not per mailbox)."""
+            groups = {r.id: r for r in (t.directory.lookup(p) for p in granted_people(desired))
+                      if r is not None and r.is_group}
+
+            async def one(group_id: str) -> None:
+                try:
+                    rows = await t.graph.transitive_members(group_id)
+                except GraphError as exc:  # no GroupMember.Read.All: the group stays unknown, said in its fix
+                    stats.groups_unread[groups[group_id].primary_smtp] = f"{exc.status} {exc.code}"
+                    return
+                keys = (str(r.get("userPrincipalName") or r.get("mail") or r.get("id") or "") for r in rows)
+                members[canonical(groups[group_id].primary_smtp)] = frozenset(canonical(k) for k in keys if k)
+
+            await asyncio.gather(*(one(g) for g in groups))
+            stats.groups = len(members)
 
         def trace_sink(page: list[dict[str, Any]]) -> None:
             stats.traces += len(page)
@@ -74,15 +104,12 @@ async def collect(desired: Desired, cfg: TenantConfig, since: timedelta, *, trac
         stats.audit = asdict(client.stats)
         stats.mailboxes = len(settings)
 
-        def canonical(value: str) -> str:
-            found = t.directory.lookup(value)
-            return smtp_key(found.primary_smtp) if found is not None and found.primary_smtp else smtp_key(value)
-
         usage = raw.rekey(canonical)
         stats.records, stats.delegate_records = usage.records, usage.records - usage.ignored
         inbound = {canonical(x) for x in traced} if traces else None
         review = build(desired, settings, usage, max(1, since.days), canonical=canonical,
-                       is_group=lambda p: (r := t.directory.lookup(p)) is not None and r.is_group, inbound=inbound)
+                       is_group=lambda p: (r := t.directory.lookup(p)) is not None and r.is_group, inbound=inbound,
+                       group_members=members)
         sent = (t.transport.stats, t.graph_transport.stats)
         stats.exchange_requests = t.transport.stats.requests
         stats.graph_requests = t.graph_transport.stats.requests

@@ -11,8 +11,14 @@ entries (calendar, inbox, contacts) may only read, which only FolderBind (not a 
 MailItemsAccessed (Audit Premium only) show: without one of them a reader is ``unknown``, never ``unused``.
 Any other delegate action on the mailbox (create, update, move, delete; not sending, which needs no Full
 Access) still shows such access ``active``.
-Groups: audit records name the person who acted, never the group; a group's access is ``unknown`` unless
-a record names the group itself.
+Groups: audit records name the person who acted, never the group. With the group's members read (nested
+ones included: Graph ``transitiveMembers``, GroupMember.Read.All), a group's access is judged as the access of
+all its members together, which is what an auditor asks of a group grant ("does anyone use it through this
+group?"): ``active`` when a record names any member acting on the mailbox as the right shows (the evidence names
+that member); ``unused`` when no member did and the mailbox records that action (the same rule as for a person:
+nobody in the group used it, so the grant can go); ``unknown`` otherwise. A member who also holds the right
+directly counts for both rows, since a record does not say which grant was used, and a member's actions make
+them no unlisted sender. Without the membership (not read) a group is ``unknown``: review its members.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class Row:
     evidence: str | None = None  # the kind of the newest record, and how many there were
     fix: str | None = None  # for unknown: the audit setting that would show it
     is_group: bool = False
+    member: str | None = None  # a group's row: the member whose record is the evidence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,12 +127,14 @@ def _fix(mailbox: str, settings: AuditSettings, reads: bool) -> str:
 
 def verdict(right: str, settings: AuditSettings, seen: Seen | None, reads_recorded: bool,
             is_group: bool = False) -> tuple[str, str | None]:
-    """(verdict, fix for unknown)."""
+    """(verdict, fix for unknown). ``is_group``: a group whose members were not read (a group whose members
+    were read is judged on their records, like a person)."""
     signal = SIGNAL.get(right)
     if seen is not None and (signal in seen.operations if signal else seen.operations - SENDS):
         return "active", None
     if is_group:
-        return "unknown", "records name the member who acted, not the group: review its members"
+        return "unknown", ("the group's members were not read (Graph GroupMember.Read.All) and records name the "
+                           "member who acted, not the group: review its members")
     if not settings.enabled:
         return "unknown", None
     if signal is not None:
@@ -151,12 +160,34 @@ def _grants(mb: Mailbox) -> Iterable[tuple[str, str, bool]]:
             yield (row if row in rights.BY_KEY else key), d.address, False
 
 
+def shows(right: str, seen: Seen) -> bool:
+    """Whether ``seen`` shows ``right`` used (a rights-table key; folder roles are read as ``member``)."""
+    signal = SIGNAL.get(right if right in SIGNAL else "member")
+    return signal in seen.operations if signal else bool(seen.operations - SENDS)
+
+
+def group_seen(usage: Usage, box: str, members: Iterable[str], right: str) -> tuple[Seen | None, str | None]:
+    """The newest record of a member of a group on ``box``, preferring one that shows ``right`` used: (what was
+    seen, the member), or (None, None) when no member acted."""
+    found = [(seen, m) for m in members if (seen := usage.pairs.get((box, m))) is not None]
+    if not found:
+        return None, None
+    return max(found, key=lambda x: (shows(right, x[0]), x[0].last))
+
+
+def granted_people(desired: Desired) -> set[str]:
+    """Everyone (and every group) the files grant anything on a present managed mailbox, as written."""
+    return {p for mb in desired.mailboxes if mb.state.value == "present" for _, p, _ in _grants(mb)}
+
+
 def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage, since_days: int,
           canonical: Callable[[str], str] = smtp_key, is_group: Callable[[str], bool] = lambda _: False,
-          inbound: set[str] | None = None) -> Review:
+          inbound: set[str] | None = None, group_members: Mapping[str, frozenset[str]] | None = None) -> Review:
     """The review of every present managed mailbox. ``canonical``: a person or mailbox as the file writes it
     → the key ``usage`` holds it under. ``inbound``: mailboxes that received mail in the window (None: the
-    message trace was not read)."""
+    message trace was not read). ``group_members``: a group's key → its members' keys (transitive); a group
+    missing from it was not read."""
+    members_of = group_members or {}
     review = Review(since_days)
     granted: set[tuple[str, str]] = set()
     for mb in desired.mailboxes:
@@ -168,16 +199,24 @@ def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage,
         for right, person, group in _grants(mb):
             who = canonical(person)
             granted.add((box, who))
-            seen = usage.pairs.get((box, who))
-            group = group or is_group(person)
-            v, fix = verdict(right if right in SIGNAL else "member", audit, seen, reads, group)
+            group = group or who in members_of or is_group(person)
+            members = members_of.get(who) if group else None
+            by = None
+            if members is not None:  # the group's access is its members' (docstring)
+                granted.update((box, m) for m in members)
+                seen, by = group_seen(usage, box, members, right)
+            else:
+                seen = usage.pairs.get((box, who))
+            v, fix = verdict(right if right in SIGNAL else "member", audit, seen, reads, group and members is None)
             if v != "active" and right.endswith(FREE_BUSY):
                 v, fix = "unknown", "free/busy access: no mailbox audit record shows its use"
             if v == "unknown" and fix is None:
                 fix = _fix(mb.address, audit, SIGNAL.get(right) is None)
-            row = Row(mb.address, person, right, v, mb.owner, is_group=group, fix=fix or None)
+            row = Row(mb.address, person, right, v, mb.owner, is_group=group, fix=fix or None, member=by)
             if seen is not None:
                 row.last_activity, row.evidence = seen.last, f"{seen.operation} ({seen.count} in the window)"
+                if by is not None:
+                    row.evidence = f"{seen.operation} by {by}, a member ({seen.count} in the window)"
             review.rows.append(row)
         if audit.enabled and box not in usage.mailboxes and (inbound is None or box not in inbound):
             review.candidates.append(Candidate(mb.address, mb.owner, inbound is not None))

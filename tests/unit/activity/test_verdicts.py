@@ -64,3 +64,44 @@ def test_build_names_the_fix_the_owner_unmanaged_senders_and_quiet_mailboxes() -
     assert "AuditEnabled $true" in (rows[("off@contoso.com", "send_as", "sender@contoso.com")].fix or "")
     assert [(s.person, s.operations) for s in review.senders] == [("stranger@contoso.com", ["SendAs"])]
     assert [c.mailbox for c in review.candidates] == ["quiet@contoso.com"]  # off records nothing: not judged
+
+
+def test_a_groups_access_is_its_members_use_with_the_member_named() -> None:
+    """team (nested: ann directly, bob through a subgroup) is granted Full Access and Send As on shared;
+    crew on quiet. Records name members, never the group."""
+    shared = Mailbox("shared@contoso.com", "Shared", owner="olga@contoso.com",
+                     members=(Member("team@contoso.com", True, is_group=True),), send_as=("team@contoso.com",))
+    quiet = Mailbox("quiet@contoso.com", "Quiet", owner="olga@contoso.com",
+                    members=(Member("crew@contoso.com", True, is_group=True),), send_as=("crew@contoso.com",))
+    unread = Mailbox("unread@contoso.com", "Unread", members=(Member("other@contoso.com", True, is_group=True),))
+    desired = Desired(("contoso.com",), None, None, (shared, quiet, unread), ())  # type: ignore[arg-type]
+    usage = Usage()
+    usage.add_page([{"operation": op, "createdDateTime": when, "userPrincipalName": who,
+                     "auditData": {"LogonType": 2, "MailboxOwnerUPN": "shared@contoso.com"}}
+                    for op, when, who in (("MoveToDeletedItems", "2026-11-29T10:00:00Z", "ann@contoso.com"),
+                                          ("SendAs", "2026-11-30T09:00:00Z", "bob@contoso.com"),
+                                          ("SendAs", "2026-11-30T11:00:00Z", "zed@contoso.com"))])
+    groups = {"team@contoso.com": frozenset({"ann@contoso.com", "bob@contoso.com"}),
+              "crew@contoso.com": frozenset({"cy@contoso.com"})}
+    all_recorded = {b: WITH_BIND for b in ("shared@contoso.com", "quiet@contoso.com", "unread@contoso.com")}
+    review = build(desired, all_recorded, usage, 90, group_members=groups)
+    rows = {(r.mailbox, r.right, r.person): r for r in review.rows}
+    member = rows[("shared@contoso.com", "member", "team@contoso.com")]
+    # Full Access used by ann (a delete); bob's SendAs is newer but shows no reading: ann is the evidence
+    assert (member.verdict, member.member, member.is_group) == ("active", "ann@contoso.com", True)
+    assert member.evidence == "MoveToDeletedItems by ann@contoso.com, a member (1 in the window)"
+    send_as = rows[("shared@contoso.com", "send_as", "team@contoso.com")]
+    assert (send_as.verdict, send_as.member, send_as.last_activity) == ("active", "bob@contoso.com",
+                                                                        "2026-11-30T09:00:00Z")
+    # every signal recorded and no member acted: unused (and so proposable), like a person
+    assert {(r.mailbox, r.right) for r in review.unused} == {("quiet@contoso.com", "member"),
+                                                             ("quiet@contoso.com", "send_as")}
+    # members not read: unknown, said why
+    other = rows[("unread@contoso.com", "member", "other@contoso.com")]
+    assert other.verdict == "unknown" and "GroupMember.Read.All" in (other.fix or "")
+    # members acting through the group are no unlisted senders; zed is
+    assert [s.person for s in review.senders] == ["zed@contoso.com"]
+    # a mailbox that does not record reads: a group nobody read through is unknown, never unused
+    default = build(desired, {**all_recorded, "quiet@contoso.com": DEFAULT}, usage, 90, group_members=groups)
+    assert {(r.mailbox, r.right, r.verdict) for r in default.rows if r.mailbox == "quiet@contoso.com"} == {
+        ("quiet@contoso.com", "member", "unknown"), ("quiet@contoso.com", "send_as", "unused")}
