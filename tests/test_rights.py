@@ -32,7 +32,9 @@ SPEC_FIELDS = {f.name for f in fields(MailboxSpec)}
 FOLDER_ROLES = tuple(r for r in rights.ROLE_NAMES if r != "none")
 # A folder's roles (the calendar's free/busy ones on the calendar only), then its Default and Anonymous entries.
 ROLES_OF = {f: tuple(r for r in FOLDER_ROLES if f == "calendar" or r not in rights.CALENDAR_ONLY)
-            for f in ("calendar", "inbox", "contacts")}
+            for f in ("calendar", "inbox", "contacts", "folder")}
+# The ``folder`` rows are every path folder's (a folder a user made): a grant names its folder by path.
+FOLDER_OF = {"calendar": "calendar", "inbox": "inbox", "contacts": "contacts", "folder": "inbox/Reports"}
 FOLDER_PEOPLE = tuple(f"{f}_{r}" for f, roles in ROLES_OF.items() for r in roles)
 FOLDER_KEYS = (*FOLDER_PEOPLE, *(f"{f}_{e}" for f in ROLES_OF for e in ("default", "anonymous")))
 BEFORE = MailboxSpec(address="support@contoso.com", display_name="Support", aliases=("help@contoso.com",),
@@ -50,9 +52,9 @@ AFTER = MailboxSpec(address="support@contoso.com", display_name="Customer Suppor
                     forwarding_address="dave@contoso.com", forwarding_smtp="x@partner.example",
                     forward_keep_copy=True,
                     folder_grants=tuple(g for f, roles in ROLES_OF.items() for g in (
-                        FolderGrant(f, "Default", "none" if f == "calendar" else "reviewer"),
-                        FolderGrant(f, "Anonymous", "reviewer"),
-                        *(FolderGrant(f, f"{r}@contoso.com", r) for r in roles))))
+                        FolderGrant(FOLDER_OF[f], "Default", "none" if f == "calendar" else "reviewer"),
+                        FolderGrant(FOLDER_OF[f], "Anonymous", "reviewer"),
+                        *(FolderGrant(FOLDER_OF[f], f"{r}@contoso.com", r) for r in roles))))
 PROTOCOLS = ("pop", "imap", "activesync", "ews", "smtp_auth", "owa", "mapi")
 FORWARDING = ("forwarding_address", "forwarding_smtp", "forward_keep_copy")
 
@@ -80,8 +82,9 @@ def test_every_right_has_one_row_and_compare_derives_from_it() -> None:
 def test_every_change_a_diff_makes_has_a_row_and_its_line_the_rows_label() -> None:
     diff = changes(AFTER, BEFORE)
     assert {c.right for c in diff} == {r.key for r in rights.TABLE} - {"mailbox"}
-    for c in diff:
-        assert rights.right(c.right).label in c.line(), c
+    for c in diff:  # a path folder's line names it by its path (inbox/Reports reviewer)
+        assert rights.folder_label(rights.right(c.right), c.folder) in c.line(), c
+        assert (c.folder == "inbox/Reports") == c.right.startswith("folder_"), c
     created = changes(AFTER, None)
     assert created[0].line() == '+ create shared mailbox "Customer Support"'
     assert "+ member  carol@contoso.com (AutoMapping on)" in [c.line() for c in created]
@@ -165,7 +168,8 @@ def test_matrix_marks_and_grants_follow_the_grant_rows() -> None:
                           "calendar_contributor": "Cal:C", "calendar_non_editing_author": "Cal:NEA",
                           "calendar_author": "Cal:A", "calendar_publishing_author": "Cal:PA",
                           "calendar_editor": "Cal:E", "calendar_publishing_editor": "Cal:PE", "calendar_owner": "Cal:O",
-                          **{f"{f}_{r}": f"{m}:{a}" for f, m in (("inbox", "Inb"), ("contacts", "Con"))
+                          **{f"{f}_{r}": f"{m}:{a}"
+                             for f, m in (("inbox", "Inb"), ("contacts", "Con"), ("folder", "Fld"))
                              for r, _, a in rights.FOLDER_ROLES if r in ROLES_OF[f]}}
     assert [r.key for r in rights.GRANTS] == ["member", "send_as", "send_on_behalf"]
     assert BEFORE.grants() == [("member", "alice@contoso.com"), ("member", "bob@contoso.com"),
@@ -173,8 +177,8 @@ def test_matrix_marks_and_grants_follow_the_grant_rows() -> None:
     assert rights.OPTION_OF == {"member": rights.right("automap")}
     assert all(r.shape in (Shape.GRANT, Shape.FOLDER) for r in rights.TABLE if r.mark)
     # A person's role on a folder is a grant of its own row in the matrix; Default and Anonymous name nobody.
-    assert AFTER.grants()[-2:] == [("contacts_publishing_editor", "publishing_editor@contoso.com"),
-                                   ("contacts_owner", "owner@contoso.com")]
+    assert AFTER.grants()[-2:] == [("folder_publishing_editor", "publishing_editor@contoso.com"),
+                                   ("folder_owner", "owner@contoso.com")]
 
 
 def test_one_way_to_show_a_value_in_plans_and_drift() -> None:

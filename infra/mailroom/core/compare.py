@@ -29,6 +29,7 @@ class Change:
     subject: str | None = None
     before: Any = None
     after: Any = None
+    folder: str | None = None  # a path folder's entry: the folder (``inbox/Reports``), part of what it changes
 
     @property
     def is_removal(self) -> bool:
@@ -40,7 +41,7 @@ class Change:
     def from_dict(cls, doc: dict[str, Any]) -> Change:
         """The inverse of ``to_dict`` (a saved plan)."""
         return cls(str(doc["mailbox"]), str(doc["op"]), str(doc["right"]), doc.get("subject"), doc.get("before"),
-                   doc.get("after"))
+                   doc.get("after"), doc.get("folder"))
 
     def line(self) -> str:
         label = rights.right(self.right).label
@@ -67,18 +68,21 @@ class Change:
         """A folder entry: added or removed with its role, or its role changed in place."""
         row = rights.right(self.right)
         assert isinstance(row.write, rights.FolderPermission)
+        label = rights.folder_label(row, self.folder)
         if self.op in ("add", "remove"):
             sign = "+" if self.op == "add" else "-"
             _, delegate, private = rights.parse_access(str(self.after if self.op == "add" else self.before))
             flags = ", ".join(f for f, on in (("delegate", delegate), ("private items", private)) if on)
-            return f"{sign} {row.label}{f' ({flags})' if flags else ''}  {self.subject}"
-        who = self.subject or row.label
-        return f"~ {row.write.folder if self.subject else ''}{' ' if self.subject else ''}{who} " \
+            return f"{sign} {label}{f' ({flags})' if flags else ''}  {self.subject}"
+        who = self.subject or label
+        where = self.folder or row.write.folder
+        return f"~ {where if self.subject else ''}{' ' if self.subject else ''}{who} " \
                f"{rights.show_access(str(self.before))} → {rights.show_access(str(self.after))}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"mailbox": self.mailbox, "op": self.op, "right": self.right, "subject": self.subject,
-                "before": self.before, "after": self.after, "removal": self.is_removal}
+                "before": self.before, "after": self.after, "removal": self.is_removal,
+                **({"folder": self.folder} if self.folder else {})}
 
 
 def show(value: Any) -> str:
@@ -128,11 +132,18 @@ def _diff_folders(mailbox: str, want: Iterable[FolderGrant], have: Iterable[Fold
     for k, g in wanted.items():
         old = present.get(k)
         if old is None:
-            out.append(Change(mailbox, "add", g.right, g.person, None, g.access))
+            out.append(Change(mailbox, "add", g.right, g.person, None, g.access, _path(g)))
         elif old.access != g.access:
-            out.append(Change(mailbox, "set", g.right, None if g.special else g.person, old.access, g.access))
-    out += [Change(mailbox, "remove", g.right, g.person, g.access, None) for k, g in present.items() if k not in wanted]
+            out.append(Change(mailbox, "set", g.right, None if g.special else g.person, old.access, g.access,
+                              _path(g)))
+    out += [Change(mailbox, "remove", g.right, g.person, g.access, None, _path(g))
+            for k, g in present.items() if k not in wanted]
     return out
+
+
+def _path(g: FolderGrant) -> str | None:
+    """The folder a change names: a path folder's (its rows are shared), none for a well-known folder's."""
+    return g.folder if rights.is_path(g.folder) else None
 
 
 def changes(desired: MailboxSpec, live: MailboxSpec | None) -> list[Change]:

@@ -24,6 +24,10 @@ class Origin:
     file: str
     index: int
     line: int = 0
+    folders: tuple[tuple[str, int], ...] = ()  # the line of each ``folders:`` entry, by its key (a path's error)
+
+    def folder_line(self, key: str) -> int:
+        return dict(self.folders).get(key, self.line)
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,8 @@ class Mailbox:
     protocols: Protocols = DEFAULTS.protocols
     forwarding: Forwarding | None = None  # none: no forwarding of any kind
     calendar: FolderAccess | None = None  # none: the calendar's permissions are not managed
-    folders: tuple[tuple[str, FolderAccess], ...] = ()  # other folders by key (inbox, contacts): each one managed
+    # other folders by key (inbox, contacts, or a path to a folder a user made: inbox/Reports): each one managed
+    folders: tuple[tuple[str, FolderAccess], ...] = ()
     state: State = State.PRESENT
     origin: Origin | None = field(default=None, compare=False)
 

@@ -177,6 +177,36 @@ def role_rank(role: str) -> int:
 FOLDERS: dict[str, str] = {"calendar": "Calendar", "inbox": "Inbox", "contacts": "Contacts"}
 OTHER_FOLDERS = tuple(k for k in FOLDERS if k != "calendar")  # the keys of ``folders:``
 
+# A folder a user made (Exchange has no admin cmdlet that makes one in another mailbox, so mailroom only manages
+# the permissions of one that exists) is named by a path: a well-known folder's key, or ``root`` (the top of the
+# information store), then the names below it, ``/``-separated: ``inbox/Reports`` is /Posteingang/Reports in a
+# German mailbox. Its FolderType is "User Created"; its rows are the ``folder`` rows, the path is part of each
+# entry (FolderGrant.folder, Change.folder). Not under the calendar: a calendar's subfolder is another calendar,
+# whose free/busy roles the ``folder`` rows do not have.
+PATH_ROOTS: dict[str, str] = {"inbox": "Inbox", "contacts": "Contacts", "root": ""}
+PATH_FOLDER = "folder"  # the key of the rows every path folder shares
+USER_CREATED = "User Created"
+PATH_SEP = "/"
+
+
+def is_path(folder: str) -> bool:
+    """A folder key that is a path (``inbox/Reports``), not a well-known folder's key."""
+    return PATH_SEP in folder
+
+
+def folder_family(folder: str) -> str:
+    """The rows a folder's entries are: its own (calendar, inbox, contacts), or the ``folder`` rows of a path."""
+    return PATH_FOLDER if is_path(folder) else folder
+
+
+def folder_path(folder: str, names: dict[str, str]) -> str:
+    """The FolderPath Get-MailboxFolderStatistics shows for the path ``folder``, given the names (by FolderType)
+    the mailbox's well-known folders have: ``inbox/Reports`` with {"Inbox": "Posteingang"} →
+    ``/Posteingang/Reports``; ``root/Projects`` → ``/Projects``."""
+    first, _, rest = folder.partition(PATH_SEP)
+    kind = PATH_ROOTS[first]
+    return PATH_SEP + PATH_SEP.join(([names[kind]] if kind else []) + rest.split(PATH_SEP))
+
 
 def folder_default(folder: str, entry: str) -> str:
     """What Exchange gives a folder's Default or Anonymous entry: the calendar's Default shows free/busy."""
@@ -365,6 +395,8 @@ TABLE: tuple[Right, ...] = (
     *_folder("calendar", "calendar", "Cal"),
     *_folder("inbox", "inbox", "Inb"),
     *_folder("contacts", "contacts", "Con"),
+    # Folders a user made, named by path (``inbox/Reports``): one row per role for all of them.
+    *_folder(PATH_FOLDER, "folder", "Fld"),
 )
 
 BY_KEY: dict[str, Right] = {r.key: r for r in TABLE}
@@ -378,9 +410,17 @@ FOLDER_RIGHTS: tuple[Right, ...] = tuple(r for r in TABLE if r.shape is Shape.FO
 
 def folder_right(folder: str, person: str, role: str) -> Right:
     """The row of one folder entry: its Default/Anonymous row, or the row of the role a person holds."""
+    family = folder_family(folder)
     if person in SPECIAL_ENTRIES:
-        return BY_KEY[f"{folder}_{person.casefold()}"]
-    return BY_KEY[f"{folder}_{role}"]
+        return BY_KEY[f"{family}_{person.casefold()}"]
+    return BY_KEY[f"{family}_{role}"]
+
+
+def folder_label(row: Right, folder: str | None) -> str:
+    """How a plan names a folder row: a path folder's rows by its path (``inbox/Reports reviewer``)."""
+    if folder and isinstance(row.write, FolderPermission) and row.write.folder == PATH_FOLDER:
+        return folder + row.label[len(PATH_FOLDER):]
+    return row.label
 # grant right → the option its grants carry (member → automap), by the attribute both live in
 OPTION_OF: dict[str, Right] = {g.key: o for g in GRANTS for o in TABLE if o.shape is Shape.OPTION and o.attr == g.attr}
 

@@ -61,7 +61,9 @@ class DriftFinding:
 
     @property
     def key(self) -> str:
-        return "|".join([self.kind, smtp_key(self.mailbox), self.right or "", smtp_key(self.subject or "")])
+        # A path folder's entry: its rows are every path folder's, its folder (in ``detail``) tells them apart.
+        right = f"{self.right}@{self.detail.casefold()}" if self.right in _PATH_KEYS and self.detail else self.right
+        return "|".join([self.kind, smtp_key(self.mailbox), right or "", smtp_key(self.subject or "")])
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "description": self.describe()}
@@ -82,7 +84,8 @@ class DriftFinding:
             return (f"{rights.label(self.right)}: {rights.show_access(str(self.actual))} in the tenant; "
                     f"policy.max_default_calendar_access allows at most {self.expected}")
         if self.kind == "changed_setting" and self.right in _FOLDER_KEYS:
-            return f"{rights.label(self.right)}: file {rights.show_access(str(self.expected))}, tenant " \
+            label = rights.folder_label(rights.right(self.right), self.detail or None)
+            return f"{label}: file {rights.show_access(str(self.expected))}, tenant " \
                    f"{rights.show_access(str(self.actual))}"
         if self.kind != "changed_setting":
             return self.detail
@@ -110,6 +113,7 @@ class DriftFinding:
 
 
 _FOLDER_KEYS = {r.key for r in rights.FOLDER_RIGHTS}
+_PATH_KEYS = {r.key for r in rights.FOLDER_RIGHTS if getattr(r.write, "folder", "") == rights.PATH_FOLDER}
 
 
 def _above_policy(mailbox: str, live: LiveMailbox, limit: str | None) -> list[DriftFinding]:
@@ -150,6 +154,8 @@ def _from_change(c: Change, directory: Any, domains: Sequence[str]) -> DriftFind
     row = rights.right(c.right)
     found = _finding(c)
     found.control = row.control
+    if c.folder:  # a path folder's entry names its folder (the one detail a grant finding shows)
+        found.detail = c.folder
     if row.exfiltration and row.shape is rights.Shape.RULES:
         found.kind, found.severity, found.detail = "forwarding_rule", "high", "enabled inbox rule"
     elif row.exfiltration and c.before:  # forwarding the file does not declare (or to elsewhere)

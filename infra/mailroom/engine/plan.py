@@ -156,7 +156,9 @@ class PlanMismatch(TenantError):
 
 
 def _key(c: Change) -> tuple[str, str, str, str, str]:
-    return (c.op, c.right, smtp_key(c.subject) if c.subject else "", json.dumps(c.before), json.dumps(c.after))
+    # A path folder's entry is approved for its folder only (its rights-table row is every path folder's).
+    right = f"{c.right}@{c.folder.casefold()}" if c.folder else c.right
+    return (c.op, right, smtp_key(c.subject) if c.subject else "", json.dumps(c.before), json.dumps(c.after))
 
 
 @dataclass

@@ -40,7 +40,7 @@ from mailroom.engine.workspace import PROJECT_NAME as PROJECT
 from mailroom.errors import TenantError
 from mailroom.m365.tenant import Tenant
 from mailroom.reconcile import bulk
-from mailroom.reconcile.live import LiveMailbox, refusal
+from mailroom.reconcile.live import LiveMailbox, missing_folders, refusal
 
 # A stack made before mailroom had a provider of its own holds its mailboxes under the dynamic
 # provider's type; both are mailboxes (the resource's alias migrates them on the next apply).
@@ -190,7 +190,8 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict
     read them: Get-InboxRule is not in the View-Only roles).
     """
     state = asyncio.ensure_future(_managed(deployment))
-    specs = {mb.key: MailboxSpec.from_model(mb, desired.domains) for mb in desired.mailboxes}
+    by_key = desired.by_key()
+    specs = {k: MailboxSpec.from_model(mb, desired.domains) for k, mb in by_key.items()}
     need = set(specs) if refresh else set(specs) - set(await state)
     try:
         read = await bulk.read(tenant, desired, need, progress, asyncio.ensure_future(_automap(state)), rules) \
@@ -221,7 +222,9 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict
             before = known[key].spec
         planned.assumed[key] = before.to_props() if before else None
         todo = changes(spec, before)
-        refused = await _forwarding_refusal(tenant, spec, todo)
+        # A folder named by path must exist (mailroom cannot create it): checked on what was just read.
+        refused = (missing_folders(by_key[key], planned.live.get(key)) if key in need else "") or \
+            await _forwarding_refusal(tenant, spec, todo)
         if refused:
             planned.plan.mailboxes.append(MailboxPlan(spec.address, "update" if key in known else "create", [],
                                                       refused))

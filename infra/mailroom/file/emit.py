@@ -131,7 +131,7 @@ def field_lines(key: str, mb: Mailbox, defaults: Defaults, *, owner_unknown: boo
 def folder_lines(key: str, access: FolderAccess, indent: str = INDENT) -> list[str]:
     """A folder's entries: Default and Anonymous when given, then one list per role (rights.FOLDER_ROLES order);
     an editor with delegate flags as ``{user: ..., delegate: true}``."""
-    lines = [f"{indent}{key}:"]
+    lines = [f"{indent}{scalar(key)}:"]  # a path's folder names may need quoting (inbox/Reports: 2026)
     inner = indent + "  "
     for name, value in (("default", access.default), ("anonymous", access.anonymous)):
         if value is not None:

@@ -398,7 +398,10 @@ def _build(docs: list[Document], broken: set[tuple[str, str]],
         if not isinstance(doc.data, dict) or (doc.path, "/mailboxes") in broken:
             continue
         for i, raw in enumerate(doc.data.get("mailboxes") or []):
-            origin = Origin(doc.path, i, doc.locate(("mailboxes", i))[0])
+            named = raw.get("folders") if isinstance(raw, dict) else None
+            origin = Origin(doc.path, i, doc.locate(("mailboxes", i))[0], tuple(
+                (str(key), doc.locate(("mailboxes", i, "folders", key), key=True)[0])
+                for key in (named if isinstance(named, dict) else ())))
             if (doc.path, f"/mailboxes/{i}") not in broken:
                 mailboxes.append(_mailbox(raw, defaults, origin))
             elif isinstance(raw, dict) and isinstance(raw.get("address"), str):
@@ -437,11 +440,18 @@ def _mailbox(raw: dict[str, Any], defaults: Defaults, origin: Origin) -> Mailbox
         forwarding=Forwarding(raw["forwarding"]["to"].strip(), **{k: v for k, v in raw["forwarding"].items()
                                                                   if k != "to"}) if raw.get("forwarding") else None,
         calendar=folder_access(raw["calendar"]) if isinstance(raw.get("calendar"), dict) else None,
-        folders=tuple((key, folder_access(raw["folders"][key])) for key in rights.OTHER_FOLDERS
-                      if isinstance(raw.get("folders"), dict) and isinstance(raw["folders"].get(key), dict)),
+        folders=_folders(raw.get("folders")),
         origin=origin,
         state=State(raw["state"]) if "state" in raw else Mailbox.state,  # else the model's default
     )
+
+
+def _folders(raw: Any) -> tuple[tuple[str, FolderAccess], ...]:
+    """``folders:``: the well-known ones (rights.OTHER_FOLDERS order), then the paths in the file's order."""
+    if not isinstance(raw, dict):
+        return ()
+    keys = [k for k in rights.OTHER_FOLDERS if k in raw] + [k for k in raw if rights.is_path(str(k))]
+    return tuple((str(k), folder_access(raw[k])) for k in keys if isinstance(raw[k], dict))
 
 
 def folder_access(raw: dict[str, Any]) -> FolderAccess:

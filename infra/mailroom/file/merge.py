@@ -81,7 +81,9 @@ def differs(key: str, old: Mailbox, new: Mailbox, defaults: Defaults) -> bool:
     if key == "calendar":
         return _folder(old.calendar) != _folder(new.calendar)
     if key == "folders":
-        return {k: _folder(a, k) for k, a in old.folders} != {k: _folder(a, k) for k, a in new.folders}
+        # A path's folder names are case-insensitive, as Exchange's are.
+        return {k.casefold(): _folder(a, k) for k, a in old.folders} != \
+            {k.casefold(): _folder(a, k) for k, a in new.folders}
     return False  # address (the key), owner (Exchange knows none: the file's stands)
 
 

@@ -34,10 +34,10 @@ class _Ctx:
         self.findings: list[Finding] = []
 
     def report(self, mb: Mailbox, parts: Path, code: str, message: str,
-               severity: Severity = Severity.ERROR) -> None:
+               severity: Severity = Severity.ERROR, key: bool = False) -> None:
         assert mb.origin is not None
         doc = self.docs[mb.origin.file]
-        self.findings.append(doc.finding(("mailboxes", mb.origin.index) + parts, code, message, severity))
+        self.findings.append(doc.finding(("mailboxes", mb.origin.index) + parts, code, message, severity, key=key))
 
     def where(self, mb: Mailbox, parts: Path) -> str:
         assert mb.origin is not None
@@ -205,7 +205,15 @@ def _check_policy(ctx: _Ctx, mb: Mailbox) -> None:
         _check_forwarding(ctx, mb)
     if mb.calendar is not None:
         _check_folder(ctx, mb, "calendar", mb.calendar, ("calendar",))
+    paths: dict[str, str] = {}
     for key, access in mb.folders:
+        if rights.is_path(key):  # Exchange's folder names are case-insensitive: one folder, two entries
+            same = paths.setdefault(key.casefold(), key)
+            if same != key:
+                ctx.report(mb, ("folders", key), "duplicate-folder",
+                           f"{key} and {same} are the same folder (folder names are case-insensitive); "
+                           "give its entries once", key=True)
+                continue
         _check_folder(ctx, mb, key, access, ("folders", key))
     if policy.protocols_at_profile:
         profile = ctx.desired.defaults.protocols

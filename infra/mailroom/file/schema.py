@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,9 @@ def _convert(doc: Document, error: ValidationError, prefix: tuple[str | int, ...
     kind = error.validator
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+        extras = sorted(k for k in set(error.instance) - set(allowed) if not any(p.search(str(k)) for p in patterns)) \
+            if isinstance(error.instance, dict) else []
         out: list[Finding] = []
         if main_file is not None and not path:  # a main file's key in an included file: say so
             main_only = [e for e in extras if e in _validator().schema["properties"]]
@@ -136,6 +139,8 @@ def _convert(doc: Document, error: ValidationError, prefix: tuple[str | int, ...
         for extra in extras:
             hint = difflib.get_close_matches(str(extra), allowed, n=1)
             suggestion = f"; did you mean `{hint[0]}`?" if hint else f"; allowed: {', '.join(allowed)}"
+            if patterns and not hint:  # folders: a path to a folder a user made
+                suggestion += " or a path that starts with one of them, such as inbox/NAME (names without / or \\)"
             out.append(doc.finding(path + (extra,), "unknown-field", f"unknown field {quote(extra)}{suggestion}",
                                    key=True))
         return out

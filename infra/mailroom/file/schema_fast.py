@@ -126,10 +126,25 @@ def compile_schema(root: dict[str, Any], node: dict[str, Any] | None = None,
                             return False
                 return True
             return properties
+        if key == "patternProperties":
+            pats = [(re.compile(p).search, build(s, doc)) for p, s in value.items()]
+
+            def pattern_properties(v: Any) -> bool:
+                if isinstance(v, dict):
+                    for k, x in v.items():
+                        for search, check in pats:
+                            if search(k) is not None and not check(x):
+                                return False
+                return True
+            return pattern_properties
         if key == "additionalProperties":
             if value is not False:
                 raise NotImplementedError("additionalProperties other than false")
             allowed = frozenset(schema.get("properties", {}))
+            searches = [re.compile(p).search for p in schema.get("patternProperties", {})]
+            if searches:  # a key no property names must match a pattern
+                return lambda v: not isinstance(v, dict) or all(
+                    k in allowed or any(s(k) is not None for s in searches) for k in v)
             return lambda v: not isinstance(v, dict) or allowed.issuperset(v)
         if key == "required":
             req = frozenset(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mailroom.core import rights
@@ -178,9 +178,14 @@ def _adopted(live: LiveMailbox, directory: Directory, group: str) -> Adopted:
         audit_enabled=spec.audit_enabled, sign_in_blocked=spec.sign_in_blocked,
         protocols=Protocols(**{r.attr: getattr(spec, r.attr) for r in rights.PROTOCOLS}), forwarding=forwarding,
         calendar=adopt_folder(spec, "calendar", notes),
-        folders=tuple((key, access) for key in rights.OTHER_FOLDERS
+        folders=tuple((key, access) for key in (*rights.OTHER_FOLDERS, *_paths(spec))
                       if (access := adopt_folder(spec, key, notes)) is not None))
     return Adopted(mailbox, group, tuple(notes))
+
+
+def _paths(spec: MailboxSpec) -> list[str]:
+    """The folders a user made that the read found (import reads them all), by path."""
+    return sorted({g.folder for g in spec.folder_grants if rights.is_path(g.folder)}, key=str.casefold)
 
 
 def adopt_folder(spec: MailboxSpec, folder: str, notes: list[str]) -> FolderAccess | None:
@@ -258,6 +263,25 @@ def forward_domains(imported: Imported) -> tuple[str, ...]:
     """The domains outside the accepted ones that imported mailboxes forward to (policy must allow them)."""
     return tuple(sorted({domain_of(a.mailbox.forwarding.to) for a in imported.mailboxes
                          if a.mailbox.forwarding and not in_domains(a.mailbox.forwarding.to, imported.domains)}))
+
+
+def within_policy(imported: Imported, allowed: Sequence[str]) -> Imported:
+    """For ``import --merge``: forwarding to a domain the existing file's policy does not allow is left out of the
+    merged entry, with a note, so the file still validates. The policy is what the organisation reviewed (CIS
+    6.2.1: no external forwarding); an import widening it to fit what the tenant does would approve the very
+    thing an auditor wants flagged. Left out, the next plan shows the forwarding's removal and drift reports it
+    at high severity until someone decides: allow the domain in policy, or let apply remove it."""
+    out = []
+    for a in imported.mailboxes:
+        fwd = a.mailbox.forwarding
+        if fwd is None or in_domains(fwd.to, imported.domains) or in_domains(fwd.to, allowed):
+            out.append(a)
+            continue
+        note = (f"not imported: forwarding to {printable(fwd.to)}: {domain_of(fwd.to)!r} is not in "
+                "policy.allowed_forward_domains (CIS 6.2.1), so the next apply removes it; to keep it, add the "
+                "domain there and write `forwarding:`")
+        out.append(replace(a, mailbox=replace(a.mailbox, forwarding=None), notes=(*a.notes, note)))
+    return replace(imported, mailboxes=out)
 
 
 def empty(domains: tuple[str, ...]) -> Desired:

@@ -33,6 +33,7 @@ from mailroom.reconcile.live import (
     read_mailbox,
     resolve_folder_people,
     rules_call,
+    user_folders,
 )
 
 Progress = Callable[[int, int], None]
@@ -73,8 +74,9 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
     listing comes first then, since it says which mailboxes there are: one page per 1,000, a second or two
     before the per-mailbox reads.
     ``rules``: also read each managed mailbox's inbox rules (drift: one more ``$batch`` item per mailbox).
-    ``all_folders``: read the permissions of every folder mailroom manages (rights.FOLDERS) of every mailbox read
-    (import: one statistics item and one item per folder each); else only those the file names, of its mailboxes.
+    ``all_folders``: read the permissions of every folder mailroom manages (rights.FOLDERS, and every folder a user
+    made under them or at the top) of every mailbox read (import: one statistics item and one item per folder
+    each); else only those the file names, of its mailboxes.
     """
     result = ScanResult()
     managed = {mb.key: mb for mb in desired.mailboxes}
@@ -109,7 +111,9 @@ async def scan(tenant: Tenant, desired: Desired, progress: Progress | None = Non
             if not isinstance(answer, CmdletResult):
                 folder_errors[k] = answer
                 continue
-            folder_ids[k] = folder_addresses(targets[k], answer.value, wanted_folders[k])
+            # Import also reads each folder a user made (rights.PATH_ROOTS): one more item per such folder.
+            named = wanted_folders[k] + (tuple(user_folders(answer.value)) if all_folders else ())
+            folder_ids[k] = folder_addresses(targets[k], answer.value, named)
             addressed += [(k, folder, ident) for folder, ident in folder_ids[k].items()]
         answers = await ex.batch([folder_perms_call(ident) for _, _, ident in addressed]) if addressed else []
         for (k, folder, _), answer in zip(addressed, answers, strict=True):

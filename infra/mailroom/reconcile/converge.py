@@ -131,7 +131,7 @@ def plan_calls(live: LiveMailbox, changes: Sequence[Change]) -> Calls:
         elif isinstance(w, FolderPermission):
             # One call per entry: a changed role or flag is Set in place, so nobody else's access is touched.
             # People are named by the file's address (a display name can be ambiguous, CIPP #244).
-            folder = live.folder_ids.get(w.folder)
+            folder = live.folder_ids.get(c.folder or w.folder)  # a path folder's entry names its folder
             if folder is None:
                 calls.unaddressed.append(c)
             else:
@@ -169,8 +169,9 @@ async def apply_changes(exchange: ExchangeClient, graph: Any, live: LiveMailbox,
         except TenantError as exc:
             outcome.failed.extend((c, str(exc)) for c in calls.set_changes)
 
-    outcome.failed.extend((c, f"{desired.address}: the folder of {rights.label(c.right)} was not found "
-                              "(Get-MailboxFolderStatistics lists no folder of its type)") for c in calls.unaddressed)
+    outcome.failed.extend((c, f"{desired.address}: the folder of {rights.folder_label(rights.right(c.right), c.folder)}"
+                              " was not found (Get-MailboxFolderStatistics lists no such folder)")
+                          for c in calls.unaddressed)
     # Grants go in two phases, removals first: an AutoMapping change is a remove and an add of the same
     # grant, and in one $batch a throttled remove would be retried after the add and delete the grant.
     # An add whose remove failed is not sent (the grant stays as it was, and the change is reported failed).

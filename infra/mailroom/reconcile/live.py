@@ -13,6 +13,7 @@ from typing import Any
 
 from mailroom.core import rights
 from mailroom.core.identity import access_rights, is_internal, managed_addresses, permission_kind, smtp_key
+from mailroom.core.model import Mailbox
 from mailroom.core.rights import GET_CAS, MailboxSetting, PermissionPair, UserProperty
 from mailroom.core.spec import FolderGrant, Grant, MailboxSpec
 from mailroom.core.textsafe import printable
@@ -79,6 +80,23 @@ def refusal(address: str, kind: str, display_name: str = "") -> str | None:
     name = f' "{printable(display_name)}"' if display_name else ""
     return (f"{address} is a {printable(kind)}{name}, not a shared mailbox; mailroom manages "
             "shared mailboxes only and changes nothing on it")
+
+
+def missing_folders(mb: Mailbox, live: LiveMailbox | None) -> str:
+    """Why the plan of ``mb`` cannot be made, or "": a path folder (``folders: inbox/Reports``) the mailbox, as
+    just read, does not have. Exchange lets no admin make a folder in another mailbox (New-MailboxFolder works on
+    the caller's own only), so mailroom manages folders that exist and never skips one silently."""
+    paths = [key for key, _ in mb.folders if rights.is_path(key)]
+    missing = [key for key in paths if live is None or key not in live.folder_ids]
+    if not missing:
+        return ""
+    origin = mb.origin
+    where = [f"{origin.file}:{origin.folder_line(key)}: " if origin else "" for key in missing]
+    why = "it does not exist yet" if live is None else "Get-MailboxFolderStatistics lists no such folder"
+    return "; ".join(
+        f"{at}{mb.address}: folders: {key}: the mailbox has no folder {key} ({why}). mailroom sets the permissions "
+        "of a folder that exists and cannot create one in another mailbox: have someone with access to the "
+        "mailbox create it in Outlook, or fix the path" for at, key in zip(where, missing, strict=True))
 
 
 def live_spec(mailbox: dict[str, Any], full_access: Sequence[dict[str, Any]], send_as: Sequence[dict[str, Any]],
@@ -165,7 +183,8 @@ def folder_grants(folder: str, rows: Sequence[Mapping[str, Any]], canon: Any,
             continue
         if user.upper().startswith("NT:"):
             granted_role = rights.FILE_ROLE.get(str((row.get("AccessRights") or ["custom"])[0]).casefold(), "")
-            key = f"{folder}_{granted_role}" if f"{folder}_{granted_role}" in rights.BY_KEY else f"{folder}_default"
+            family = rights.folder_family(folder)
+            key = f"{family}_{granted_role}" if f"{family}_{granted_role}" in rights.BY_KEY else f"{family}_default"
             if orphans is not None:
                 orphans.append((key, user[3:]))
             continue
@@ -179,22 +198,71 @@ def folder_grants(folder: str, rows: Sequence[Mapping[str, Any]], canon: Any,
     return out
 
 
+def _scope(folder: str) -> str:
+    """The FolderScope that lists ``folder``: its type's (a scope holds that folder and its subfolders); a path
+    under the top of the information store needs All."""
+    if rights.is_path(folder):
+        return rights.PATH_ROOTS[folder.partition(rights.PATH_SEP)[0]] or "All"
+    return rights.FOLDERS[folder]
+
+
 def folder_stats_call(identity: str, folders: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """Get-MailboxFolderStatistics of the folders ``folders`` name: the one scope of a single folder, else All.
+    """Get-MailboxFolderStatistics of the folders ``folders`` name: their one scope if they share it, else All.
     (Get-MailboxFolder would see only the caller's own mailbox.)"""
-    scope = rights.FOLDERS[folders[0]] if len(folders) == 1 else "All"
-    return "Get-MailboxFolderStatistics", {"Identity": identity, "FolderScope": scope}
+    scopes = {_scope(f) for f in folders}
+    return "Get-MailboxFolderStatistics", {"Identity": identity, "FolderScope": scopes.pop() if len(scopes) == 1
+                                           else "All"}
+
+
+def _well_known(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """FolderType → the localized name of that type's root folder (of several, the one nearest the top)."""
+    out: dict[str, tuple[int, str]] = {}
+    for r in rows:
+        kind, path = str(r.get("FolderType") or ""), str(r.get("FolderPath") or "")
+        if kind and kind != rights.USER_CREATED and (kind not in out or path.count("/") < out[kind][0]):
+            out[kind] = (path.count("/"), str(r.get("Name") or path.rsplit("/", 1)[-1]))
+    return {k: name for k, (_, name) in out.items()}
 
 
 def folder_addresses(identity: str, rows: Sequence[Mapping[str, Any]], folders: Sequence[str]) -> dict[str, str]:
-    """Each folder as Exchange addresses it, ``<mailbox>:<FolderId>``, found by its FolderType, never by its
-    name (a German mailbox's calendar is "Kalender"); of several folders of a type, the root one (CIPP #467)."""
+    """Each folder as Exchange addresses it, ``<mailbox>:<FolderId>``. A well-known one is found by its
+    FolderType, never by its name (a German mailbox's calendar is "Kalender"); of several folders of a type, the
+    root one (CIPP #467). A path folder (``inbox/Reports``) is the "User Created" one whose FolderPath is the
+    path under its parent's localized name (/Posteingang/Reports). A folder not found is left out."""
     out = {}
+    names = _well_known(rows)
     for folder in folders:
-        found = [r for r in rows if str(r.get("FolderType") or "") == rights.FOLDERS[folder] and r.get("FolderId")]
+        if rights.is_path(folder):
+            kind = rights.PATH_ROOTS[folder.partition(rights.PATH_SEP)[0]]
+            if kind and kind not in names:
+                continue
+            want = rights.folder_path(folder, names).casefold()
+            found = [r for r in rows if str(r.get("FolderType") or "") == rights.USER_CREATED and r.get("FolderId")
+                     and str(r.get("FolderPath") or "").casefold() == want]
+        else:
+            found = [r for r in rows if str(r.get("FolderType") or "") == rights.FOLDERS[folder]
+                     and r.get("FolderId")]
         if found:
             root = min(found, key=lambda r: str(r.get("FolderPath") or "").count("/"))
             out[folder] = f"{identity}:{root['FolderId']}"
+    return out
+
+
+def user_folders(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The path (``inbox/Reports``) of every folder a user made under a folder a path may start at (rights.
+    PATH_ROOTS), from Get-MailboxFolderStatistics -FolderScope All: what import reads to write them back."""
+    names = _well_known(rows)
+    under = {names[kind].casefold(): key for key, kind in rights.PATH_ROOTS.items() if kind and kind in names}
+    others = {name.casefold() for name in names.values()}
+    out = []
+    for r in rows:
+        if str(r.get("FolderType") or "") != rights.USER_CREATED:
+            continue
+        parts = str(r.get("FolderPath") or "").strip("/").split("/")
+        if len(parts) > 1 and parts[0].casefold() in under:
+            out.append(rights.PATH_SEP.join([under[parts[0].casefold()], *parts[1:]]))
+        elif parts[0] and parts[0].casefold() not in others:  # under the top of the information store
+            out.append(rights.PATH_SEP.join(["root", *parts]))
     return out
 
 
