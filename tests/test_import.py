@@ -152,6 +152,29 @@ def test_merge_after_one_change_by_hand_rewrites_exactly_that_line(env: Any, tmp
     assert [line for line in before if line not in after] == []  # every comment and line kept
 
 
+def test_merge_leaves_out_forwarding_the_files_policy_does_not_allow_with_a_note(
+        env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The file's policy allows no external forwarding, and the tenant forwards legal@ out: the merged file is
+    valid, still allows no such domain, and says why the forwarding is not in it (the next plan removes it)."""
+    main_file = tmp_path / "mailboxes.yaml"
+    assert mailroom(capsys, "import", "--stack", "local", "--out", str(main_file))[0] == 0
+    text = main_file.read_text()
+    text = text.replace("  allowed_forward_domains: [lawfirm.example]", "  allowed_forward_domains: []")
+    text = text.replace("    forwarding: {to: archive@lawfirm.example, keep_copy: false}\n", "")
+    main_file.write_text(text)
+    assert mailroom(capsys, "validate", "--file", str(main_file))[0] == 0
+    code, out, err = mailroom(capsys, "import", "--stack", "local", "--out", str(main_file), "--merge")
+    assert code == 0, out + err
+    merged = main_file.read_text()
+    assert "lawfirm.example]" not in merged and "forwarding: {to: archive@lawfirm.example" not in merged
+    assert "# not imported: forwarding to archive@lawfirm.example: 'lawfirm.example' is not in " \
+        "policy.allowed_forward_domains" in merged, merged
+    code, out, err = mailroom(capsys, "validate", "--file", str(main_file))
+    assert code == 0, out + err
+    # Forwarding to a mailbox of the organisation (info@ to dave) is imported as it is.
+    assert "forwarding: {to: dave@contoso.com" in merged
+
+
 def test_bad_input_is_a_clear_error_and_never_a_half_written_file(env: Any, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:

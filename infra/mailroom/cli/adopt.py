@@ -190,7 +190,9 @@ def _merged(existing: Any, imported: adopt.Imported, split: str, patterns: list[
     by_origin = {(mb.origin.file, mb.origin.index): mb for mb in desired.mailboxes if mb.origin is not None}
     docs = {path: load(path, display_path=path) for path in desired.files}
     texts = {path: Path(path).read_text(encoding="utf-8-sig") for path in desired.files}
-    tenant = {e.mailbox.key: e for e in _entries(imported, desired.policy)}
+    # The file's policy stands: forwarding it does not allow is a note, never a wider policy (within_policy).
+    allowed = adopt.within_policy(imported, desired.policy.allowed_forward_domains)
+    tenant = {e.mailbox.key: e for e in _entries(allowed, desired.policy)}
     groups = {a.mailbox.key: a.group for a in imported.mailboxes}
     main_path = desired.files[0]
     by_name = {Path(p).name: p for p in desired.files[1:]}
