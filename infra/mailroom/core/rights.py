@@ -326,14 +326,17 @@ def _folder(folder: str, label: str, mark: str) -> tuple[Right, ...]:
     Default and Anonymous entries (always there, only Set)."""
     roles = [(r, x, a) for r, x, a in FOLDER_ROLES if r != "none" and (folder == "calendar" or r not in CALENDAR_ONLY)]
     read = Read("Get-MailboxFolderPermission", "User")
+    # Where the file writes it: ``calendar.<role>``, ``folders.inbox.<role>``; a path folder's under its path,
+    # which no fixed key names (file/edit.py then finds no list to edit: it reports the removal as not found).
+    at = folder if folder == "calendar" else f"folders.{folder if folder != PATH_FOLDER else '<path>'}"
     people = tuple(Right(f"{folder}_{r}", f"{label} {r.replace('_', ' ')}", True, Shape.FOLDER, "folder_grants",
-                         f"{folder}.{r}", read, FolderPermission(folder, r), mark=(f"{mark}:{a}", f"{label} {x}"))
+                         f"{at}.{r}", read, FolderPermission(folder, r), mark=(f"{mark}:{a}", f"{label} {x}"))
                    for r, x, a in roles)
     return people + (
         Right(f"{folder}_default", f"{label} Default (everyone in the organisation)", False, Shape.FOLDER,
-              "folder_grants", f"{folder}.default", read, FolderPermission(folder, None, DEFAULT_ENTRY)),
+              "folder_grants", f"{at}.default", read, FolderPermission(folder, None, DEFAULT_ENTRY)),
         Right(f"{folder}_anonymous", f"{label} Anonymous (people outside the organisation)", False, Shape.FOLDER,
-              "folder_grants", f"{folder}.anonymous", read, FolderPermission(folder, None, ANONYMOUS_ENTRY)))
+              "folder_grants", f"{at}.anonymous", read, FolderPermission(folder, None, ANONYMOUS_ENTRY)))
 
 
 TABLE: tuple[Right, ...] = (

@@ -11,6 +11,7 @@ from mailroom.core.compare import Change, changes
 from mailroom.core.model import FolderAccess, FolderDelegate, Mailbox
 from mailroom.core.spec import FolderGrant, MailboxSpec
 from mailroom.file import emit
+from mailroom.file.edit import Removal, propose_removals
 from mailroom.file.load import load_desired
 from mailroom.reconcile.live import folder_addresses, folder_stats_call, user_folders
 
@@ -110,3 +111,20 @@ def test_import_writes_a_path_entry_so_that_it_loads_back_as_the_same_model(tmp_
     loaded = load_desired(str(path))
     assert loaded.findings == [] and loaded.desired is not None
     assert loaded.desired.mailboxes[0].folders == (("inbox/Reports: 2026", access),)
+
+
+def test_file_edit_removes_an_inbox_entry_under_folders_and_reports_a_path_folders_as_not_found() -> None:
+    text = """mailboxes:
+  - address: a@contoso.com
+    folders:
+      inbox:
+        reviewer: [bob@contoso.com, carol@contoso.com]
+      inbox/Reports:
+        reviewer: [bob@contoso.com]
+"""
+    proposal = propose_removals({"m.yaml": text}, [Removal("a@contoso.com", "inbox_reviewer", "bob@contoso.com"),
+                                                   Removal("a@contoso.com", "folder_reviewer", "bob@contoso.com")])
+    [change] = proposal.changes
+    assert change.after == text.replace("[bob@contoso.com, carol@contoso.com]", "[carol@contoso.com]")
+    # A path folder's rows are every path folder's: a removal by row cannot say which folder, so none is edited.
+    assert proposal.missing == [Removal("a@contoso.com", "folder_reviewer", "bob@contoso.com")]
