@@ -84,8 +84,7 @@ async def read_person(tenant: Tenant, desired: Desired, query: str,
     except GraphError as exc:  # no GroupMember.Read.All, or a service without the listing: said, not hidden
         unread = f"group membership could not be read ({exc.status} {exc.code})"
     else:
-        groups = [{"id": str(r.get("id") or ""), "name": str(r.get("displayName") or ""),
-                   "mail": str(r.get("mail") or "")} for r in rows]
+        groups = [_group(directory, r) for r in rows]
         parents = await _nesting(tenant, person.id, [g["id"] for g in groups])
     names = {g["id"]: g["mail"] or g["name"] for g in groups}
     ident = ident_of(directory)
@@ -95,6 +94,15 @@ async def read_person(tenant: Tenant, desired: Desired, query: str,
              "errors": len(result.errors), "exchange_requests": tenant.transport.stats.requests,
              "graph_requests": tenant.graph.requests}
     return Found(person, mine, groups, unread, stats, dict(result.errors))
+
+
+def _group(directory: Directory, row: dict[str, Any]) -> dict[str, Any]:
+    """A group of the listing: {id, name, mail}. With User.Read.All but no GroupMember.Read.All, Graph gives the
+    id alone (other properties null): the name and address then come from the directory already read."""
+    gid = str(row.get("id") or "")
+    known = directory.lookup(gid) if gid else None
+    return {"id": gid, "name": str(row.get("displayName") or (known.name if known else "")),
+            "mail": str(row.get("mail") or (known.primary_smtp if known else ""))}
 
 
 async def _nesting(tenant: Tenant, person_id: str, group_ids: list[str]) -> dict[str, list[str]]:

@@ -7,13 +7,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from localtenant.identity.grants import set_roles
+from localtenant.identity.models import EXCHANGE_AUD, GRAPH_AUD
 from mailroom.access.index import IN_FILE, PENDING, UNDECLARED, UNMANAGED, Access, chains, for_person
 from mailroom.access.read import Found, PersonNotFound, read_person
 from mailroom.access.revoke import revoke
 from mailroom.file.edit import read_texts
 from mailroom.file.load import load_desired
+from mailroom.m365.tenant import Tenant, TenantConfig
 
-from ..conftest import TenantApp
+from ..conftest import BASE_URL, TenantApp
 
 ADMIN = "trent@contoso.com"
 FILE = """\
@@ -112,3 +115,28 @@ def test_revoke_removes_every_spelling_the_files_use(tenant_app: TenantApp, tmp_
     assert sorted((x.removal.right, x.line) for x in r.proposal.removed) == [("member", 10), ("send_as", 11)]
     after = r.proposal.changes[0].after
     assert "Robert" not in after and after.count("bob@") == 1 and r.owned == ["support@contoso.com"]  # owner stays
+
+
+def test_who_with_user_read_only_still_follows_the_groups_by_id(tenant_app: TenantApp, tmp_path: Path) -> None:
+    """Without GroupMember.Read.All, Graph lists faythe's groups by id only (other properties null) and refuses a
+    group's memberOf: the access is still found, named from the directory, one step from her (the seed nests
+    payroll-team in finance-team; that step is what could not be read)."""
+    (tmp_path / "mailboxes.yaml").write_text(FILE.replace("    send_as: [bob@contoso.com]",
+                                                          "    send_as: [finance-team@contoso.com]"))
+    loaded = load_desired(str(tmp_path / "mailboxes.yaml"))
+    assert loaded.desired is not None, loaded.findings
+    with tenant_app.emulator.store.tx() as conn:
+        set_roles(conn, "who-limited", {GRAPH_AUD: ["User.Read.All"], EXCHANGE_AUD: ["Exchange.ManageAsApp"]})
+    config = TenantConfig.local(BASE_URL, tenant_app.tenant_id, client_id="who-limited")
+
+    async def run() -> Found:
+        async with Tenant(config, http_transport=tenant_app.http_transport) as t:
+            assert loaded.desired is not None
+            return await read_person(t, loaded.desired, "faythe@contoso.com")
+
+    found = asyncio.run(run())
+    assert not found.groups_unread
+    assert sorted(g["mail"] for g in found.groups) == [
+        "finance-team@contoso.com", "hr-team@contoso.com", "payroll-team@contoso.com"]
+    assert [(a.mailbox, a.right, a.via) for a in found.access] == [
+        ("support@contoso.com", "send_as", ("finance-team@contoso.com",))]
