@@ -24,6 +24,8 @@ folder entries: calendar, inbox, contacts):
   unused   none, while the mailbox records the action that would show it (SendAs, SendOnBehalf; for
            Full Access and delegates, who may only read: FolderBind, or MailItemsAccessed with Audit Premium)
   unknown  the mailbox does not record that action: the review says which audit setting would fix it
+A group's access is its members' (nested included): active when a record names any member (the evidence
+names them), unused when none acted and the action is recorded, unknown when the members could not be read.
 Decommission candidates: mailboxes with no delegate action and no inbound mail (message trace) in the window.
 
 exit codes:
@@ -34,11 +36,12 @@ exit codes:
 
 --json prints one document: {"format_version": 1, "command": "review", "since_days", "summary": {"active",
 "unused", "unknown", "unmanaged_senders", "decommission_candidates"}, "access": [{"mailbox", "person", "right",
-"verdict", "reviewer", "last_activity", "evidence", "fix", "is_group"}], "unmanaged_senders": [...],
+"verdict", "reviewer", "last_activity", "evidence", "fix", "is_group", "member"}], "unmanaged_senders": [...],
 "decommission_candidates": [...], "scan": {...}, "proposal": null | {"file", "removed", "missing", "manual"}}.
 --propose FILE writes the removal of every unused grant as a patch (`git apply FILE`), comments and order of
 the YAML kept, headed by the owners of the mailboxes as reviewers (folder entries too: their role's row).
-Reads need the Graph permissions AuditLogsQuery-Exchange.Read.All and ExchangeMessageTrace.Read.All.
+Reads need the Graph permissions AuditLogsQuery-Exchange.Read.All, ExchangeMessageTrace.Read.All and
+GroupMember.Read.All.
 """
 
 _SINCE = re.compile(r"^(\d{1,3})d$")
