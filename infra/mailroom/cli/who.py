@@ -22,7 +22,8 @@ EPILOG = """exit codes:
 PERSON is any spelling the tenant knows: UPN, primary or secondary SMTP address, alias or display name.
 Access is listed directly and through groups (nested; needs Graph GroupMember.Read.All: without it the
 groups are said to be unread), on managed mailboxes (in the files or not) and on shared mailboxes the
-files do not manage. One bulk read of every shared mailbox (as drift), one listing of the person's groups.
+files do not manage. One bulk read of every shared mailbox (as drift), one listing of the person's groups
+and one memberOf listing per group for the chain (via finance-team <- payroll-team).
 
 --json prints one document: {"format_version": 1, "command": "who", "person": {"query", "id", "address",
 "name", "kind", "spellings"}, "access": [{"mailbox", "right", "label", "holder", "via", "managed", "declared",
