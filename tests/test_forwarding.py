@@ -144,3 +144,24 @@ def test_forwarding_and_forwarding_rules_made_by_hand_are_high_severity_drift_an
     disabled = [e for e in entries if e["kind"] == "change" and e["right"] == "forward_rule"]
     assert len(disabled) == 3 and all(e["detail"] == "remove" for e in disabled)
     assert project.run("drift", "--json", str(out))[0] == 0
+
+
+def test_forwarding_to_a_mailbox_the_same_apply_creates_takes_one_apply(
+        project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exchange refuses ForwardingAddress to a recipient that does not exist: the forwarding mailbox is made once
+    its target is (the engine waits for it), so one apply does both, in either order in the file."""
+    project.file.write_text(project.file.read_text() + """
+  - address: intake@contoso.com
+    display_name: Intake
+    owner: grace@contoso.com
+    forwarding: {to: triage@contoso.com, keep_copy: false}
+  - address: triage@contoso.com
+    display_name: Triage
+    owner: grace@contoso.com
+""")
+    code, text = project.run("plan", capsys=capsys)
+    assert code == 2 and "refused" not in text, text
+    assert project.run("apply", "--yes", capsys=capsys)[0] == 0
+    target, smtp, keep = forwarding(project.tenant, "intake@contoso.com")
+    assert (target, smtp, keep) == ("triage", None, False)
+    assert project.run("plan", "--refresh", capsys=capsys)[0] == 0

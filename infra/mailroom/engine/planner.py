@@ -224,7 +224,7 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict
         todo = changes(spec, before)
         # A folder named by path must exist (mailroom cannot create it): checked on what was just read.
         refused = (missing_folders(by_key[key], planned.live.get(key)) if key in need else "") or \
-            await _forwarding_refusal(tenant, spec, todo)
+            await _forwarding_refusal(tenant, spec, todo, {k for k, s in specs.items() if s.state == "present"})
         if refused:
             planned.plan.mailboxes.append(MailboxPlan(spec.address, "update" if key in known else "create", [],
                                                       refused))
@@ -254,21 +254,23 @@ async def make_plan(tenant: Tenant, desired: Desired, deployment: Awaitable[dict
     return planned
 
 
-async def _forwarding_refusal(tenant: Tenant, spec: MailboxSpec, todo: list[Change]) -> str:
+async def _forwarding_refusal(tenant: Tenant, spec: MailboxSpec, todo: list[Change], ours: set[str]) -> str:
     """Why the forwarding this plan sets cannot be applied, or "": an address in an accepted domain must be a
-    recipient of the organisation that keeps mail inside it (a mail contact or mail user does not)."""
+    recipient of the organisation that keeps mail inside it (a mail contact or mail user does not). A shared
+    mailbox of the file (``ours``) is one, made first if this apply creates it (engine/program.py)."""
     for c in todo:
         row = rights.right(c.right)
         if not (c.op == "set" and row.person and row.exfiltration and c.after):
             continue
         target = str(c.after)
+        if smtp_key(target) in ours:
+            continue
         if tenant.directory.lookup(target) is None:
             await tenant.directory.resolve([target])
         found = tenant.directory.lookup(target)
         if not is_internal(target, found.kind if found else None, spec.domains):
             what = f"a {found.kind}, whose mail leaves the organisation" if found else \
-                "not a recipient of the organisation (yet: mailboxes of one apply are made in parallel, so a " \
-                "mailbox this file creates can be forwarded to from the next apply on)"
+                "not a recipient of the organisation"
             return (f"{spec.address}: forwarding to {target} is refused: it is {what}. Forward to a mailbox or "
                     "group of the organisation, or to an address in policy.allowed_forward_domains "
                     "(CIS 6.2.1, SCuBA MS.EXO.1.1)")

@@ -30,7 +30,8 @@ from mailroom.core.spec import MailboxSpec
 from mailroom.engine.tokens import DYNAMIC_RESOURCE_TYPE, RESOURCE_TYPE
 
 
-def request(name: str, spec: MailboxSpec, parent: str) -> resource_pb2.RegisterResourceRequest:
+def request(name: str, spec: MailboxSpec, parent: str,
+            after: list[str] | None = None) -> resource_pb2.RegisterResourceRequest:
     """The registration of one mailbox: its inputs, the default provider, and the type the Python dynamic
     provider gave it as an alias (a stack it made keeps every resource: same name, new type)."""
     inputs = struct_pb2.Struct()
@@ -39,6 +40,7 @@ def request(name: str, spec: MailboxSpec, parent: str) -> resource_pb2.RegisterR
         type=RESOURCE_TYPE, name=name, parent=parent, custom=True, object=inputs,
         aliases=[alias_pb2.Alias(spec=alias_pb2.Alias.Spec(type=DYNAMIC_RESOURCE_TYPE))],
         acceptSecrets=True, acceptResources=True, supportsPartialValues=True, supportsResultReporting=True,
+        dependencies=after or [],
     )
 
 
@@ -61,7 +63,36 @@ async def _register(specs: list[tuple[str, MailboxSpec]]) -> list[str]:
     loop = asyncio.get_running_loop()
     # The engine answers a registration when its step is done (the mailbox created, adopted or updated), so
     # the calls run at once on the executor the Automation API sized to the engine's parallelism.
-    calls = [loop.run_in_executor(None, monitor.RegisterResource, request(name, spec, parent))
-             for name, spec in specs]
-    responses: list[Any] = await asyncio.gather(*calls)
+    # A mailbox that forwards to another mailbox of the file is registered once that one's step is done (and
+    # depends on it): Exchange refuses ForwardingAddress to a recipient that does not exist yet, so forwarding
+    # to a mailbox the same apply creates works in one apply. The others all start at once.
+    waits = forward_waits(specs)
+    started: dict[str, asyncio.Future[Any]] = {}
+
+    async def register(name: str, spec: MailboxSpec) -> Any:
+        target = waits.get(name)
+        after = [str((await started[target]).urn)] if target else []
+        return await loop.run_in_executor(None, monitor.RegisterResource, request(name, spec, parent, after))
+
+    for name, spec in specs:
+        started[name] = asyncio.ensure_future(register(name, spec))
+    responses: list[Any] = await asyncio.gather(*started.values())
     return [str(r.urn) for r in responses]
+
+
+def forward_waits(specs: list[tuple[str, MailboxSpec]]) -> dict[str, str]:
+    """Mailbox name → the mailbox of the file it forwards to (ForwardingAddress), which it waits for; none in a
+    cycle (each would wait for the other: they start at once, as before)."""
+    present = {name for name, spec in specs if spec.state == "present"}
+    target = {name: smtp_key(spec.forwarding_address) for name, spec in specs
+              if spec.forwarding_address and smtp_key(spec.forwarding_address) in present
+              and smtp_key(spec.forwarding_address) != name}
+    out = {}
+    for name in target:
+        seen, at = {name}, target[name]
+        while at in target and at not in seen:
+            seen.add(at)
+            at = target[at]
+        if at not in seen:  # the chain ends outside a cycle
+            out[name] = target[name]
+    return out
