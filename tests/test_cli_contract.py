@@ -171,6 +171,29 @@ def test_validate_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFix
     assert {f["code"] for f in json.loads(capsys.readouterr().out)} == codes
 
 
+@pytest.mark.parametrize(("command", "nothing"), [
+    (["plan"], "planned"), (["apply", "--yes"], "applied"), (["drift"], "scanned"), (["review"], "read"),
+    (["who", "alice@contoso.com"], "read"), (["revoke", "alice@contoso.com"], "changed"),
+])
+def test_an_invalid_file_is_the_same_result_for_every_command(command: list[str], nothing: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # A tenant nothing listens on: a command that sent a request would fail otherwise, not report findings.
+    monkeypatch.setenv(paths.LOCAL_TENANT_URL_ENV, "http://127.0.0.1:9")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "mailboxes.yaml").read_text().replace("info@contoso.com", "info@", 1))
+    capsys.readouterr()
+    assert main([*command, "--file", str(bad), "--stack", "local", "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)  # the whole of stdout is one document
+    assert (doc["format_version"], doc["command"], doc["valid"]) == (1, command[0], False)
+    assert any(f["code"] == "address-syntax" and f["file"] == str(bad) and f["line"] for f in doc["findings"])
+    assert err.strip().endswith(f"{bad}: invalid; nothing was {nothing}")
+    assert main([*command, "--file", str(bad), "--stack", "local"]) == 1  # as text: the findings on stdout
+    out, err = capsys.readouterr()
+    assert "address-syntax" in out and f"nothing was {nothing}" in err
+
+
 def test_audit_show_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mailroom.audit.log import AuditLog
 

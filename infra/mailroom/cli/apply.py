@@ -285,14 +285,8 @@ def apply_file(file: str, stack: str, *, yes: bool, allow_mass_removal: bool = F
     try:
         prepared = prepare(file, stack)
     except Invalid as exc:
-        if as_json:
-            output.print_document("apply", {"result": "invalid", "reason": None, "applied": [], "failed": {},
-                                            "plan": None,
-                                            "findings": [f.to_dict() for f in exc.result.findings]})
-        else:
-            sys.stdout.write(str(exc))
-        print(f"{printable(file)}: invalid; nothing was applied", file=sys.stderr)
-        return error_handler.ERROR
+        return error_handler.invalid("apply", file, exc, as_json, "applied", {
+            "result": "invalid", "reason": None, "applied": [], "failed": {}, "plan": None})
     planned = None
     limit = prepared.desired.policy.max_removals_per_apply
     if saved is not None and (saved.plan.refusals or (saved.plan.guarded > limit and not allow_mass_removal)):

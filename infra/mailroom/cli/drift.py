@@ -66,12 +66,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         prepared = prepare(args.file, stack)
     except Invalid as exc:
-        if as_json:
-            output.print_document("drift", {"valid": False, "findings": [f.to_dict() for f in exc.result.findings]})
-        else:
-            sys.stdout.write(str(exc))
-        print(f"{printable(args.file)}: invalid; nothing was scanned", file=sys.stderr)
-        return error_handler.ERROR
+        return error_handler.invalid("drift", args.file, exc, as_json, "scanned")
     log = prepared.audit_log()
     log.start_run(detail="drift", context={"file": str(prepared.file)})
     output.progress(f"mailroom: scanning stack {prepared.stack} ({len(prepared.desired.mailboxes)} managed "

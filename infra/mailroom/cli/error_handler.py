@@ -14,8 +14,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from mailroom import paths
+from mailroom import output, paths
 from mailroom.core.textsafe import printable
 
 # The exit codes of every command; cli.EXIT_CODES documents them.
@@ -35,6 +36,21 @@ class FatalError(Exception):
 
 class UsageError(Exception):
     """Arguments argparse accepted but that do not make sense together; exit ``USAGE``."""
+
+
+def invalid(command: str, file: str, exc: Any, as_json: bool, nothing: str,
+            document: dict[str, Any] | None = None) -> int:
+    """A file that does not validate, as every command reports it: the findings are the command's result
+    (stdout: as text, or the --json document ``{"valid": false, "findings": [...]}`` plus ``document``), one
+    line on stderr says what was not done, and the exit code is ``ERROR``. ``exc``: ``engine.runner.Invalid``."""
+    findings = exc.result.findings
+    if as_json:
+        output.print_document(command, {"valid": False, **(document or {}),
+                                        "findings": [f.to_dict() for f in findings]})
+    else:
+        sys.stdout.write(str(exc))
+    print(f"{printable(file)}: invalid; nothing was {nothing}", file=sys.stderr)
+    return ERROR
 
 
 def _known(exc: BaseException) -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from mailroom import output
-from mailroom.cli import options
+from mailroom.cli import error_handler, options
 from mailroom.core.textsafe import printable
 from mailroom.engine import planner
 from mailroom.engine.plan import Plan
@@ -94,12 +94,7 @@ def plan(file: str, stack: str, *, refresh: bool = False, as_json: bool = False,
         prepared = prepare(file, stack)
     except Invalid as exc:
         # The findings are the result of a plan of an invalid file: stdout, as validate prints them.
-        if as_json:
-            output.print_document("plan", {"valid": False, "findings": [f.to_dict() for f in exc.result.findings]})
-        else:
-            sys.stdout.write(str(exc))
-        print(f"{printable(file)}: invalid; nothing was planned", file=sys.stderr)
-        return 1
+        return error_handler.invalid("plan", file, exc, as_json, "planned")
     planned = make_plan(prepared, refresh=refresh)
     result = planned.plan
     if out:

@@ -79,12 +79,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         prepared = prepare(args.file, stack)
     except Invalid as exc:
-        if as_json:
-            output.print_document("review", {"valid": False, "findings": [f.to_dict() for f in exc.result.findings]})
-        else:
-            sys.stdout.write(str(exc))
-        print(f"{printable(args.file)}: invalid; nothing was read", file=sys.stderr)
-        return error_handler.ERROR
+        return error_handler.invalid("review", args.file, exc, as_json, "read")
     output.progress(f"mailroom: reviewing access on stack {prepared.stack} ({len(prepared.desired.mailboxes)} "
                     f"managed mailboxes, last {args.since.days} days)")
     result, stats = asyncio.run(collect(prepared.desired, prepared.tenant, args.since, traces=not args.no_trace,

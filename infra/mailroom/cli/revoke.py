@@ -13,7 +13,6 @@ from mailroom.access import read
 from mailroom.access.revoke import Revocation, revoke
 from mailroom.cli import error_handler, options
 from mailroom.cli.error_handler import UsageError
-from mailroom.core.textsafe import printable
 from mailroom.engine.runner import Invalid, prepare
 from mailroom.file.edit import read_texts
 from mailroom.file.load import load_desired
@@ -79,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
     if args.offline:
         loaded = load_desired(args.file)
         if loaded.desired is None or loaded.errors:
-            return _invalid(args.file, str(Invalid(loaded)))
+            return error_handler.invalid("revoke", args.file, Invalid(loaded), bool(args.json), "changed")
         desired = loaded.desired
         found = read.offline(desired, args.person)
     else:
         try:
             prepared = prepare(args.file, options.stack(args.stack))
         except Invalid as exc:
-            return _invalid(args.file, str(exc))
+            return error_handler.invalid("revoke", args.file, exc, bool(args.json), "changed")
         desired = prepared.desired
         output.progress(f"mailroom: reading every shared mailbox of stack {prepared.stack}")
 
@@ -106,12 +105,6 @@ def run(args: argparse.Namespace) -> int:
     if found.errors:
         return error_handler.ERROR
     return error_handler.CHANGES if result.pending else error_handler.OK
-
-
-def _invalid(file: str, text: str) -> int:
-    sys.stderr.write(text)
-    print(f"{printable(file)}: invalid; nothing was changed", file=sys.stderr)
-    return error_handler.ERROR
 
 
 def _say(args: argparse.Namespace, result: Revocation, diff: str, written: str | None) -> None:

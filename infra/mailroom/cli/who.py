@@ -56,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         prepared = prepare(args.file, options.stack(args.stack))
     except Invalid as exc:
-        sys.stderr.write(str(exc))
-        print(f"{printable(args.file)}: invalid; nothing was read", file=sys.stderr)
-        return error_handler.ERROR
+        return error_handler.invalid("who", args.file, exc, bool(args.json), "read")
     output.progress(f"mailroom: reading every shared mailbox of stack {prepared.stack}")
     found = asyncio.run(collect(prepared, args.person, args.concurrency))
     if found.groups_unread:
