@@ -31,6 +31,8 @@ Format (``infra/localtenant/data/directory.yaml`` is the shipped example)::
         send_as: [alice@contoso.com]
         send_on_behalf: [bob@contoso.com]
         language: de-DE                       # optional; its folders take that language's names (Kalender)
+        folders: [Posteingang/Reports]        # optional; folders its users made (parent first), as
+                                              # POST /_emulator/mapi/folders makes them
     resource_mailboxes:           # optional; room and equipment mailboxes (Entra user sign-in disabled)
       - name: room-1              # required
         type: room                # required: room (RoomMailbox) or equipment (EquipmentMailbox)
@@ -60,6 +62,7 @@ from localtenant.directory import (
     add_member,
     addresses_of,
     find_recipients,
+    get_many,
     get_user,
     insert_object,
     load_tenant,
@@ -69,6 +72,7 @@ from localtenant.directory import (
     save_tenant,
     stable_object_id,
 )
+from localtenant.exchange import folders as exchange_folders
 from localtenant.exchange import models
 from localtenant.store import Store
 
@@ -238,6 +242,12 @@ def _seed_shared(conn: Any, tenant: Tenant, item: dict[str, Any], name: str, whe
     if item.get("language"):  # as Set-MailboxRegionalConfiguration -LocalizeDefaultFolderName leaves it
         models.update_object(conn, mbx, props={**mbx.props, "Language": str(item["language"]),
                                                "RegionalLanguage": str(item["language"])})
+    named = get_many(conn, [mbx.seq])[mbx.seq]  # as the language left it: a parent is found by its name
+    for j, path in enumerate(item.get("folders") or []):
+        try:
+            exchange_folders.create_folder(conn, named, str(path))
+        except ValueError as err:
+            raise SeedError(f"{where}.folders[{j}]: {err}") from err
     extra = [parse_proxy(str(a), tenant) for a in item.get("aliases") or []]
     if extra:
         current = [parse_proxy(v, tenant) for v in addresses_of(conn, [mbx.seq])[mbx.seq]]

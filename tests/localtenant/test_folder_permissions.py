@@ -4,8 +4,15 @@ flags' rules and the Set pitfall that resets them."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+from localtenant.directory import resolve
+from localtenant.exchange import folders
+from localtenant.seed import SeedError, seed
+from localtenant.store import Store
 from test_exchange import new_shared, ok
 
 if TYPE_CHECKING:
@@ -173,3 +180,20 @@ def test_a_folder_a_user_made_is_listed_user_created_and_addressed_by_its_locali
     free_busy = local_tenant.exchange("Set-MailboxFolderPermission", Identity=f"{box}:{reports['FolderId']}",
                                       User="alice@contoso.com", AccessRights="AvailabilityOnly")
     assert free_busy.status_code == 400 and "only valid for calendar folders" in error(free_busy)
+
+
+def test_seed_makes_the_folders_its_users_made_after_the_language_and_names_a_bad_one(tmp_path: Path) -> None:
+    tenant = {"id": "6e2f4d3a-9c1b-4f7e-8a5d-2b0c9e1f4a73", "initial_domain": "contoso.onmicrosoft.com",
+              "accepted_domains": ["contoso.com"]}
+    box = {"name": "vertrieb", "primary_smtp_address": "vertrieb@contoso.com", "language": "de-DE",
+           "folders": ["Posteingang/Reports", "Inbox/Reports/2026"]}
+    store = Store(tmp_path / "ok.db")
+    seed(store, {"tenant": tenant, "shared_mailboxes": [box]}, "dir.yaml")
+    with store.read() as conn:
+        mbx = resolve(conn, "vertrieb@contoso.com")
+        made = [f for f in folders.folders(mbx, conn) if f.folder_type == folders.USER_CREATED]
+    assert [folders.statistics_row(f)["FolderPath"] for f in made] == ["/Posteingang/Reports",
+                                                                      "/Posteingang/Reports/2026"]
+    bad = {**box, "folders": ["Posteingang/Missing/Deep"]}
+    with pytest.raises(SeedError, match=re.escape("shared_mailboxes[0].folders[0]: the parent of")):
+        seed(Store(tmp_path / "bad.db"), {"tenant": tenant, "shared_mailboxes": [bad]}, "dir.yaml")
