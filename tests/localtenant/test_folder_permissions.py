@@ -197,3 +197,14 @@ def test_seed_makes_the_folders_its_users_made_after_the_language_and_names_a_ba
     bad = {**box, "folders": ["Posteingang/Missing/Deep"]}
     with pytest.raises(SeedError, match=re.escape("shared_mailboxes[0].folders[0]: the parent of")):
         seed(Store(tmp_path / "bad.db"), {"tenant": tenant, "shared_mailboxes": [bad]}, "dir.yaml")
+
+
+def test_a_folder_a_user_made_under_the_calendar_is_a_calendar(local_tenant: LocalTenant) -> None:
+    box = german(local_tenant)
+    assert make_folder(local_tenant, box, "Kalender/Urlaub").status_code == 200
+    rows = ok(local_tenant.exchange("Get-MailboxFolderStatistics", Identity=box, FolderScope="Calendar"))["value"]
+    urlaub = next(r for r in rows if r["FolderPath"] == "/Kalender/Urlaub")
+    assert (urlaub["FolderType"], urlaub["ContainerClass"]) == ("User Created", "IPF.Appointment")
+    ok(local_tenant.exchange("Add-MailboxFolderPermission", Identity=f"{box}:\\Kalender\\Urlaub",
+                             User="alice@contoso.com", AccessRights="AvailabilityOnly"))
+    assert perms(local_tenant, f"{box}:{urlaub['FolderId']}")["Alice Anderson"] == (["AvailabilityOnly"], None)

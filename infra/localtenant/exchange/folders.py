@@ -100,7 +100,8 @@ class Folder:
 
     @property
     def is_calendar(self) -> bool:
-        return self.folder_type == "Calendar"
+        """A calendar folder: the calendar, or one a user made under it (a secondary calendar, IPF.Appointment)."""
+        return self.container_class == WELL_KNOWN["Calendar"][0]
 
     @property
     def container_class(self) -> str:
