@@ -89,20 +89,6 @@ CREATE TABLE IF NOT EXISTS send_on_behalf (
     PRIMARY KEY (mailbox_seq, trustee_seq)
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS admin_audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_date TEXT NOT NULL,
-    caller TEXT NOT NULL,
-    cmdlet TEXT NOT NULL,
-    params TEXT NOT NULL,
-    object_seq INTEGER,
-    object_name TEXT NOT NULL,
-    succeeded INTEGER NOT NULL,
-    error TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS admin_audit_date ON admin_audit(run_date);
-CREATE INDEX IF NOT EXISTS admin_audit_object ON admin_audit(object_seq);
-
 -- Inbox rules of a mailbox (New-/Get-/Enable-/Disable-/Remove-InboxRule). Forwarding actions hold what was
 -- given, as Exchange resolves it: a recipient's display form or an outside SMTP address. ``hidden``: a rule
 -- only a MAPI client sees (Get-InboxRule shows it with -IncludeHidden).

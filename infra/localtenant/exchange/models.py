@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from localtenant.common import Caller, stamp
+from localtenant.common import stamp
 from localtenant.directory import (
     GROUP_TYPE,
     MAILBOX_TYPES,
@@ -398,64 +398,6 @@ def remove_recipient_grant(
         if cur.rowcount:
             removed.append(right)
     return removed
-
-
-# ---------------------------------------------------------------- admin audit log
-
-
-def record_admin_audit(
-    conn: sqlite3.Connection, *, caller: Caller, cmdlet: str, params: Sequence[dict[str, str]],
-    target: DirObject | None, object_name: str, succeeded: bool, error: str = "",
-) -> None:
-    conn.execute(
-        "INSERT INTO admin_audit(run_date, caller, cmdlet, params, object_seq, object_name, succeeded, error) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (stamp(), caller.label, cmdlet, json.dumps(list(params)), target.seq if target else None,
-         object_name, int(succeeded), error),
-    )
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    seq: int
-    run_date: str
-    caller: str
-    cmdlet: str
-    params: list[dict[str, str]]
-    object_name: str
-    succeeded: bool
-    error: str
-
-
-def search_admin_audit(
-    conn: sqlite3.Connection, *, start: str, end: str, object_seqs: Sequence[int] | None,
-    object_names: Sequence[str], cmdlets: Sequence[str] | None, callers: Sequence[str] | None,
-    before: int | None, limit: int,
-) -> list[AuditRow]:
-    """Newest first, as Search-AdminAuditLog returns them; keyset on seq."""
-    sql = "SELECT seq, run_date, caller, cmdlet, params, object_name, succeeded, error FROM admin_audit " \
-          "WHERE run_date >= ? AND run_date <= ?"
-    args: list[Any] = [start, end]
-    if before is not None:
-        sql += " AND seq < ?"
-        args.append(before)
-    if object_seqs is not None:
-        marks_s = ",".join("?" * len(object_seqs)) or "NULL"
-        marks_n = ",".join("?" * len(object_names)) or "NULL"
-        sql += f" AND (object_seq IN ({marks_s}) OR lower(object_name) IN ({marks_n}))"
-        args += list(object_seqs) + [n.lower() for n in object_names]
-    if cmdlets is not None:
-        sql += f" AND lower(cmdlet) IN ({','.join('?' * len(cmdlets)) or 'NULL'})"
-        args += [c.lower() for c in cmdlets]
-    if callers is not None:
-        sql += f" AND lower(caller) IN ({','.join('?' * len(callers)) or 'NULL'})"
-        args += [c.lower() for c in callers]
-    sql += " ORDER BY seq DESC LIMIT ?"
-    args.append(limit)
-    return [
-        AuditRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], bool(r[6]), r[7])
-        for r in conn.execute(sql, args)
-    ]
 
 
 def group_or_mailbox(obj: DirObject) -> bool:

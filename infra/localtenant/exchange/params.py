@@ -134,7 +134,7 @@ class Params:
         return min(size, maximum) if maximum else size
 
     def audit_values(self) -> list[dict[str, str]]:
-        """CmdletParameters as Search-AdminAuditLog shows them: [{Name, Value}] strings."""
+        """The Parameters of an ExchangeAdmin audit record: [{Name, Value}] strings."""
         return [{"Name": k, "Value": _text(v)} for k, v in self.raw.items()]
 
 

@@ -66,8 +66,10 @@ ROLES: dict[str, frozenset[str]] = {name: frozenset(c.lower() for c in cmds) for
     "Mail Recipient Creation": ("Get-Mailbox", "Get-Recipient", "New-Mailbox", "Remove-Mailbox", "New-MailContact",
                                 "New-MailUser"),
     "View-Only Configuration": ("Get-AcceptedDomain",),
-    "View-Only Audit Logs": ("Search-AdminAuditLog",),
-    "Audit Logs": ("Search-AdminAuditLog",),
+    # Their only cmdlet here, Search-AdminAuditLog, is retired (2024-09-15); the roles stay assignable (and
+    # removable), and their other cmdlets (Search-UnifiedAuditLog ...) are not in the local tenant.
+    "View-Only Audit Logs": (),
+    "Audit Logs": (),
     "Role Management": _RBAC,
 }.items()}
 UNREGISTERED = ("exchange-admin", "refused")  # what an app without a service principal gets

@@ -12,7 +12,6 @@ from localtenant.exchange.models import (
     AUDIT_DEFAULTS,
     FORWARD_ACTIONS,
     MAILBOX_RIGHTS,
-    AuditRow,
     InboxRule,
     MailboxGrant,
     cas_settings,
@@ -227,19 +226,6 @@ def recipient_permission(mbx: DirObject, trustee: DirObject | None, tenant: Tena
     doc.update({"IsInherited": False, "InheritanceType": "None",
                 "TrusteeSidString": SELF_SID if trustee is None else fake_sid(tenant.id, trustee.seq),
                 "TrusteeWithPrimarySmtpAddress": "", "IsValid": True, "ObjectState": "Unchanged"})
-    return doc
-
-
-def audit_entry(row: AuditRow, tenant: Tenant) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "Identity": f"EMU{row.seq:012d}", "ObjectModified": row.object_name,
-        "ModifiedObjectResolvedName": row.object_name, "CmdletName": row.cmdlet,
-        "CmdletParameters": row.params, "ModifiedProperties": [], "Caller": row.caller,
-        "ExternalAccess": False, "Succeeded": row.succeeded, "Error": row.error,
-    }
-    _date(doc, "RunDate", row.run_date)
-    doc.update({"OriginatingServer": "EMUPR01MB0001 (15.20.0000.000)", "OrganizationId": tenant.initial_domain,
-                "IsValid": True, "ObjectState": "Unchanged"})
     return doc
 
 
