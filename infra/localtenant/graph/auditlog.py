@@ -302,9 +302,9 @@ def _resource(q: Query, settings: Settings, now: datetime) -> dict[str, Any]:
     return doc
 
 
-def _finish(conn: sqlite3.Connection, q: Query, settings: Settings) -> None:
+def _finish(conn: sqlite3.Connection, q: Query, settings: Settings, now: datetime | None = None) -> None:
     """Count what the query found (once, when it has finished)."""
-    if q.matched is not None or q.status(settings, utcnow()) != "succeeded":
+    if q.matched is not None or q.status(settings, now or utcnow()) != "succeeded":
         return
     where, args = _where(q, settings)
     q.matched = int(conn.execute(f"SELECT count(*) FROM unified_audit WHERE {where}", args).fetchone()[0])
@@ -354,8 +354,11 @@ def get_query(emu: Emulator, caller: Caller, query_id: str) -> dict[str, Any]:
     with emu.store.tx() as conn:
         settings = Settings.load(conn)
         q = _load(conn, query_id, caller.app_id)
-        _finish(conn, q, settings)
-        return _resource(q, settings, utcnow())
+        # One instant for both: a query that finished between two clock reads would say succeeded without its
+        # count (and without isRecordCountLimitExceeded), which the real service never does.
+        now = utcnow()
+        _finish(conn, q, settings, now)
+        return _resource(q, settings, now)
 
 
 def list_records(emu: Emulator, caller: Caller, query_id: str, top: int | None, token: str | None,
