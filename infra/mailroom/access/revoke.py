@@ -19,6 +19,7 @@ from typing import Any
 
 from mailroom.access.index import UNDECLARED, UNMANAGED, Access
 from mailroom.access.read import Found
+from mailroom.core import rights
 from mailroom.core.identity import smtp_key
 from mailroom.core.model import Desired
 from mailroom.core.spec import MailboxSpec
@@ -54,11 +55,20 @@ def revoke(found: Found, desired: Desired, texts: Mapping[str, str]) -> Revocati
     """The change that removes ``found.person``'s own grants from the files, and what it leaves."""
     direct = [a for a in found.access if not a.via]
     keys = found.person.keys | {smtp_key(found.person.address)}
-    removals = [Removal(a.mailbox, a.right, a.holder) for a in direct if a.declared]
+    # A path folder's rows are shared by every path folder: its grants are removed by path, from the files below.
+    removals = [Removal(a.mailbox, a.right, a.holder) for a in direct if a.declared and not _path_row(a.right)]
     # Every spelling of the person the files use (a list may name them twice, by UPN and by an alias).
-    removals += [Removal(mb.address, r, p) for mb in desired.mailboxes
-                 for r, p in MailboxSpec.from_model(mb, desired.domains).grants() if smtp_key(p) in keys]
+    for mb in desired.mailboxes:
+        spec = MailboxSpec.from_model(mb, desired.domains)
+        removals += [Removal(mb.address, r, p) for r, p in spec.grants() if smtp_key(p) in keys and not _path_row(r)]
+        removals += [Removal(mb.address, g.right, g.person, g.folder) for g in spec.folder_grants
+                     if not g.special and rights.is_path(g.folder) and smtp_key(g.person) in keys]
     proposal = propose_removals(texts, removals)
     outside = [a for a in direct if a.status in (UNDECLARED, UNMANAGED)]
     owned = sorted(mb.address for mb in desired.mailboxes if mb.owner and smtp_key(mb.owner) in keys)
     return Revocation(found, proposal, outside, [a for a in found.access if a.via], owned)
+
+
+def _path_row(right: str) -> bool:
+    row = rights.BY_KEY.get(right)
+    return row is not None and isinstance(row.write, rights.FolderPermission) and row.write.folder == rights.PATH_FOLDER

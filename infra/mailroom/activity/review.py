@@ -34,12 +34,13 @@ from mailroom.core.model import Desired, Mailbox
 
 VERDICTS = ("active", "unused", "unknown")
 READS = ("FolderBind", "MailItemsAccessed")
-# right → the delegate action that shows it used (None: reading, see READS)
-SIGNAL: dict[str, str | None] = {"member": None, "send_as": "SendAs", "send_on_behalf": "SendOnBehalf"}
-SENDS = frozenset(s for s in SIGNAL.values() if s)  # sending needs no Full Access: no evidence of reading
-# Folder entries (calendar, inbox, contacts; the right is the role's row, calendar_editor) are reviewed as
-# readers of the mailbox, like Full Access; a free/busy role is seen by no audit record at all.
-FREE_BUSY = ("_availability_only", "_limited_details")
+# What shows each right used is its rights-table row's ``used``: an action (SendAs), rights.READS, or None.
+SENDS = frozenset(r.used for r in rights.TABLE if r.used and r.used != rights.READS)  # no evidence of reading
+
+
+def _used(right: str) -> str | None:
+    row = rights.BY_KEY.get(right)
+    return row.used if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ UNREAD = AuditSettings(False, frozenset())  # a mailbox whose settings could not
 class Row:
     mailbox: str
     person: str
-    right: str  # a rights-table key (member, send_as, send_on_behalf) or calendar
+    right: str  # a rights-table key (member, send_as, send_on_behalf, calendar_editor, folder_reviewer ...)
     verdict: str
     reviewer: str | None  # the mailbox's owner
     last_activity: str | None = None
@@ -69,6 +70,7 @@ class Row:
     fix: str | None = None  # for unknown: the audit setting that would show it
     is_group: bool = False
     member: str | None = None  # a group's row: the member whose record is the evidence
+    folder: str | None = None  # a path folder's path (its rows are shared by every path folder)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,15 +131,17 @@ def verdict(right: str, settings: AuditSettings, seen: Seen | None, reads_record
             is_group: bool = False) -> tuple[str, str | None]:
     """(verdict, fix for unknown). ``is_group``: a group whose members were not read (a group whose members
     were read is judged on their records, like a person)."""
-    signal = SIGNAL.get(right)
-    if seen is not None and (signal in seen.operations if signal else seen.operations - SENDS):
+    signal = _used(right)
+    if seen is not None and shows(right, seen):
         return "active", None
     if is_group:
         return "unknown", ("the group's members were not read (Graph GroupMember.Read.All) and records name the "
                            "member who acted, not the group: review its members")
     if not settings.enabled:
         return "unknown", None
-    if signal is not None:
+    if signal is None:
+        return "unknown", "free/busy access: no mailbox audit record shows its use"
+    if signal != rights.READS:
         if signal in settings.delegate:
             return "unused", None
         return "unknown", f"Set-Mailbox -AuditDelegate @{{Add='{signal}'}}"
@@ -145,25 +149,28 @@ def verdict(right: str, settings: AuditSettings, seen: Seen | None, reads_record
     return ("unused", None) if observable else ("unknown", None)
 
 
-def _grants(mb: Mailbox) -> Iterable[tuple[str, str, bool]]:
-    """(right, person as written, is a group) of every access the file grants on ``mb``."""
+def _grants(mb: Mailbox) -> Iterable[tuple[str, str, bool, str | None]]:
+    """(right, person as written, is a group, a path folder's path) of every access the file grants on ``mb``."""
     for m in mb.members:
-        yield "member", m.address, m.is_group
+        yield "member", m.address, m.is_group, None
     for p in mb.send_as:
-        yield "send_as", p, False
+        yield "send_as", p, False, None
     for p in mb.send_on_behalf:
-        yield "send_on_behalf", p, False
+        yield "send_on_behalf", p, False, None
     folders = ([("calendar", mb.calendar)] if mb.calendar is not None else []) + list(mb.folders)
     for key, access in folders:
         for d in access.people:  # the rights-table row of the folder's role (calendar_editor): removable like a grant
-            row = f"{key}_{d.role}"
-            yield (row if row in rights.BY_KEY else key), d.address, False
+            row = rights.folder_right(key, d.address, d.role)
+            yield row.key, d.address, False, key if rights.is_path(key) else None
 
 
 def shows(right: str, seen: Seen) -> bool:
-    """Whether ``seen`` shows ``right`` used (a rights-table key; folder roles are read as ``member``)."""
-    signal = SIGNAL.get(right if right in SIGNAL else "member")
-    return signal in seen.operations if signal else bool(seen.operations - SENDS)
+    """Whether ``seen`` shows ``right`` used (its row's ``used``: that action, or for a reader any delegate
+    action but sending, which needs no access to the mailbox's items)."""
+    signal = _used(right)
+    if signal is None:
+        return False
+    return signal in seen.operations if signal != rights.READS else bool(seen.operations - SENDS)
 
 
 def group_seen(usage: Usage, box: str, members: Iterable[str], right: str) -> tuple[Seen | None, str | None]:
@@ -177,7 +184,7 @@ def group_seen(usage: Usage, box: str, members: Iterable[str], right: str) -> tu
 
 def granted_people(desired: Desired) -> set[str]:
     """Everyone (and every group) the files grant anything on a present managed mailbox, as written."""
-    return {p for mb in desired.mailboxes if mb.state.value == "present" for _, p, _ in _grants(mb)}
+    return {p for mb in desired.mailboxes if mb.state.value == "present" for _, p, _, _ in _grants(mb)}
 
 
 def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage, since_days: int,
@@ -196,7 +203,7 @@ def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage,
         box = canonical(mb.address)
         audit = settings.get(box, UNREAD)
         reads = box in usage.reads_recorded
-        for right, person, group in _grants(mb):
+        for right, person, group, folder in _grants(mb):
             who = canonical(person)
             granted.add((box, who))
             group = group or who in members_of or is_group(person)
@@ -207,12 +214,11 @@ def build(desired: Desired, settings: Mapping[str, AuditSettings], usage: Usage,
                 seen, by = group_seen(usage, box, members, right)
             else:
                 seen = usage.pairs.get((box, who))
-            v, fix = verdict(right if right in SIGNAL else "member", audit, seen, reads, group and members is None)
-            if v != "active" and right.endswith(FREE_BUSY):
-                v, fix = "unknown", "free/busy access: no mailbox audit record shows its use"
+            v, fix = verdict(right, audit, seen, reads, group and members is None)
             if v == "unknown" and fix is None:
-                fix = _fix(mb.address, audit, SIGNAL.get(right) is None)
-            row = Row(mb.address, person, right, v, mb.owner, is_group=group, fix=fix or None, member=by)
+                fix = _fix(mb.address, audit, _used(right) == rights.READS)
+            row = Row(mb.address, person, right, v, mb.owner, is_group=group, fix=fix or None, member=by,
+                      folder=folder)
             if seen is not None:
                 row.last_activity, row.evidence = seen.last, f"{seen.operation} ({seen.count} in the window)"
                 if by is not None:

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         proposable = {r.key for r in grant_rights()}
         removed = [r for r in result.unused if r.right in proposable]
         made = propose_removals(read_texts(prepared.desired.files),
-                                [Removal(r.mailbox, r.right, r.person) for r in removed])
+                                [Removal(r.mailbox, r.right, r.person, r.folder) for r in removed])
         text = view.proposal_header(result, removed) + made.diff(prepared.file.parent)
         with open(args.propose, "w", encoding="utf-8") as fh:
             fh.write(text)

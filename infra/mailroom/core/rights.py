@@ -141,7 +141,8 @@ FOLDER_ROLES: tuple[tuple[str, str, str], ...] = (
 ROLE_NAMES: tuple[str, ...] = tuple(r for r, _, _ in FOLDER_ROLES)
 EXCHANGE_ROLE: dict[str, str] = {r: x for r, x, _ in FOLDER_ROLES}
 FILE_ROLE: dict[str, str] = {x.casefold(): r for r, x, _ in FOLDER_ROLES}
-CALENDAR_ONLY = ("availability_only", "limited_details")
+CALENDAR_ONLY = ("availability_only", "limited_details")  # free/busy: no mailbox audit record shows their use
+READS = "reads"  # Right.used of an access only reads show (exchange-features.md §5)
 # The two entries every folder has (they can only be Set), as Get-MailboxFolderPermission names them.
 DEFAULT_ENTRY, ANONYMOUS_ENTRY = "Default", "Anonymous"
 SPECIAL_ENTRIES = (DEFAULT_ENTRY, ANONYMOUS_ENTRY)
@@ -185,6 +186,7 @@ OTHER_FOLDERS = tuple(k for k in FOLDERS if k != "calendar")  # the keys of ``fo
 # whose free/busy roles the ``folder`` rows do not have.
 PATH_ROOTS: dict[str, str] = {"inbox": "Inbox", "contacts": "Contacts", "root": ""}
 PATH_FOLDER = "folder"  # the key of the rows every path folder shares
+PATH_KEY = "<path>"  # stands for the folder's path in those rows' file_key (folders.<path>.reviewer)
 USER_CREATED = "User Created"
 PATH_SEP = "/"
 
@@ -269,6 +271,9 @@ class Right:
     control: str | None = None  # the CIS / CISA SCuBA baseline control a finding on it relates to
     person: bool = False  # a setting whose value names a recipient (resolved and shown like a grant's person)
     exfiltration: bool = False  # a way for mail to leave the mailbox: drift reports it at high severity
+    # The delegate action of the unified audit log that shows this access used (SendAs); READS when only
+    # reading shows it (FolderBind, MailItemsAccessed); None when no record does (free/busy) or it is no access.
+    used: str | None = None
 
     @property
     def is_address(self) -> bool:
@@ -327,10 +332,11 @@ def _folder(folder: str, label: str, mark: str) -> tuple[Right, ...]:
     roles = [(r, x, a) for r, x, a in FOLDER_ROLES if r != "none" and (folder == "calendar" or r not in CALENDAR_ONLY)]
     read = Read("Get-MailboxFolderPermission", "User")
     # Where the file writes it: ``calendar.<role>``, ``folders.inbox.<role>``; a path folder's under its path,
-    # which no fixed key names (file/edit.py then finds no list to edit: it reports the removal as not found).
-    at = folder if folder == "calendar" else f"folders.{folder if folder != PATH_FOLDER else '<path>'}"
+    # which a removal names (file/edit.py's Removal.folder).
+    at = folder if folder == "calendar" else f"folders.{folder if folder != PATH_FOLDER else PATH_KEY}"
     people = tuple(Right(f"{folder}_{r}", f"{label} {r.replace('_', ' ')}", True, Shape.FOLDER, "folder_grants",
-                         f"{at}.{r}", read, FolderPermission(folder, r), mark=(f"{mark}:{a}", f"{label} {x}"))
+                         f"{at}.{r}", read, FolderPermission(folder, r), mark=(f"{mark}:{a}", f"{label} {x}"),
+                         used=None if r in CALENDAR_ONLY else READS)
                    for r, x, a in roles)
     return people + (
         Right(f"{folder}_default", f"{label} Default (everyone in the organisation)", False, Shape.FOLDER,
@@ -344,15 +350,15 @@ TABLE: tuple[Right, ...] = (
     Right("mailbox", "mailbox", True, Shape.MAILBOX, "state", "address",
           Read("Get-Mailbox", "PrimarySmtpAddress"), Lifecycle("New-Mailbox", "Remove-Mailbox")),
     Right("member", "member", True, Shape.GRANT, "members", "members",
-          Read("Get-MailboxPermission", "User"), _FULL_ACCESS, mark=("FA", "Full Access")),
+          Read("Get-MailboxPermission", "User"), _FULL_ACCESS, mark=("FA", "Full Access"), used=READS),
     # Exchange Online does not report AutoMapping (see live.live_spec): read only when a row has it.
     Right("automap", "AutoMapping", False, Shape.OPTION, "members", "members[].automap",
           Read("Get-MailboxPermission", "AutoMapping"), _FULL_ACCESS),
     Right("send_as", "Send As", True, Shape.GRANT, "send_as", "send_as",
-          Read("Get-RecipientPermission", "Trustee"), _SEND_AS, mark=("SA", "Send As")),
+          Read("Get-RecipientPermission", "Trustee"), _SEND_AS, mark=("SA", "Send As"), used="SendAs"),
     Right("send_on_behalf", "Send on Behalf", True, Shape.GRANT, "send_on_behalf", "send_on_behalf",
           Read("Get-Mailbox", "GrantSendOnBehalfTo"), MailboxList("GrantSendOnBehalfTo"),
-          mark=("SoB", "Send on Behalf")),
+          mark=("SoB", "Send on Behalf"), used="SendOnBehalf"),
     Right("alias", "alias", False, Shape.ADDRESSES, "aliases", "aliases",
           Read("Get-Mailbox", "EmailAddresses"), MailboxList("EmailAddresses", proxies=True)),
     # New-Mailbox is given the file's display name: no fixed initial value.

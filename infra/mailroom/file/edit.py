@@ -48,9 +48,11 @@ class Removal:
     mailbox: str  # the mailbox's address, any case
     right: str  # a rights-table key of shape GRANT (member, send_as, send_on_behalf, ...)
     person: str  # one spelling of the person, compared by smtp_key
+    folder: str | None = None  # a path folder's path (inbox/Reports): its rows are shared by every path folder
 
     def to_dict(self) -> dict[str, str]:
-        return {"mailbox": self.mailbox, "right": self.right, "person": self.person}
+        return {"mailbox": self.mailbox, "right": self.right, "person": self.person,
+                **({"folder": self.folder} if self.folder else {})}
 
 
 @dataclass(frozen=True)
@@ -229,9 +231,9 @@ def propose_removals(texts: Mapping[str, str], removals: Iterable[Removal]) -> P
             if address is not None and isinstance(address[1], yaml.ScalarNode):
                 mailbox_at.setdefault(smtp_key(str(address[1].value)), []).append((path, entry))
     shared = _shared_lists(edits.values())
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, str, str]] = set()
     for removal in removals:
-        ident = (smtp_key(removal.mailbox), removal.right, smtp_key(removal.person))
+        ident = (smtp_key(removal.mailbox), removal.right, smtp_key(removal.person), removal.folder or "")
         if ident in seen:
             continue
         seen.add(ident)
@@ -240,7 +242,7 @@ def propose_removals(texts: Mapping[str, str], removals: Iterable[Removal]) -> P
             raise ValueError(f"{removal.right!r} is not a grant of the rights table")
         found = False
         for path, entry in mailbox_at.get(ident[0], []):
-            at = _walk(entry, row.file_key)
+            at = _walk(entry, row.file_key, removal.folder)
             if at is None:
                 continue
             key, seq = at
@@ -266,10 +268,15 @@ def propose_removals(texts: Mapping[str, str], removals: Iterable[Removal]) -> P
     return proposal
 
 
-def _walk(entry: yaml.Node, file_key: str) -> tuple[yaml.Node, yaml.Node] | None:
-    """The (key node, value node) a dotted ``file_key`` names in a mailbox's mapping."""
+def _walk(entry: yaml.Node, file_key: str, folder: str | None = None) -> tuple[yaml.Node, yaml.Node] | None:
+    """The (key node, value node) a dotted ``file_key`` names in a mailbox's mapping; a path folder's rows say
+    ``folders.<path>.<role>``, and ``folder`` is that path (one key: a folder name may hold a dot)."""
     node, found = entry, None
     for part in file_key.split("."):
+        if part == rights.PATH_KEY:
+            if folder is None:
+                return None
+            part = folder
         found = _get(node, part)
         if found is None:
             return None

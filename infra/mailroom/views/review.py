@@ -13,8 +13,9 @@ from mailroom.views.page import Provenance, frame
 VERDICT_TEXT = {"active": "ACTIVE", "unused": "UNUSED", "unknown": "UNKNOWN"}
 
 
-def _right(key: str) -> str:
-    return rights.label(key) if key in rights.BY_KEY else f"{key} folder entry"
+def _right(key: str, folder: str | None = None) -> str:
+    """The right's label; a path folder's rows by its path (inbox/Reports reviewer)."""
+    return rights.folder_label(rights.BY_KEY[key], folder)
 
 
 def summary(review: Review) -> dict[str, int]:
@@ -33,7 +34,7 @@ def render_text(review: Review) -> str:
     out = [f"access review, last {review.since_days} days: {s['active']} active, {s['unused']} unused, "
            f"{s['unknown']} unknown"]
     for r in review.rows:
-        out.append(printable(f"  {VERDICT_TEXT[r.verdict]:<8} {r.mailbox}  {_right(r.right)}  {r.person}"
+        out.append(printable(f"  {VERDICT_TEXT[r.verdict]:<8} {r.mailbox}  {_right(r.right, r.folder)}  {r.person}"
                              f"{' (group)' if r.is_group else ''}  — {_evidence(r)}"))
     if review.senders:
         out.append(f"acted on a mailbox without access in the file: {len(review.senders)}")
@@ -65,7 +66,7 @@ def render_markdown(review: Review) -> str:
            f"{s['unmanaged_senders']} unmanaged senders; {s['decommission_candidates']} decommission candidates", "",
            "| verdict | mailbox | access | person | evidence | reviewer |", "|---|---|---|---|---|---|"]
     for r in review.rows:
-        out.append(f"| {VERDICT_TEXT[r.verdict]} | {md_text(r.mailbox)} | {md_text(_right(r.right))} | "
+        out.append(f"| {VERDICT_TEXT[r.verdict]} | {md_text(r.mailbox)} | {md_text(_right(r.right, r.folder))} | "
                    f"{md_text(r.person)} | {md_text(_evidence(r))} | {md_text(r.reviewer or 'no owner')} |")
     if review.senders:
         out += ["", "## Acted without access in the file", "", "| mailbox | person | actions | last |",
@@ -86,7 +87,7 @@ CSS = ".v-active{background:#e4f6e4;color:#1b5e20}.v-unused{background:#ffd6d6;c
 def render_html(review: Review, provenance: Provenance) -> str:
     rows = "".join(
         f"<tr><td><span class='st v-{html(r.verdict)}'>{html(VERDICT_TEXT[r.verdict])}</span></td>"
-        f"<td>{html(r.mailbox)}</td><td>{html(_right(r.right))}</td><td>{html(r.person)}</td>"
+        f"<td>{html(r.mailbox)}</td><td>{html(_right(r.right, r.folder))}</td><td>{html(r.person)}</td>"
         f"<td>{html(_evidence(r))}</td><td>{html(r.reviewer or 'no owner')}</td></tr>" for r in review.rows)
     s = summary(review)
     body = [f"<p>{s['active']} active, {s['unused']} unused, {s['unknown']} unknown, last {review.since_days} "
@@ -111,6 +112,6 @@ def proposal_header(review: Review, removed: list[Row]) -> str:
     reviewers = sorted({r.reviewer for r in removed if r.reviewer})
     lines = [f"mailroom review: remove access unused for {review.since_days} days ({len(removed)} grants)", "",
              "Reviewers (the mailboxes' owners): " + (", ".join(reviewers) or "none named"), ""]
-    lines += [f"  {r.mailbox}: {_right(r.right)} of {r.person} (reviewer: {r.reviewer or 'no owner'})"
+    lines += [f"  {r.mailbox}: {_right(r.right, r.folder)} of {r.person} (reviewer: {r.reviewer or 'no owner'})"
               for r in removed]
     return "\n".join(printable(line) for line in lines) + "\n\n"

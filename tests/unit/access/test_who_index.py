@@ -140,3 +140,19 @@ def test_who_with_user_read_only_still_follows_the_groups_by_id(tenant_app: Tena
         "finance-team@contoso.com", "hr-team@contoso.com", "payroll-team@contoso.com"]
     assert [(a.mailbox, a.right, a.via) for a in found.access] == [
         ("support@contoso.com", "send_as", ("finance-team@contoso.com",))]
+
+
+def test_revoke_takes_the_person_off_a_path_folder_by_its_path(tmp_path: Path) -> None:
+    """Path folders share their rows (folder_reviewer): the removal goes by each grant's path, so only that
+    folder's line changes and nothing is left 'not found'."""
+    from mailroom.access.read import offline
+
+    text = FILE + ("    folders:\n      inbox/Reports:\n        reviewer: [bob@contoso.com, carol@contoso.com]\n"
+                   "      inbox/Archive:\n        reviewer: [carol@contoso.com]\n")
+    (tmp_path / "mailboxes.yaml").write_text(text)
+    loaded = load_desired(str(tmp_path / "mailboxes.yaml"))
+    assert loaded.desired is not None, loaded.findings
+    r = revoke(offline(loaded.desired, "bob@contoso.com"), loaded.desired, read_texts(loaded.desired.files))
+    assert sorted((x.removal.right, x.removal.folder, x.line) for x in r.proposal.removed) == [
+        ("folder_reviewer", "inbox/Reports", 17), ("member", None, 10), ("send_as", None, 11)]
+    assert not r.proposal.missing and "reviewer: [carol@contoso.com]" in r.proposal.changes[0].after

@@ -105,3 +105,12 @@ def test_a_groups_access_is_its_members_use_with_the_member_named() -> None:
     default = build(desired, {**all_recorded, "quiet@contoso.com": DEFAULT}, usage, 90, group_members=groups)
     assert {(r.mailbox, r.right, r.verdict) for r in default.rows if r.mailbox == "quiet@contoso.com"} == {
         ("quiet@contoso.com", "member", "unknown"), ("quiet@contoso.com", "send_as", "unused")}
+
+
+def test_a_path_folders_entry_is_reviewed_by_its_row_and_carries_its_path() -> None:
+    box = Mailbox("shared@contoso.com", "Shared", owner="olga@contoso.com",
+                  folders=(("inbox/Reports", FolderAccess(people=(FolderDelegate("clerk@contoso.com", "reviewer"),))),))
+    desired = Desired(("contoso.com",), None, None, (box,), ())  # type: ignore[arg-type]
+    review = build(desired, {"shared@contoso.com": WITH_BIND}, Usage(), 90)
+    assert [(r.right, r.person, r.folder, r.verdict) for r in review.rows] == [
+        ("folder_reviewer", "clerk@contoso.com", "inbox/Reports", "unused")]

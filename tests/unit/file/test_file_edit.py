@@ -151,3 +151,17 @@ def test_folder_roles_are_removed_like_grants() -> None:
         "        - eve@contoso.com"]
     with pytest.raises(ValueError, match="not a grant"):
         propose_removals({"m.yaml": text}, [Removal("a@contoso.com", "calendar_default", "x@contoso.com")])
+
+
+def test_a_path_folders_role_is_removed_by_its_path() -> None:
+    """Every path folder shares the ``folder_*`` rows: the removal names the path, which may hold a dot."""
+    text = ("mailboxes:\n  - address: a@contoso.com\n    folders:\n      inbox/Q1.Reports:\n"
+            "        reviewer: [bob@contoso.com, eve@contoso.com]\n      inbox/Archive:\n"
+            "        reviewer: [bob@contoso.com]\n")
+    proposal = propose_removals({"m.yaml": text}, [Removal("a@contoso.com", "folder_reviewer", "bob@contoso.com",
+                                                           "inbox/Q1.Reports")])
+    assert proposal.changes[0].lines == (5,) and not proposal.missing
+    assert proposal.changes[0].after.split("\n")[4:7] == [
+        "        reviewer: [eve@contoso.com]", "      inbox/Archive:", "        reviewer: [bob@contoso.com]"]
+    unnamed = propose_removals({"m.yaml": text}, [Removal("a@contoso.com", "folder_reviewer", "bob@contoso.com")])
+    assert not unnamed.changes and len(unnamed.missing) == 1  # without its path no folder is guessed
