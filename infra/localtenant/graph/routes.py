@@ -63,6 +63,17 @@ def _options(req: GraphRequest, allowed: set[str]) -> None:
                              f"The query option '{key}' is not supported by the emulator for this resource.")
 
 
+def _token_state(req: GraphRequest, token: str, fingerprint: str) -> dict[str, Any]:
+    """A $skiptoken's state, refused as Graph refuses one that is forged or belongs to another query."""
+    try:
+        state: dict[str, Any] = paging.decode(req.emu.secret, token, None)
+    except paging.SkipTokenError as err:
+        raise models.bad_request("Invalid $skiptoken.") from err
+    if state.get("f") != fingerprint:
+        raise models.bad_request("The $skiptoken does not belong to this query.")
+    return state
+
+
 def _top(req: GraphRequest, default: int, maximum: int) -> int:
     raw = req.option("$top")
     if raw is None:
@@ -100,12 +111,7 @@ def list_users(req: GraphRequest) -> wire.GraphResponse:
     token = req.option("$skiptoken")
     if token is not None:
         # The SDK does not re-send ConsistencyLevel on next pages; the token remembers it.
-        try:
-            state = paging.decode(req.emu.secret, token, None)
-        except paging.SkipTokenError as err:
-            raise models.bad_request("Invalid $skiptoken.") from err
-        if state.get("f") != fp:
-            raise models.bad_request("The $skiptoken does not belong to this query.")
+        state = _token_state(req, token, fp)
         after, advanced, first = int(state["a"]), bool(state["adv"]), False
     elif count and not eventual:
         raise models.bad_request("$count is not currently supported.")
@@ -215,12 +221,7 @@ def _directory_objects(req: GraphRequest, read: Callable[[Any], list[DirObject]]
     offset = 0
     token = req.option("$skiptoken")
     if token is not None:
-        try:
-            state = paging.decode(req.emu.secret, token, None)
-        except paging.SkipTokenError as err:
-            raise models.bad_request("Invalid $skiptoken.") from err
-        if state.get("f") != fp:
-            raise models.bad_request("The $skiptoken does not belong to this query.")
+        state = _token_state(req, token, fp)
         offset = int(state["o"])
     with req.emu.store.read() as conn:
         objs = [o for o in read(conn) if cast is None or o.kind == cast]
@@ -282,12 +283,7 @@ def list_directory_audits(req: GraphRequest) -> wire.GraphResponse:
     before = None
     token = req.option("$skiptoken")
     if token is not None:
-        try:
-            state = paging.decode(req.emu.secret, token, None)
-        except paging.SkipTokenError as err:
-            raise models.bad_request("Invalid $skiptoken.") from err
-        if state.get("f") != fp:
-            raise models.bad_request("The $skiptoken does not belong to this query.")
+        state = _token_state(req, token, fp)
         before = int(state["b"])
     with req.emu.store.read() as conn:
         rows = models.list_directory_audits(conn, filter_text, before, top + 1)

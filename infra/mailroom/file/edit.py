@@ -37,6 +37,7 @@ import yaml
 
 from mailroom.core import rights
 from mailroom.core.identity import smtp_key
+from mailroom.file.merge import trim_notes
 from mailroom.file.source import Document, SourceError, loads
 
 # The keys a list entry written as a mapping names its person by (members: user/group).
@@ -178,16 +179,6 @@ def _item_person(item: yaml.Node) -> str:
     return ""
 
 
-def _blank_or_comment(line: str) -> bool:
-    return not line.strip() or line.lstrip().startswith("#")
-
-
-def _trim(lines: list[str], start: int, end: int) -> int:
-    while end > start + 1 and _blank_or_comment(lines[end - 1]):
-        end -= 1
-    return end
-
-
 def _stop(lines: list[str], end: yaml.Mark) -> int:
     """The 0-based line a block list's lines end before: PyYAML ends a block collection where the next token
     starts (the next key's line), or, at the end of the file, just after its last character."""
@@ -324,12 +315,12 @@ def _apply(e: _FileEdit) -> FileChange | None:
             cr = "\r" if line.endswith("\r") else ""
             comment = _comment_at(line.rstrip("\r"), key.end_mark.column + 1)
             emptied = line[:key.end_mark.column] + ": []" + comment + cr
-            replace.append((key_line, _trim(lines, key_line, stop), [emptied]))
+            replace.append((key_line, trim_notes(lines, key_line, stop), [emptied]))
             continue
         starts = [item.start_mark.line for item in seq.value]
         bounds = starts[1:] + [stop]
         for i in sorted(drop):
-            replace.append((starts[i], _trim(lines, starts[i], bounds[i]), []))
+            replace.append((starts[i], trim_notes(lines, starts[i], bounds[i]), []))
     if not replace:
         return None
     out = list(lines)

@@ -35,7 +35,7 @@ def _blank_or_comment(line: str) -> bool:
     return not line.strip() or line.lstrip().startswith("#")
 
 
-def _trim(lines: list[str], start: int, end: int) -> int:
+def trim_notes(lines: list[str], start: int, end: int) -> int:
     """``end`` moved up past trailing blank and comment-only lines (they belong to what follows)."""
     while end > start + 1 and _blank_or_comment(lines[end - 1]):
         end -= 1
@@ -143,13 +143,14 @@ def _edit_members(edits: _Edits, value: yaml.SequenceNode, end: int, new: Mailbo
     starts = [item.start_mark.line for item in items] + [end]
     keys = [_member_key(item) for item in items]
     for i, key in enumerate(keys):
-        span_end = _trim(lines, starts[i], starts[i + 1])
+        span_end = trim_notes(lines, starts[i], starts[i + 1])
         if key not in after:
             edits.replace(starts[i], span_end, [])
         elif before.get(key) != after[key]:
             edits.replace(starts[i], span_end, render(key))
     for key in sorted(set(after) - set(keys)):
-        at = next((starts[i] for i, k in enumerate(keys) if k > key), _trim(lines, starts[0], end) if items else end)
+        last = trim_notes(lines, starts[0], end) if items else end
+        at = next((starts[i] for i, k in enumerate(keys) if k > key), last)
         edits.replace(at, at, render(key))
 
 
@@ -181,7 +182,7 @@ def merge(docs: Mapping[str, Document], texts: Mapping[str, str], existing: Mapp
             if not in_scope(key) or key in unreadable or mb.state is State.ABSENT:
                 continue
             raw_end = min(starts[i + 1], len(lines))
-            entry_end = _trim(lines, starts[i], raw_end)
+            entry_end = trim_notes(lines, starts[i], raw_end)
             new = tenant.get(key)
             if new is None:
                 # Gone from the tenant: the entry goes, with the blank line that set it apart.
@@ -218,7 +219,7 @@ def _edit_entry(e: _Edits, node: yaml.Node, entry_end: int, text: str, old: Mail
     def span(k: yaml.Node) -> tuple[int, int]:
         start = k.start_mark.line
         nxt = next(s for s in key_starts if s > start) if start < entry_end else entry_end
-        return start, _trim(lines, start, min(nxt, entry_end))
+        return start, trim_notes(lines, start, min(nxt, entry_end))
 
     changed = []
     for key in KEYS:
@@ -259,5 +260,5 @@ def _append(e: _Edits, doc: Document, entries: list[Entry], defaults: Defaults) 
         line = listed[0].start_mark.line
         e.replace(line, line + 1, ["mailboxes:", *body[1:]])
     else:
-        end = _trim(lines, listed[1].start_mark.line, min(listed[1].end_mark.line, len(lines)))
+        end = trim_notes(lines, listed[1].start_mark.line, min(listed[1].end_mark.line, len(lines)))
         e.replace(end, end, body)
