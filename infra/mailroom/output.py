@@ -63,3 +63,9 @@ def document(command: str, body: dict[str, Any]) -> str:
 
 def print_document(command: str, body: dict[str, Any]) -> None:
     sys.stdout.write(document(command, body) + "\n")
+
+
+def write_file(path: str, text: str) -> None:
+    """A report to a file (an OSError names the file: the error handler's one-line failure)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)

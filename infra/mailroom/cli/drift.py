@@ -43,9 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_common(p)
     # --json as everywhere; an optional FILE keeps the older `--json drift.json` working.
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                   help="print the report as exactly one JSON document on stdout (format_version 1) and nothing "
-                        "else; with FILE, write it there instead")
+    options.add_json_or_file(p, "the report")
     options.add_markdown(p, "the report")
     options.add_html(p, "the report: provenance, findings, and every mailbox's access (managed and unmanaged), "
                         "print-ready")
@@ -90,15 +88,15 @@ def run(args: argparse.Namespace) -> int:
     if not as_json:
         sys.stdout.write(report.render_text(found, resolved))
     if args.json and not as_json:
-        _write(args.json, report.render_json(found, resolved, stats))
+        output.write_file(args.json, report.render_json(found, resolved, stats))
     if args.markdown:
-        _write(args.markdown, report.render_markdown(found, resolved))
+        output.write_file(args.markdown, report.render_markdown(found, resolved))
     if args.html:
         made = Provenance(prepared.stack, prepared.tenant.tenant_id, commit_of(prepared.file.parent), generated,
                           report.coverage(prepared.desired, result), "mailroom drift")
-        _write(args.html, report.render_html(found, prepared.desired, result, generated, made))
+        output.write_file(args.html, report.render_html(found, prepared.desired, result, generated, made))
     if args.csv:
-        _write(args.csv, report.render_csv(found, prepared.desired, result))
+        output.write_file(args.csv, report.render_csv(found, prepared.desired, result))
     code = error_handler.ERROR if result.errors else (error_handler.CHANGES if found else error_handler.OK)
     log.end_run("error" if result.errors else ("drift" if found else "clean"), {"findings": len(found), **stats})
     remediation: apply_cmd.Applied | None = None
@@ -124,8 +122,3 @@ def _remediate(args: argparse.Namespace, drifted: Run, as_json: bool) -> apply_c
     if not as_json:
         sys.stdout.write(done.render_text())
     return done
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)

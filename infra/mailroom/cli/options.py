@@ -36,6 +36,13 @@ def add_json(p: argparse._ActionsContainer, what: str = "the result") -> None:
                         "else")
 
 
+def add_json_or_file(p: argparse.ArgumentParser, what: str) -> None:
+    """``--json`` as everywhere; an optional FILE writes the document there instead (a report's other formats)."""
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help=f"print {what} as exactly one JSON document on stdout (format_version 1) and nothing "
+                        "else; with FILE, write it there instead")
+
+
 def add_markdown(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--markdown", metavar="FILE", help=f"also write {what} as Markdown to FILE")
 

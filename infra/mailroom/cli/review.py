@@ -62,9 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_common(p)
     p.add_argument("--since", type=since, default=timedelta(days=90), metavar="DAYS",
                    help="the window, in days (default 90d; at most 180d, what Audit Standard keeps)")
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                   help="print the review as exactly one JSON document on stdout (format_version 1) and nothing "
-                        "else; with FILE, write it there instead")
+    options.add_json_or_file(p, "the review")
     options.add_markdown(p, "the review")
     options.add_html(p, "the review")
     p.add_argument("--propose", metavar="FILE", help="write the removal of unused access as a patch to FILE")
@@ -103,16 +101,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(view.render_text(result))
         if args.json:
-            _write(args.json, output.document("review", body) + "\n")
+            output.write_file(args.json, output.document("review", body) + "\n")
     if args.markdown:
-        _write(args.markdown, view.render_markdown(result))
+        output.write_file(args.markdown, view.render_markdown(result))
     if args.html:
         generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
         coverage = (f"{stats.mailboxes} shared mailboxes read", f"{stats.records:,} audit records",
                     f"{stats.trace_queries} message trace queries")
         provenance = Provenance(prepared.stack, prepared.tenant.tenant_id, commit_of(prepared.file.parent), generated,
                                 coverage, f"mailroom review --since {args.since.days}d")
-        _write(args.html, view.render_html(result, provenance))
+        output.write_file(args.html, view.render_html(result, provenance))
     return error_handler.CHANGES if result.unused or result.senders else error_handler.OK
 
 
@@ -125,8 +123,3 @@ def _records_bar(done: int, total: int) -> None:
               file=sys.stderr, flush=True)
         if done >= total:
             print(file=sys.stderr)
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
