@@ -35,6 +35,7 @@ from typing import Any
 
 from localtenant.directory import DirObject, get_many
 from localtenant.exchange.models import CmdletError
+from localtenant.exchange.params import binding_error
 
 # FolderType → (ContainerClass, name per language). [doc: get-mailboxfolderstatistics] FolderType is not
 # localized; Name and FolderPath are.
@@ -228,10 +229,9 @@ def parse_rights(values: Sequence[str], folder: Folder) -> frozenset[str]:
     for value in values:
         name = names.get(value.lower())
         if name is None:
-            raise CmdletError(400, "System.Management.Automation.ParameterBindingException",
-                              f"Cannot process argument transformation on parameter 'AccessRights'. Cannot convert "
-                              f'value "{value}" to type "Microsoft.Exchange.Management.StoreTasks.'
-                              f'MailboxFolderAccessRight[]".')
+            raise binding_error(f"Cannot process argument transformation on parameter 'AccessRights'. Cannot "
+                                f'convert value "{value}" to type "Microsoft.Exchange.Management.StoreTasks.'
+                                f'MailboxFolderAccessRight[]".')
         if name in CALENDAR_ONLY and not folder.is_calendar:
             # [uncertain] exception type and text; the documentation says these roles apply to calendars only.
             raise CmdletError(400, _STORE + "InvalidParamException",
@@ -248,10 +248,9 @@ def parse_flags(values: Sequence[str] | None) -> tuple[str, ...] | None:
     for value in values:
         name = names.get(value.lower())
         if name is None:
-            raise CmdletError(400, "System.Management.Automation.ParameterBindingException",
-                              f"Cannot process argument transformation on parameter 'SharingPermissionFlags'. "
-                              f'Cannot convert value "{value}" to type "Microsoft.Exchange.Data.Storage.'
-                              f'MailboxFolderPermissionFlags".')
+            raise binding_error(f"Cannot process argument transformation on parameter 'SharingPermissionFlags'. "
+                                f'Cannot convert value "{value}" to type "Microsoft.Exchange.Data.Storage.'
+                                f'MailboxFolderPermissionFlags".')
         if name != "None":
             out.append(name)
     return tuple(f for f in FLAGS if f in out)
